@@ -1,0 +1,1332 @@
+"""Python client for Rebyte's v1 task API: spawn cloud coding-agent tasks and follow them.
+
+    from rebyte_client import RebyteClient
+    client = RebyteClient()                      # key from REBYTE_API_KEY
+    task = client.create_task("Add unit tests", skills=["deep-research"])
+    print(task["url"])                           # live at once: give it to the user
+    done = client.wait_for_task(task["id"])
+    print(done["status"], client.get_result(task["id"]))
+
+A library: it never prints or exits. Every failure is a subclass of `RebyteError`.
+Only `requests` is needed, and it is imported on first use, so importing this
+module (for its errors or validators) costs nothing.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import mimetypes
+import os
+import random
+import re
+import time
+import urllib.parse
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RebyteClient",
+    "RebyteError",
+    "InputError",
+    "ConfigurationError",
+    "APIError",
+    "AuthenticationError",
+    "NotFoundError",
+    "ValidationError",
+    "RateLimitError",
+    "ServerError",
+    "UploadError",
+    "MalformedResponseError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "OutcomeUnknownError",
+    "WaitTimeoutError",
+    "normalize_github_repo",
+    "is_terminal",
+    "DEFAULT_BASE_URL",
+    "API_KEY_URL",
+]
+
+DEFAULT_BASE_URL = "https://api.rebyte.ai/v1"
+API_KEY_URL = "https://app.rebyte.ai/settings/api-keys"
+
+MAX_PROMPT_CHARS = 100_000
+MAX_FILENAME_CHARS = 255
+MAX_TASK_ID_CHARS = 128
+MAX_PAGE_SIZE = 100
+VISIBILITIES = ("private", "shared", "public")
+EXECUTORS = ("opencode", "claude", "gemini", "codex")
+TASK_TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+PROMPT_TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_CREATE_TIMEOUT = 600.0
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_WAIT_TIMEOUT = 3600.0
+
+# Retry pacing, after the OpenAI and Anthropic SDKs: 0.5 s doubling to 8 s, with jitter.
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-rebyte-request-id")
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+
+logger = logging.getLogger("rebyte")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class RebyteError(Exception):
+    """Base of every error this client raises."""
+
+
+class InputError(RebyteError, ValueError):
+    """A bad argument, caught before anything was sent."""
+
+
+class ConfigurationError(RebyteError):
+    """No usable API key or base URL: nothing was sent."""
+
+
+class APIError(RebyteError):
+    """The API (or the storage host) answered with an error."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Optional[int] = None,
+        code: Optional[str] = None,
+        request_id: Optional[str] = None,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        details = [f"HTTP {self.status}"] if self.status else []
+        if self.code:
+            details.append(self.code)
+        if self.request_id:
+            details.append(f"request id {self.request_id}")
+        return f"{self.message} ({', '.join(details)})" if details else self.message
+
+
+class AuthenticationError(APIError):
+    """401 or 403: the key is missing, wrong, or lacks a scope."""
+
+
+class NotFoundError(APIError):
+    """404: no such task (or it was deleted)."""
+
+
+class ValidationError(APIError):
+    """400 or 422: the API rejected the request's content."""
+
+
+class RateLimitError(APIError):
+    """429 after the allowed retries; `retry_after` is the server's hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """5xx after the allowed retries."""
+
+
+class UploadError(APIError):
+    """The storage host refused the file (often an expired upload URL)."""
+
+
+class MalformedResponseError(APIError):
+    """A success status with a body that is not what the contract promises."""
+
+
+class APIConnectionError(RebyteError):
+    """The server could not be reached or the connection broke.
+
+    `maybe_sent` is False only when no connection was ever made, so the
+    server cannot have seen the request.
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
+
+
+class APITimeoutError(APIConnectionError):
+    """No answer within the configured timeout."""
+
+
+class OutcomeUnknownError(RebyteError):
+    """A create or follow-up failed after the server may have acted on it.
+
+    It is not retried, since a second try could start a second VM or run the
+    prompt twice; `hint` says how to check what happened.
+    """
+
+    def __init__(self, message: str, *, hint: str, cause: Optional[BaseException] = None):
+        super().__init__(f"{message}; {hint}")
+        self.hint = hint
+        self.cause = cause
+
+
+class WaitTimeoutError(RebyteError):
+    """The wait ran out while the task (or prompt) was still running."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        prompt_id: Optional[str] = None,
+        last_task: Optional[dict] = None,
+        last_error: Optional[BaseException] = None,
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.prompt_id = prompt_id
+        self.last_task = last_task
+        self.last_error = last_error
+
+
+# ----------------------------------------------------------------------- validation
+
+
+_GITHUB_OWNER = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})"
+_GITHUB_REPO = r"[A-Za-z0-9._-]{1,100}"
+_GITHUB_SHORT = re.compile(rf"({_GITHUB_OWNER})/({_GITHUB_REPO})")
+_GITHUB_URL = re.compile(
+    rf"(?:https?://)?(?:www\.)?github\.com/({_GITHUB_OWNER})/({_GITHUB_REPO}?)(?:\.git)?/?"
+)
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def normalize_github_repo(value: str) -> str:
+    """Return `owner/repo` for `owner/repo` or a github.com URL; raise InputError otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError("GitHub repository must be given as owner/repo")
+    text = value.strip()
+    match = _GITHUB_SHORT.fullmatch(text) or _GITHUB_URL.fullmatch(text)
+    if not match or match.group(2) in (".", "..", ""):
+        raise InputError(
+            f"not a GitHub repository: {value!r} (use owner/repo or https://github.com/owner/repo)"
+        )
+    return f"{match.group(1)}/{match.group(2)}"
+
+
+def is_terminal(status: Optional[str]) -> bool:
+    """True for a task or prompt status that will not change without a new prompt."""
+    return status in TASK_TERMINAL_STATUSES or status in PROMPT_TERMINAL_STATUSES
+
+
+def _check_prompt(prompt: Any) -> str:
+    if not isinstance(prompt, str):
+        raise InputError("prompt must be a string")
+    if not prompt.strip():
+        raise InputError("prompt is empty")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(
+            f"prompt is {len(prompt):,} characters; the API takes at most {MAX_PROMPT_CHARS:,}"
+        )
+    return prompt
+
+
+def _check_task_id(task_id: Any) -> str:
+    """Reject ids that could never name a task, and ids that would change the route."""
+    if not isinstance(task_id, str) or not task_id:
+        raise InputError("task id is empty")
+    if len(task_id) > MAX_TASK_ID_CHARS:
+        raise InputError(f"task id is longer than {MAX_TASK_ID_CHARS} characters")
+    if _CONTROL_OR_SPACE.search(task_id):
+        raise InputError(f"task id {task_id!r} contains spaces or control characters")
+    if task_id in (".", ".."):
+        raise InputError(f"task id {task_id!r} is not valid")
+    return task_id
+
+
+def _check_string_list(values: Any, what: str) -> List[str]:
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise InputError(f"{what} must be a list of strings")
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{what} must be non-empty strings, got {value!r}")
+    return list(values)
+
+
+def _check_file_refs(files: Any) -> List[Dict[str, str]]:
+    if not isinstance(files, (list, tuple)):
+        raise InputError('files must be a list of {"id", "filename"} from upload_file()')
+    refs = []
+    for ref in files:
+        if not (
+            isinstance(ref, dict)
+            and isinstance(ref.get("id"), str)
+            and ref.get("id")
+            and isinstance(ref.get("filename"), str)
+            and ref.get("filename")
+        ):
+            raise InputError(
+                f'each file must be {{"id", "filename"}} as returned by upload_file(), got {ref!r}'
+            )
+        refs.append({"id": ref["id"], "filename": ref["filename"]})
+    return refs
+
+
+def _check_optional_string(value: Any, what: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{what} must be a non-empty string")
+    return value
+
+
+def _check_int(value: Any, what: str, low: int, high: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{what} must be a whole number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise InputError(f"{what} must be {bounds}, got {value}")
+    return value
+
+
+def _check_upload_path(path: Any) -> Tuple[str, str, int]:
+    """Return (path, file name, size) of a regular, readable file with an acceptable name."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise InputError("file path is empty")
+    path = os.fspath(path)
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        raise InputError(f"no such file: {path}")
+    if not os.path.isfile(path):
+        raise InputError(f"not a regular file: {path}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"file is not readable: {path}")
+    if len(name) > MAX_FILENAME_CHARS:
+        raise InputError(f"file name is {len(name)} characters; the API takes at most 255")
+    return path, name, os.path.getsize(path)
+
+
+# --------------------------------------------------------------------- configuration
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigurationError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigurationError(f"{name} must be 0 or more, got {raw!r}")
+    return value
+
+
+def _check_positive(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(url: Any) -> str:
+    """Accept https anywhere, plain http only on loopback: the key must not travel in clear."""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError("base URL is empty")
+    text = url.strip()
+    try:
+        parts = urllib.parse.urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigurationError(f"malformed base URL: {text!r}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigurationError(f"malformed base URL: {text!r} (expected e.g. {DEFAULT_BASE_URL})")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(
+            f"base URL must not carry a query, fragment or credentials: {text!r}"
+        )
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ConfigurationError(
+            f"refusing plain http:// to {host}: the API key would cross the network "
+            "unencrypted; use https:// (http:// is allowed only for loopback hosts)"
+        )
+    return text.rstrip("/")
+
+
+def _check_api_key(key: Any) -> str:
+    if key is None or (isinstance(key, str) and not key.strip()):
+        raise ConfigurationError(
+            f"no API key: set REBYTE_API_KEY (get a key at {API_KEY_URL}, then "
+            'export REBYTE_API_KEY="rbk_...")'
+        )
+    if not isinstance(key, str) or _CONTROL_OR_SPACE.search(key.strip()):
+        raise ConfigurationError(
+            f"the API key contains spaces or control characters; copy it again from {API_KEY_URL}"
+        )
+    return key.strip()
+
+
+def _redact_key(key: str) -> str:
+    return f"{key[:4]}…redacted" if len(key) > 8 else "…redacted"
+
+
+def _without_query(url: str) -> str:
+    """Drop the query: an upload URL's signature is a credential too."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Parse Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _import_requests():
+    try:
+        import requests  # noqa: PLC0415 - kept lazy so that start-up stays fast
+    except ImportError:
+        raise ImportError(
+            "the Rebyte client needs the 'requests' package: python3 -m pip install requests"
+        ) from None
+    return requests
+
+
+# ----------------------------------------------------------------------- the client
+
+
+class _ProgressReader:
+    """A file wrapper that reports bytes read, so an upload can show progress without buffering."""
+
+    def __init__(self, handle, total: int, progress: Optional[Callable[[int, int], None]]):
+        self._handle = handle
+        self._total = total
+        self._sent = 0
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return self._total
+
+    def read(self, size: int = -1) -> bytes:
+        # Large reads whatever the transport asks for: fewer system calls, same memory bound.
+        chunk = self._handle.read(max(size, UPLOAD_CHUNK_BYTES) if size and size > 0 else -1)
+        if chunk and self._progress is not None:
+            self._sent += len(chunk)
+            self._progress(self._sent, self._total)
+        return chunk
+
+
+class RebyteClient:
+    """A client for the Rebyte v1 API.
+
+    Configuration comes from the arguments, then the environment
+    (`REBYTE_API_KEY`, `REBYTE_BASE_URL`, `REBYTE_CONNECT_TIMEOUT`,
+    `REBYTE_READ_TIMEOUT`, `REBYTE_CREATE_TIMEOUT`, `REBYTE_MAX_RETRIES`).
+
+    One client may be shared across threads: it keeps one `requests.Session`
+    whose connection pool (`pool_size` connections per host) is safe for
+    concurrent requests, and it holds no other mutable state.
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        *,
+        base_url: Optional[str] = None,
+        connect_timeout: Optional[float] = None,
+        read_timeout: Optional[float] = None,
+        create_timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        total_timeout: Optional[float] = None,
+        pool_size: int = 16,
+        user_agent: Optional[str] = None,
+    ) -> None:
+        self._api_key = _check_api_key(
+            api_key if api_key is not None else os.environ.get("REBYTE_API_KEY")
+        )
+        self.base_url = _check_base_url(
+            base_url
+            if base_url is not None
+            else os.environ.get("REBYTE_BASE_URL") or DEFAULT_BASE_URL
+        )
+        self.connect_timeout = (
+            _check_positive(connect_timeout, "connect timeout")
+            if connect_timeout is not None
+            else _env_float("REBYTE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+        )
+        self.read_timeout = (
+            _check_positive(read_timeout, "read timeout")
+            if read_timeout is not None
+            else _env_float("REBYTE_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)
+        )
+        self.create_timeout = (
+            _check_positive(create_timeout, "create timeout")
+            if create_timeout is not None
+            else _env_float("REBYTE_CREATE_TIMEOUT", DEFAULT_CREATE_TIMEOUT)
+        )
+        if max_retries is None:
+            max_retries = _env_int("REBYTE_MAX_RETRIES", DEFAULT_MAX_RETRIES)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max retries must be 0 or more, got {max_retries!r}")
+        self.max_retries = max_retries
+        # An upper bound on one call, retries and pauses included (None: attempts x timeouts).
+        self.total_timeout = (
+            _check_positive(total_timeout, "total timeout") if total_timeout is not None else None
+        )
+        self.user_agent = user_agent or f"skill-as-a-service/{__version__}"
+        # Seams for tests and simulations: how to wait, and what time it is.
+        self._sleep: Callable[[float], None] = time.sleep
+        self._clock: Callable[[], float] = time.monotonic
+
+        self._requests = _import_requests()
+        self._session = self._requests.Session()
+        adapter = self._requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=pool_size, max_retries=0
+        )
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers["User-Agent"] = self.user_agent
+
+    def __repr__(self) -> str:
+        return f"RebyteClient(base_url={self.base_url!r}, api_key={_redact_key(self._api_key)!r})"
+
+    def __enter__(self) -> RebyteClient:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    # -------------------------------------------------------------- tasks
+
+    def create_task(
+        self,
+        prompt: str,
+        *,
+        executor: Optional[str] = None,
+        model: Optional[str] = None,
+        skills: Optional[Iterable[str]] = None,
+        files: Optional[Iterable[dict]] = None,
+        github_url: Optional[str] = None,
+        branch_name: Optional[str] = None,
+        workspace_id: Optional[str] = None,
+    ) -> dict:
+        """Create a task; blocks while its VM is provisioned, then returns `{"id", "url", ...}`.
+
+        Retried only where the server certainly did nothing (429, no connection):
+        any other failure after sending raises OutcomeUnknownError.
+        """
+        body = self.task_body(
+            prompt,
+            executor=executor,
+            model=model,
+            skills=skills,
+            files=files,
+            github_url=github_url,
+            branch_name=branch_name,
+            workspace_id=workspace_id,
+        )
+        hint = (
+            "the task may have been created: check with `rebyte_cli.py list --limit 5` "
+            "before creating it again"
+        )
+        task = self._send_once_only(
+            "POST", "/tasks", body, hint=hint, read_timeout=self.create_timeout
+        )
+        return self._expect_fields(task, ("id",), "create task", unknown_outcome_hint=hint)
+
+    @staticmethod
+    def task_body(
+        prompt: str,
+        *,
+        executor: Optional[str] = None,
+        model: Optional[str] = None,
+        skills: Optional[Iterable[str]] = None,
+        files: Optional[Iterable[dict]] = None,
+        github_url: Optional[str] = None,
+        branch_name: Optional[str] = None,
+        workspace_id: Optional[str] = None,
+    ) -> dict:
+        """The validated JSON body of POST /v1/tasks: only the fields the caller gave."""
+        body: Dict[str, Any] = {"prompt": _check_prompt(prompt)}
+        if executor is not None:
+            body["executor"] = _check_optional_string(executor, "executor")
+        if model is not None:
+            body["model"] = _check_optional_string(model, "model")
+        if skills is not None:
+            body["skills"] = _check_string_list(skills, "skills")
+        if files is not None:
+            body["files"] = _check_file_refs(files)
+        if github_url is not None:
+            body["githubUrl"] = normalize_github_repo(github_url)
+        if branch_name is not None:
+            body["branchName"] = _check_optional_string(branch_name, "branch name")
+        if workspace_id is not None:
+            body["workspaceId"] = _check_optional_string(workspace_id, "workspace id")
+        return body
+
+    def describe_request(self, method: str, path: str, body: Optional[dict] = None) -> dict:
+        """What a call would send, with the key redacted: for dry runs and logs."""
+        headers = {"API_KEY": _redact_key(self._api_key), "User-Agent": self.user_agent}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return {"method": method, "url": self.base_url + path, "headers": headers, "json": body}
+
+    def get_task(self, task_id: str, *, _deadline: Optional[float] = None) -> dict:
+        """The task with its derived `status` and its `prompts`."""
+        task = self._request("GET", self._task_path(task_id), deadline=_deadline)
+        return self._expect_fields(task, ("id",), "get task")
+
+    def list_tasks(self, limit: int = 50, offset: int = 0) -> dict:
+        """One page, newest first: `{"data", "total", "limit", "offset"}`."""
+        params = {
+            "limit": _check_int(limit, "limit", 1, MAX_PAGE_SIZE),
+            "offset": _check_int(offset, "offset", 0),
+        }
+        page = self._request("GET", "/tasks", params=params)
+        page = self._expect_fields(page, ("data",), "list tasks")
+        if not isinstance(page["data"], list):
+            raise MalformedResponseError("list tasks: `data` is not a list", status=200)
+        return page
+
+    def iter_tasks(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict]:
+        """Every task, newest first, page by page; a task already yielded is not repeated."""
+        _check_int(page_size, "page size", 1, MAX_PAGE_SIZE)
+        seen = set()
+        offset = 0
+        while True:
+            page = self.list_tasks(limit=page_size, offset=offset)
+            for task in page["data"]:
+                task_id = task.get("id") if isinstance(task, dict) else None
+                if task_id in seen:
+                    continue
+                seen.add(task_id)
+                yield task
+            offset += len(page["data"])
+            total = page.get("total")
+            if len(page["data"]) < page_size or (isinstance(total, int) and offset >= total):
+                return
+
+    def follow_up(
+        self,
+        task_id: str,
+        prompt: str,
+        skills: Optional[Iterable[str]] = None,
+        files: Optional[Iterable[dict]] = None,
+    ) -> dict:
+        """Send another prompt to a task (its VM is resumed if stopped); returns `{"promptId"}`."""
+        path = self._task_path(task_id, "prompts")
+        body: Dict[str, Any] = {"prompt": _check_prompt(prompt)}
+        if skills is not None:
+            body["skills"] = _check_string_list(skills, "skills")
+        if files is not None:
+            body["files"] = _check_file_refs(files)
+        hint = (
+            f"the follow-up may have been sent: check with `rebyte_cli.py get {task_id}` "
+            "before sending it again"
+        )
+        answer = self._send_once_only("POST", path, body, hint=hint)
+        return self._expect_fields(answer, ("promptId",), "follow up", unknown_outcome_hint=hint)
+
+    def set_visibility(self, task_id: str, visibility: str = "public") -> dict:
+        """Set who can see a task; `shareUrl` comes back when it is public."""
+        if visibility not in VISIBILITIES:
+            raise InputError(
+                f"visibility must be one of {', '.join(VISIBILITIES)}, got {visibility!r}"
+            )
+        answer = self._request(
+            "PATCH", self._task_path(task_id, "visibility"), json_body={"visibility": visibility}
+        )
+        return self._expect_fields(answer, ("visibility",), "set visibility")
+
+    def delete_task(self, task_id: str) -> None:
+        """Soft-delete a task. A retry that finds it already gone counts as success."""
+        self._request("DELETE", self._task_path(task_id), expect_json=False, gone_is_done=True)
+
+    def cancel_task(self, task_id: str) -> dict:
+        """Stop the running prompt; the task still takes follow-ups afterwards."""
+        answer = self._request("POST", self._task_path(task_id, "cancel"), idempotent=True)
+        return answer if isinstance(answer, dict) else {}
+
+    def get_task_content(self, task_id: str, *, include_events: bool = False) -> dict:
+        """The prompts with `userPrompt` and the agent's `response`."""
+        params = {"include": "events"} if include_events else None
+        content = self._request("GET", self._task_path(task_id, "content"), params=params)
+        return self._expect_fields(content, ("prompts",), "get task content")
+
+    def get_result(self, task_id: str, prompt_id: Optional[str] = None) -> Optional[str]:
+        """The agent's answer to a prompt (the latest by default), or None if there is none yet."""
+        task = self.get_task(task_id)
+        prompts = task.get("prompts") if isinstance(task.get("prompts"), list) else []
+        latest_id = prompts[-1].get("id") if prompts and isinstance(prompts[-1], dict) else None
+        if (prompt_id is None or prompt_id == latest_id) and isinstance(
+            task.get("finalResult"), str
+        ):
+            return task["finalResult"]
+        try:
+            content = self.get_task_content(task_id)
+        except NotFoundError:
+            return None
+        entries = [p for p in content.get("prompts") or [] if isinstance(p, dict)]
+        if prompt_id is not None:
+            entries = [p for p in entries if p.get("id") == prompt_id]
+        if not entries:
+            return None
+        response = entries[-1].get("response")
+        return response if isinstance(response, str) else None
+
+    # -------------------------------------------------------------- files
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        content_type: Optional[str] = None,
+        progress: Optional[Callable[[int, int], None]] = None,
+    ) -> dict:
+        """Upload a file for a task; returns `{"id", "filename"}` for `create_task(files=...)`.
+
+        The bytes are streamed from disk with their Content-Length (constant memory),
+        straight to the storage host, which never sees the API key. `progress` is
+        called with (bytes sent, total bytes).
+        """
+        path, name, size = _check_upload_path(path)
+        content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        slot = self._request(
+            "POST", "/files", json_body={"filename": name, "contentType": content_type}
+        )
+        slot = self._expect_fields(slot, ("id", "filename", "uploadUrl"), "create upload slot")
+        self._put_file(slot["uploadUrl"], path, size, content_type, progress)
+        return {"id": slot["id"], "filename": slot["filename"]}
+
+    def _put_file(self, url, path, size, content_type, progress) -> None:
+        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        shown_url = _without_query(url)
+
+        def attempt(timeout):
+            # A fresh handle per attempt: a retried PUT starts the file from its first byte.
+            with open(path, "rb") as handle:
+                body = _ProgressReader(handle, size, progress) if size else b""
+                return self._session.put(
+                    url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                )
+
+        response = self._with_retries("PUT", shown_url, attempt, idempotent=True)
+        if response.status_code >= 400:
+            error = self._error_from_response("PUT", shown_url, response)
+            reason = (
+                "the upload URL expired or its signature was refused"
+                if response.status_code == 403
+                else error.message
+            )
+            raise UploadError(
+                f"the storage host refused the upload: {reason}",
+                status=response.status_code,
+                code=error.code,
+                request_id=error.request_id,
+                method="PUT",
+                url=shown_url,
+            )
+
+    # -------------------------------------------------------------- waiting
+
+    def wait_for_task(
+        self,
+        task_id: str,
+        *,
+        prompt_id: Optional[str] = None,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+        poll_interval: float = 2.0,
+        max_poll_interval: float = 10.0,
+        backoff: float = 1.5,
+        on_status: Optional[Callable[[dict], None]] = None,
+    ) -> dict:
+        """Poll until the task (or, with `prompt_id`, that prompt) is terminal; return the task.
+
+        Right after a follow-up the task may still read `completed` from the
+        previous prompt, so waiting on a follow-up means passing its `prompt_id`.
+        Transient failures are ridden out until the deadline; on timeout a
+        WaitTimeoutError carries the last task seen.
+        """
+        _check_task_id(task_id)
+        timeout = _check_positive(timeout, "wait timeout")
+        interval = _check_positive(poll_interval, "poll interval")
+        max_interval = max(interval, _check_positive(max_poll_interval, "max poll interval"))
+        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or backoff < 1:
+            raise InputError(f"backoff must be a number of at least 1, got {backoff!r}")
+        deadline = self._clock() + timeout
+        last_task: Optional[dict] = None
+        last_error: Optional[BaseException] = None
+        last_seen_state = None
+        while True:
+            try:
+                task = self.get_task(task_id, _deadline=deadline)
+                last_task, last_error = task, None
+            except (
+                APIConnectionError,
+                ServerError,
+                RateLimitError,
+                MalformedResponseError,
+            ) as error:
+                last_error = error
+                logger.debug("wait %s: transient failure, still waiting: %s", task_id, error)
+            else:
+                state = _progress_state(task)
+                if state != last_seen_state:
+                    last_seen_state = state
+                    if on_status is not None:
+                        on_status(task)
+                if _is_done(task, prompt_id):
+                    return task
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                what = f"prompt {prompt_id} of task {task_id}" if prompt_id else f"task {task_id}"
+                status = (last_task or {}).get("status", "unknown")
+                raise WaitTimeoutError(
+                    f"timed out after {timeout:g}s waiting for {what} (last status: {status})",
+                    task_id=task_id,
+                    prompt_id=prompt_id,
+                    last_task=last_task,
+                    last_error=last_error,
+                )
+            self._sleep(min(interval, remaining))
+            interval = min(interval * backoff, max_interval)
+
+    # -------------------------------------------------------------- events
+
+    def iter_events(
+        self,
+        task_id: str,
+        *,
+        prompt_id: Optional[str] = None,
+        reconnect_delay: float = 1.0,
+        max_reconnects: int = 50,
+    ) -> Iterator[dict]:
+        """Yield the agent's events for the latest prompt (or `prompt_id`) as they come.
+
+        Each event is the server's data object (`seq`, `eventType`, `payload`, ...).
+        The last item has `eventType: "done"` with `status`, `lastSeq` and `finalResult`.
+        Each connection replays from the start, so events are de-duplicated on
+        `eventKey` (else prompt and seq); a dropped stream is resumed; an early
+        empty `done` (lastSeq -1) means "not started yet", not the end. Every read
+        has the client's read timeout, and reconnects without progress are bounded.
+        """
+        path = self._task_path(task_id, "events")
+        seen = set()
+        failures = 0
+        reconnects = 0
+        last_contact = self._clock()
+        while True:
+            progressed = False
+            try:
+                for kind, data in self._stream_sse(path):
+                    if kind == "open":
+                        last_contact = self._clock()
+                    elif kind == "event":
+                        if prompt_id is not None and data.get("promptId") not in (None, prompt_id):
+                            continue
+                        key = data.get("eventKey") or (data.get("promptId"), data.get("seq"))
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        progressed = True
+                        failures = 0
+                        yield data
+                    elif kind == "done":
+                        if self._done_is_final(task_id, prompt_id, data, bool(seen)):
+                            yield {"eventType": "done", **data}
+                            return
+                        break
+            except (
+                APIConnectionError,
+                ServerError,
+                RateLimitError,
+                MalformedResponseError,
+            ) as error:
+                failures += 1
+                out_of_time = (
+                    self.total_timeout is not None
+                    and self._clock() - last_contact >= self.total_timeout
+                )
+                if failures > self.max_retries or out_of_time:
+                    raise
+                logger.debug("events %s: stream failed, reconnecting: %s", task_id, error)
+            reconnects = 0 if progressed else reconnects + 1
+            if reconnects > max_reconnects:
+                raise APIConnectionError(
+                    f"the event stream of task {task_id} ended {max_reconnects} times without news"
+                )
+            self._sleep(reconnect_delay if not progressed else 0)
+
+    def _done_is_final(
+        self, task_id: str, prompt_id: Optional[str], done: dict, saw_events: bool
+    ) -> bool:
+        """Trust a `done` after our events; otherwise (the early race, or another prompt's
+        stream) ask the task itself whether the prompt has ended."""
+        if saw_events and done.get("lastSeq") != -1:
+            return True
+        return _is_done(self.get_task(task_id), prompt_id)
+
+    def _stream_sse(self, path: str) -> Iterator[Tuple[str, dict]]:
+        """Yield ("open", {}) once connected, then (event name, data) per server-sent event."""
+        url = self.base_url + path
+        response = self._with_retries(
+            "GET",
+            url,
+            lambda timeout: self._session.get(
+                url,
+                headers=self._auth_headers({"Accept": "text/event-stream"}),
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+            ),
+            idempotent=True,
+        )
+        with response:
+            self._raise_for_status("GET", url, response)
+            yield "open", {}
+            event_name, data_lines = "message", []
+            try:
+                for line in _sse_lines(response.iter_content(chunk_size=1)):
+                    if not line:
+                        if data_lines:
+                            yield event_name, _parse_event_data("\n".join(data_lines))
+                        event_name, data_lines = "message", []
+                    elif line.startswith(":"):
+                        continue
+                    else:
+                        field, _, value = line.partition(":")
+                        value = value[1:] if value.startswith(" ") else value
+                        if field == "event":
+                            event_name = value
+                        elif field == "data":
+                            data_lines.append(value)
+            except self._requests.exceptions.RequestException as error:
+                raise self._connection_error("GET", url, error) from None
+
+    # -------------------------------------------------------------- HTTP core
+
+    def _task_path(self, task_id: str, *rest: str) -> str:
+        """`/tasks/{id}`, the id escaped as one segment: `../files` cannot reach another route."""
+        segment = urllib.parse.quote(_check_task_id(task_id), safe="")
+        return "/".join(["/tasks", segment, *rest])
+
+    def _auth_headers(self, extra: Optional[dict] = None) -> dict:
+        headers = {"API_KEY": self._api_key, "Accept": "application/json"}
+        headers.update(extra or {})
+        return headers
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Optional[dict] = None,
+        params: Optional[dict] = None,
+        idempotent: bool = True,
+        expect_json: bool = True,
+        read_timeout: Optional[float] = None,
+        deadline: Optional[float] = None,
+        gone_is_done: bool = False,
+    ) -> Any:
+        """Send an API request with retries, and return its parsed JSON body."""
+        url = self.base_url + path
+        headers = self._auth_headers(
+            {"Content-Type": "application/json"} if json_body is not None else None
+        )
+        attempts = []
+
+        def attempt(timeout):
+            attempts.append(1)
+            return self._session.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+
+        response = self._with_retries(
+            method,
+            url,
+            attempt,
+            idempotent=idempotent,
+            read_timeout=read_timeout,
+            deadline=deadline,
+        )
+        if gone_is_done and response.status_code == 404 and len(attempts) > 1:
+            return None
+        self._raise_for_status(method, url, response)
+        return self._parse_body(method, url, response) if expect_json else None
+
+    def _raise_for_status(self, method: str, url: str, response) -> None:
+        """Raise the typed error for a failure; a redirect is refused, so the key never follows."""
+        if 300 <= response.status_code < 400:
+            target = _without_query(response.headers.get("Location") or "elsewhere")
+            raise APIError(
+                f"{method} {_without_query(url)} was redirected to {target}; "
+                "not followed, so the key stays with the configured host",
+                status=response.status_code,
+                request_id=_request_id(response),
+                method=method,
+                url=_without_query(url),
+            )
+        if response.status_code >= 400:
+            raise self._error_from_response(method, url, response)
+
+    def _send_once_only(
+        self, method: str, path: str, body: dict, *, hint: str, read_timeout=None
+    ) -> Any:
+        """POST that must not run twice: retried only when the server certainly did nothing."""
+        try:
+            return self._request(
+                method, path, json_body=body, idempotent=False, read_timeout=read_timeout
+            )
+        except APIConnectionError as error:
+            if not error.maybe_sent:
+                raise
+            raise OutcomeUnknownError(str(error), hint=hint, cause=error) from error
+        except ServerError as error:
+            raise OutcomeUnknownError(str(error), hint=hint, cause=error) from error
+        except MalformedResponseError as error:
+            raise OutcomeUnknownError(
+                f"the server accepted the request but its answer was unreadable ({error.message})",
+                hint=hint,
+                cause=error,
+            ) from error
+
+    def _with_retries(self, method, url, send, *, idempotent, read_timeout=None, deadline=None):
+        """Run `send(timeout)` under the retry policy; return the final response.
+
+        Idempotent calls retry on connection errors, timeouts and retryable
+        statuses. Others retry only on 429 and on connections never made.
+        No attempt or pause runs past `deadline` (or `total_timeout` from now).
+        """
+        if self.total_timeout is not None:
+            own_deadline = self._clock() + self.total_timeout
+            deadline = own_deadline if deadline is None else min(deadline, own_deadline)
+        requests = self._requests
+        attempt = 0
+        while True:
+            timeout = (self.connect_timeout, read_timeout or self.read_timeout)
+            if deadline is not None:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise APITimeoutError(
+                        f"{method} {_without_query(url)}: no answer within the time allowed",
+                        maybe_sent=attempt > 0,
+                    )
+                timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
+            started = time.monotonic()
+            try:
+                response = send(timeout)
+            except requests.exceptions.RequestException as error:
+                failure = self._connection_error(method, url, error)
+                logger.debug(
+                    "%s %s -> %s (attempt %d)",
+                    method,
+                    _without_query(url),
+                    type(failure).__name__,
+                    attempt + 1,
+                )
+                retryable = idempotent or not failure.maybe_sent
+                delay = self._backoff(attempt)
+                if (
+                    not retryable
+                    or attempt >= self.max_retries
+                    or _past(deadline, delay, self._clock)
+                ):
+                    raise failure from None
+            else:
+                logger.debug(
+                    "%s %s -> %d in %.3fs (attempt %d)",
+                    method,
+                    _without_query(url),
+                    response.status_code,
+                    time.monotonic() - started,
+                    attempt + 1,
+                )
+                status = response.status_code
+                retryable = status == 429 or (idempotent and status in RETRYABLE_STATUSES)
+                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                delay = retry_after if retry_after is not None else self._backoff(attempt)
+                if (
+                    not retryable
+                    or attempt >= self.max_retries
+                    or delay > MAX_RETRY_AFTER
+                    or _past(deadline, delay, self._clock)
+                ):
+                    return response
+                response.close()
+            attempt += 1
+            self._sleep(delay)
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        delay = min(INITIAL_RETRY_DELAY * 2**attempt, MAX_RETRY_DELAY)
+        return delay * (1 - 0.25 * random.random())
+
+    def _connection_error(self, method: str, url: str, error: BaseException) -> APIConnectionError:
+        shown = _without_query(url)
+        timeouts = (self._requests.exceptions.Timeout,)
+        maybe_sent = not _never_connected(error)
+        if isinstance(error, timeouts) or _caused_by_read_timeout(error):
+            return APITimeoutError(
+                f"{method} {shown}: no answer within the timeout", maybe_sent=maybe_sent
+            )
+        reason = _short_reason(error)
+        return APIConnectionError(
+            f"{method} {shown}: connection failed ({reason})", maybe_sent=maybe_sent
+        )
+
+    def _parse_body(self, method: str, url: str, response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            snippet = _describe_body(response)
+            raise MalformedResponseError(
+                f"{method} {_without_query(url)}: expected JSON, got {snippet}",
+                status=response.status_code,
+                request_id=_request_id(response),
+                method=method,
+                url=_without_query(url),
+            ) from None
+
+    def _error_from_response(self, method: str, url: str, response) -> APIError:
+        status = response.status_code
+        code = message = None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            error = payload.get("error")
+            if isinstance(error, dict):
+                code = error.get("code") if isinstance(error.get("code"), str) else None
+                message = error.get("message") if isinstance(error.get("message"), str) else None
+            elif isinstance(error, str):
+                message = error
+            elif isinstance(payload.get("message"), str):
+                message = payload["message"]
+        if not message:
+            message = f"{_reason_phrase(status)} (body: {_describe_body(response)})"
+        message = self._scrub(message[:500])
+        kwargs = {
+            "status": status,
+            "code": code,
+            "request_id": _request_id(response),
+            "method": method,
+            "url": _without_query(url),
+        }
+        if status in (401, 403):
+            return AuthenticationError(message, **kwargs)
+        if status == 404:
+            return NotFoundError(message, **kwargs)
+        if status in (400, 422):
+            return ValidationError(message, **kwargs)
+        if status == 429:
+            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            return RateLimitError(message, retry_after=retry_after, **kwargs)
+        if status >= 500:
+            return ServerError(message, **kwargs)
+        return APIError(message, **kwargs)
+
+    def _expect_fields(
+        self, body: Any, fields: Tuple[str, ...], what: str, unknown_outcome_hint=None
+    ) -> dict:
+        if isinstance(body, dict) and all(field in body for field in fields):
+            return body
+        error = MalformedResponseError(
+            f"{what}: the answer lacks {', '.join(fields)} (got {type(body).__name__})", status=None
+        )
+        if unknown_outcome_hint:
+            raise OutcomeUnknownError(
+                f"the server accepted the request but its answer was unreadable ({error.message})",
+                hint=unknown_outcome_hint,
+                cause=error,
+            )
+        raise error
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, _redact_key(self._api_key))
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _past(deadline: Optional[float], delay: float, clock: Callable[[], float]) -> bool:
+    """Would a pause of `delay` seconds end after the deadline?"""
+    return deadline is not None and clock() + delay >= deadline
+
+
+def _progress_state(task: dict) -> tuple:
+    prompts = task.get("prompts") if isinstance(task.get("prompts"), list) else []
+    return (
+        task.get("status"),
+        tuple((p.get("id"), p.get("status")) for p in prompts if isinstance(p, dict)),
+    )
+
+
+def _is_done(task: dict, prompt_id: Optional[str]) -> bool:
+    if prompt_id is None:
+        return task.get("status") in TASK_TERMINAL_STATUSES
+    for prompt in task.get("prompts") or []:
+        if isinstance(prompt, dict) and prompt.get("id") == prompt_id:
+            return prompt.get("status") in PROMPT_TERMINAL_STATUSES
+    return False
+
+
+def _sse_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Split a byte stream into lines as SSE does (LF or CRLF), yielding each as soon as it ends."""
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        while True:
+            end = buffer.find(b"\n")
+            if end < 0:
+                break
+            line = bytes(buffer[:end]).rstrip(b"\r")
+            del buffer[: end + 1]
+            yield line.decode("utf-8", errors="replace")
+    if buffer:
+        yield bytes(buffer).rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+def _parse_event_data(text: str) -> dict:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"eventType": "unparsed", "payload": text}
+    return data if isinstance(data, dict) else {"eventType": "unparsed", "payload": data}
+
+
+def _exception_chain(error: BaseException) -> Iterator[BaseException]:
+    seen = set()
+    stack = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+
+
+def _never_connected(error: BaseException) -> bool:
+    """True only when the TCP connection was never made, so the server cannot have acted."""
+    names = {type(e).__name__ for e in _exception_chain(error)}
+    return bool(
+        names
+        & {"ConnectTimeout", "NewConnectionError", "NameResolutionError", "ConnectTimeoutError"}
+    )
+
+
+def _caused_by_read_timeout(error: BaseException) -> bool:
+    return any(
+        type(e).__name__ in ("ReadTimeoutError", "ReadTimeout", "timeout", "TimeoutError")
+        for e in _exception_chain(error)
+    )
+
+
+def _short_reason(error: BaseException) -> str:
+    names = [type(e).__name__ for e in _exception_chain(error)]
+    for known, text in (
+        ("NameResolutionError", "host name not found"),
+        ("ConnectionRefusedError", "connection refused"),
+        ("NewConnectionError", "could not connect"),
+        ("ConnectionResetError", "connection reset by the server"),
+        ("RemoteDisconnected", "the server closed the connection without answering"),
+        ("IncompleteRead", "the answer was cut off"),
+        ("ChunkedEncodingError", "the answer was cut off"),
+        ("SSLError", "TLS error"),
+        ("ProtocolError", "the connection broke"),
+    ):
+        if known in names:
+            return text
+    return names[0] if names else "unknown error"
+
+
+def _reason_phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _request_id(response) -> Optional[str]:
+    for name in REQUEST_ID_HEADERS:
+        value = response.headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _describe_body(response) -> str:
+    """A short, safe description of a body that is not the JSON we wanted."""
+    content = response.content or b""
+    if not content.strip():
+        return "an empty body"
+    kind = (response.headers.get("Content-Type") or "").split(";")[0].strip() or "unknown type"
+    if "html" in kind or content.lstrip()[:1] == b"<":
+        return f"an HTML page ({len(content)} bytes)"
+    text = content[:80].decode("utf-8", errors="replace").replace("\n", " ")
+    return f"{kind} {text!r}{'…' if len(content) > 80 else ''}"
