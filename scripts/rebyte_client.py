@@ -46,6 +46,9 @@ __all__ = [
     "OutcomeUnknownError",
     "WaitTimeoutError",
     "normalize_github_repo",
+    "check_prompt",
+    "check_task_id",
+    "check_upload_path",
     "is_terminal",
     "DEFAULT_BASE_URL",
     "API_KEY_URL",
@@ -236,7 +239,8 @@ def is_terminal(status: Optional[str]) -> bool:
     return status in TASK_TERMINAL_STATUSES or status in PROMPT_TERMINAL_STATUSES
 
 
-def _check_prompt(prompt: Any) -> str:
+def check_prompt(prompt: Any) -> str:
+    """Return the prompt if the API would take it; raise InputError otherwise."""
     if not isinstance(prompt, str):
         raise InputError("prompt must be a string")
     if not prompt.strip():
@@ -248,7 +252,7 @@ def _check_prompt(prompt: Any) -> str:
     return prompt
 
 
-def _check_task_id(task_id: Any) -> str:
+def check_task_id(task_id: Any) -> str:
     """Reject ids that could never name a task, and ids that would change the route."""
     if not isinstance(task_id, str) or not task_id:
         raise InputError("task id is empty")
@@ -306,7 +310,7 @@ def _check_int(value: Any, what: str, low: int, high: Optional[int] = None) -> i
     return value
 
 
-def _check_upload_path(path: Any) -> Tuple[str, str, int]:
+def check_upload_path(path: Any) -> Tuple[str, str, int]:
     """Return (path, file name, size) of a regular, readable file with an acceptable name."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise InputError("file path is empty")
@@ -602,7 +606,7 @@ class RebyteClient:
         workspace_id: Optional[str] = None,
     ) -> dict:
         """The validated JSON body of POST /v1/tasks: only the fields the caller gave."""
-        body: Dict[str, Any] = {"prompt": _check_prompt(prompt)}
+        body: Dict[str, Any] = {"prompt": check_prompt(prompt)}
         if executor is not None:
             body["executor"] = _check_optional_string(executor, "executor")
         if model is not None:
@@ -670,7 +674,7 @@ class RebyteClient:
     ) -> dict:
         """Send another prompt to a task (its VM is resumed if stopped); returns `{"promptId"}`."""
         path = self._task_path(task_id, "prompts")
-        body: Dict[str, Any] = {"prompt": _check_prompt(prompt)}
+        body: Dict[str, Any] = {"prompt": check_prompt(prompt)}
         if skills is not None:
             body["skills"] = _check_string_list(skills, "skills")
         if files is not None:
@@ -744,7 +748,7 @@ class RebyteClient:
         straight to the storage host, which never sees the API key. `progress` is
         called with (bytes sent, total bytes).
         """
-        path, name, size = _check_upload_path(path)
+        path, name, size = check_upload_path(path)
         content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
         slot = self._request(
             "POST", "/files", json_body={"filename": name, "contentType": content_type}
@@ -802,7 +806,7 @@ class RebyteClient:
         Transient failures are ridden out until the deadline; on timeout a
         WaitTimeoutError carries the last task seen.
         """
-        _check_task_id(task_id)
+        check_task_id(task_id)
         timeout = _check_positive(timeout, "wait timeout")
         interval = _check_positive(poll_interval, "poll interval")
         max_interval = max(interval, _check_positive(max_poll_interval, "max poll interval"))
@@ -962,7 +966,7 @@ class RebyteClient:
 
     def _task_path(self, task_id: str, *rest: str) -> str:
         """`/tasks/{id}`, the id escaped as one segment: `../files` cannot reach another route."""
-        segment = urllib.parse.quote(_check_task_id(task_id), safe="")
+        segment = urllib.parse.quote(check_task_id(task_id), safe="")
         return "/".join(["/tasks", segment, *rest])
 
     def _auth_headers(self, extra: Optional[dict] = None) -> dict:
