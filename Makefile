@@ -14,8 +14,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 test: $(STAMP)
 	$(PY) -m pytest
 
+demo: $(STAMP)
+	$(PY) demo/demo.py
+
 lint: $(STAMP)
-	$(PY) -m ruff check scripts tests bench
+	$(PY) -m ruff check scripts tests bench demo
 	$(PY) -m vermin --target=3.9- --violations --no-tips --eval-annotations scripts
 
 clean:

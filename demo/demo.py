@@ -1,0 +1,103 @@
+"""The main job, end to end, against the embedded local server: `make demo`.
+
+Starts tests/fake_rebyte.py on a free loopback port, points the CLI at it
+with REBYTE_BASE_URL, and runs the lifecycle a user would: upload a file,
+create a task with a skill and the file, show its URL, wait, follow up and
+wait for that prompt, share, list, delete. Each step shows the command line
+it runs, then what the CLI printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = ROOT / "scripts" / "rebyte_cli.py"
+SERVER = ROOT / "tests" / "fake_rebyte.py"
+DEMO_KEY = "rbk_demo_local_only"
+
+
+def start_server() -> tuple:
+    server = subprocess.Popen(
+        [sys.executable, str(SERVER), "--port", "0", "--key", DEMO_KEY, "--prompt-duration", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    base_url = server.stdout.readline().strip()
+    if not base_url.startswith("http://127."):
+        server.kill()
+        raise SystemExit(f"demo: the local server did not start (it said {base_url!r})")
+    return server, base_url
+
+
+def step(title: str, *args: str, env: dict) -> dict:
+    """Run one CLI command, show it and its output, and return its JSON."""
+    shown = " ".join(shlex.quote(a) for a in ("python3", "scripts/rebyte_cli.py", *args))
+    heading = f"== {title}"
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        heading = f"\033[1m{heading}\033[0m"
+    print(f"\n{heading}\n$ {shown}", flush=True)
+    completed = subprocess.run(
+        [sys.executable, str(CLI), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    print(completed.stdout.rstrip(), flush=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"demo: `{shown}` exited {completed.returncode}")
+    return json.loads(completed.stdout) if completed.stdout.strip() else {}
+
+
+def main() -> int:
+    server, base_url = start_server()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REBYTE_")}
+    env.update(REBYTE_API_KEY=DEMO_KEY, REBYTE_BASE_URL=base_url, NO_PROXY="127.0.0.1,127.0.0.2")
+    print(f"Local Rebyte-compatible server at {base_url} (nothing leaves this machine).")
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            data = Path(folder) / "sales.csv"
+            data.write_text("region,revenue\nnorth,120\nsouth,95\n", encoding="utf-8")
+            ref = step("Upload a file", "upload", str(data), env=env)
+            task = step(
+                "Create a task with a skill and the file",
+                "create",
+                "--prompt",
+                "Summarise sales.csv by region",
+                "--skills",
+                "data-analysis-workflow",
+                "--file-ref",
+                f"{ref['id']}:{ref['filename']}",
+                env=env,
+            )
+            print(f"\nThe live URL to give the user: {task['url']}")
+            step("Wait for it and read the agent's answer", "wait", task["id"], env=env)
+            step(
+                "Send a follow-up and wait for that prompt",
+                "follow-up",
+                task["id"],
+                "--prompt",
+                "Now chart revenue by region",
+                "--wait",
+                env=env,
+            )
+            step("Share it publicly", "share", task["id"], env=env)
+            step("List recent tasks", "list", "--limit", "5", env=env)
+            step("Delete it", "delete", task["id"], env=env)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print("\nDemo finished: every step succeeded.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Run scripts/rebyte_cli.py as a subprocess, the way an agent or a person does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = ROOT / "scripts" / "rebyte_cli.py"
+
+
+@dataclass
+class CliResult:
+    args: Sequence[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        """stdout as one JSON document (fails the test if it is not)."""
+        try:
+            return json.loads(self.stdout)
+        except ValueError as error:
+            raise AssertionError(f"stdout is not JSON: {self.stdout!r} ({error})") from None
+
+    def json_lines(self) -> list:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    @property
+    def stderr_lines(self) -> list:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+
+def cli_env(base_url: Optional[str], api_key: Optional[str], **extra: str) -> Dict[str, str]:
+    """A clean environment: no stray REBYTE_* from the machine, no proxies for loopback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REBYTE_")}
+    env.pop("NO_COLOR", None)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,127.0.0.2,localhost,::1"
+    if base_url is not None:
+        env["REBYTE_BASE_URL"] = base_url
+    if api_key is not None:
+        env["REBYTE_API_KEY"] = api_key
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str,
+    base_url: Optional[str] = None,
+    api_key: Optional[str] = None,
+    env: Optional[Dict[str, str]] = None,
+    stdin: Optional[str] = None,
+    timeout: float = 60,
+    cwd: Optional[str] = None,
+) -> CliResult:
+    """Run the CLI to completion; the timeout is a safety net, never the expected path."""
+    completed = subprocess.run(
+        [sys.executable, str(CLI), *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        env=env if env is not None else cli_env(base_url, api_key),
+        timeout=timeout,
+        cwd=cwd,
+    )
+    return CliResult(args, completed.returncode, completed.stdout, completed.stderr)
+
+
+def start_cli(*args: str, env: Dict[str, str], cwd: Optional[str] = None) -> subprocess.Popen:
+    """Start the CLI in the background (for Ctrl-C tests)."""
+    return subprocess.Popen(
+        [sys.executable, str(CLI), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def interrupt(process: subprocess.Popen, *, after: float, timeout: float = 20) -> CliResult:
+    """Send SIGINT (Ctrl-C) after `after` seconds and collect what the CLI printed."""
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return CliResult(process.args, process.returncode, stdout, stderr)
