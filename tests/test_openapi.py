@@ -1,0 +1,374 @@
+"""The OpenAPI spec itself: valid, complete, and saying what the docs say.
+
+The example bodies below are the ones in Rebyte's public pages (the curl calls
+and sample answers), so the spec is held to the documentation, not to the
+client or the local server.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from openapi_check import (
+    operations,
+    parse_sse,
+    spec,
+    validate_component,
+    validate_request,
+    validate_response,
+    validate_sse,
+)
+from openapi_spec_validator import validate as validate_spec
+
+DOCUMENTED = [
+    ("POST", "/files"),
+    ("POST", "/tasks"),
+    ("GET", "/tasks"),
+    ("GET", "/tasks/{id}"),
+    ("POST", "/tasks/{id}/prompts"),
+    ("PATCH", "/tasks/{id}/visibility"),
+    ("DELETE", "/tasks/{id}"),
+    ("POST", "/tasks/{id}/cancel"),
+    ("GET", "/tasks/{id}/content"),
+    ("GET", "/tasks/{id}/events"),
+]
+
+TASK_ID = "550e8400-e29b-41d4-a716-446655440000"
+
+# Request bodies of the documented curl examples.
+DOC_REQUESTS = [
+    ("POST", "/v1/files", {"filename": "data.csv"}),
+    ("POST", "/v1/tasks", {"prompt": "Your task description here", "skills": ["deep-research"]}),
+    ("POST", "/v1/tasks", {
+        "prompt": "Analyze this CSV and summarize findings",
+        "skills": ["data-analysis"],
+        "files": [{"id": "file-123", "filename": "data-550e.csv"}],
+    }),
+    ("POST", "/v1/tasks", {
+        "prompt": "Add unit tests for the auth module",
+        "skills": ["deep-research"],
+        "githubUrl": "owner/repo",
+        "branchName": "main",
+    }),
+    ("POST", "/v1/tasks", {"prompt": "Set up the project", "githubUrl": "owner/repo"}),
+    ("POST", "/v1/tasks", {"prompt": "Now add tests", "workspaceId": "660e8400-e29b"}),
+    ("POST", "/v1/tasks", {
+        "prompt": "Analyze this codebase for security issues", "skills": ["deep-research"]}),
+    ("POST", "/v1/tasks", {
+        "prompt": "Extract text", "executor": "claude", "model": "lite",
+        "skills": ["pdf", "github:owner/repo#slug"]}),
+    ("POST", f"/v1/tasks/{TASK_ID}/prompts", {"prompt": "Now fix the issues you found"}),
+    ("POST", f"/v1/tasks/{TASK_ID}/prompts", {
+        "prompt": "Look at this too", "skills": ["pdf"],
+        "files": [{"id": "file-9", "filename": "more.pdf"}]}),
+    ("PATCH", f"/v1/tasks/{TASK_ID}/visibility", {"visibility": "public"}),
+    ("PATCH", f"/v1/tasks/{TASK_ID}/visibility", {"visibility": "private"}),
+]
+
+BAD_REQUESTS = [
+    ("missing prompt", "POST", "/v1/tasks", {"skills": ["pdf"]}, None),
+    ("empty prompt", "POST", "/v1/tasks", {"prompt": ""}, None),
+    ("over-long prompt", "POST", "/v1/tasks", {"prompt": "x" * 100_001}, None),
+    ("prompt not a string", "POST", "/v1/tasks", {"prompt": 42}, None),
+    ("unknown executor", "POST", "/v1/tasks", {"prompt": "p", "executor": "gpt"}, None),
+    ("skills not a list", "POST", "/v1/tasks", {"prompt": "p", "skills": "pdf"}, None),
+    ("file without id", "POST", "/v1/tasks",
+     {"prompt": "p", "files": [{"filename": "a.csv"}]}, None),
+    ("file with extra field", "POST", "/v1/tasks",
+     {"prompt": "p", "files": [{"id": "f", "filename": "a.csv", "size": 1}]}, None),
+    ("githubUrl as a URL", "POST", "/v1/tasks",
+     {"prompt": "p", "githubUrl": "https://github.com/owner/repo"}, None),
+    ("unknown field", "POST", "/v1/tasks", {"prompt": "p", "priority": 1}, None),
+    ("no body", "POST", "/v1/tasks", None, None),
+    ("follow-up without prompt", "POST", f"/v1/tasks/{TASK_ID}/prompts", {}, None),
+    ("over-long follow-up", "POST", f"/v1/tasks/{TASK_ID}/prompts",
+     {"prompt": "x" * 100_001}, None),
+    ("bad visibility", "PATCH", f"/v1/tasks/{TASK_ID}/visibility", {"visibility": "secret"}, None),
+    ("missing filename", "POST", "/v1/files", {"contentType": "text/csv"}, None),
+    ("empty filename", "POST", "/v1/files", {"filename": ""}, None),
+    ("over-long filename", "POST", "/v1/files", {"filename": "a" * 256}, None),
+    ("limit 0", "GET", "/v1/tasks", None, {"limit": "0"}),
+    ("limit 101", "GET", "/v1/tasks", None, {"limit": 101}),
+    ("limit not a number", "GET", "/v1/tasks", None, {"limit": "ten"}),
+    ("negative offset", "GET", "/v1/tasks", None, {"offset": "-1"}),
+    ("unknown query parameter", "GET", "/v1/tasks", None, {"page": "2"}),
+    ("bad include", "GET", f"/v1/tasks/{TASK_ID}/content", None, {"include": "logs"}),
+    ("body on cancel", "POST", f"/v1/tasks/{TASK_ID}/cancel", {"reason": "x"}, None),
+    ("undocumented endpoint", "GET", f"/v1/tasks/{TASK_ID}/result", None, None),
+    ("undocumented method", "PUT", f"/v1/tasks/{TASK_ID}", {"prompt": "p"}, None),
+]
+
+CREATED = {
+    "id": TASK_ID,
+    "workspaceId": "660e8400-e29b-41d4-a716-446655440001",
+    "url": f"https://app.rebyte.ai/run/{TASK_ID}",
+    "status": "running",
+    "createdAt": "2026-02-09T10:30:00.000Z",
+}
+
+TASK = {
+    "id": TASK_ID,
+    "url": f"https://app.rebyte.ai/run/{TASK_ID}",
+    "status": "completed",
+    "title": "Security Analysis of Codebase",
+    "executor": "opencode",
+    "model": "lite",
+    "createdAt": "2026-02-09T10:30:00.000Z",
+    "completedAt": "2026-02-09T10:32:00.000Z",
+    "prompts": [{
+        "id": "uuid-1",
+        "status": "succeeded",
+        "submittedAt": "2026-02-09T10:30:01.000Z",
+        "completedAt": "2026-02-09T10:32:00.000Z",
+    }],
+}
+
+SUMMARY = {key: TASK[key] for key in
+           ("id", "url", "title", "executor", "model", "createdAt", "completedAt")}
+
+EVENT = {
+    "seq": 0, "timestamp": "2026-02-09T10:30:02.000Z", "promptId": "uuid-1",
+    "eventType": "tool_use", "payload": {"name": "bash"}, "eventKey": "k-0",
+}
+
+DONE = {"status": "succeeded", "lastSeq": 0, "finalResult": "All good."}
+
+ERROR = {"error": {"code": "not_found", "message": "Task not found"}}
+
+# Documented (or server-shapes) answers: (method, path, status, body).
+DOC_RESPONSES = [
+    ("POST", "/v1/files", 201, {
+        "id": "file-123", "filename": "data-550e.csv",
+        "uploadUrl": "https://storage.googleapis.com/bucket/data-550e.csv?X-Goog-Signature=ab"}),
+    ("POST", "/v1/tasks", 201, CREATED),
+    ("GET", "/v1/tasks?limit=10", 200, {"data": [SUMMARY], "total": 1, "limit": 10, "offset": 0}),
+    ("GET", "/v1/tasks", 200, {"data": [], "total": 0, "limit": 50, "offset": 0}),
+    ("GET", f"/v1/tasks/{TASK_ID}", 200, TASK),
+    ("GET", f"/v1/tasks/{TASK_ID}", 200, {
+        **TASK, "status": "running", "title": None, "completedAt": None,
+        "workspaceId": "w-1", "visibility": "shared", "finalResult": None,
+        "prompts": [{**TASK["prompts"][0], "status": "pending", "completedAt": None}]}),
+    ("POST", f"/v1/tasks/{TASK_ID}/prompts", 201, {"promptId": "uuid-2"}),
+    ("PATCH", f"/v1/tasks/{TASK_ID}/visibility", 200, {
+        "visibility": "public", "shareUrl": f"https://app.rebyte.ai/share/{TASK_ID}"}),
+    ("PATCH", f"/v1/tasks/{TASK_ID}/visibility", 200, {"visibility": "shared"}),
+    ("DELETE", f"/v1/tasks/{TASK_ID}", 204, None),
+    ("POST", f"/v1/tasks/{TASK_ID}/cancel", 200, {"id": TASK_ID, "status": "canceled"}),
+    ("GET", f"/v1/tasks/{TASK_ID}/content?include=events", 200, {"id": TASK_ID, "prompts": [{
+        "id": "uuid-1", "status": "succeeded", "userPrompt": "Check it",
+        "response": "All good.", "submittedAt": "2026-02-09T10:30:01Z",
+        "completedAt": "2026-02-09T10:32:00Z", "events": [EVENT]}]}),
+    ("GET", f"/v1/tasks/{TASK_ID}", 404, ERROR),
+    ("POST", "/v1/tasks", 400, {"error": {"code": "validation_error", "message": "prompt"}}),
+    ("POST", "/v1/tasks", 400, {"error": {"code": "limit_exceeded", "message": "quota"}}),
+    ("GET", "/v1/tasks", 401, {"error": {"code": "unauthorized", "message": "bad key"}}),
+    ("GET", "/v1/tasks", 403, {"error": {"code": "insufficient_scopes", "message": "tasks:read"}}),
+    ("POST", "/v1/tasks", 413, {"error": {"code": "payload_too_large", "message": "big"}}),
+    ("GET", "/v1/tasks", 500, {"error": {"code": "internal_error", "message": "oops"}}),
+    ("GET", "/v1/tasks", 502, "<html><body>Bad Gateway</body></html>"),
+    ("PUT", f"/v1/tasks/{TASK_ID}", 405,
+     {"error": {"code": "method_not_allowed", "message": "no"}}),
+    ("GET", "/v1/nowhere", 404, {"error": {"code": "not_found", "message": "no route"}}),
+]
+
+
+def _without(body: dict, key: str) -> dict:
+    body = copy.deepcopy(body)
+    del body[key]
+    return body
+
+
+BAD_RESPONSES = [
+    ("task missing id", "GET", f"/v1/tasks/{TASK_ID}", 200, _without(TASK, "id")),
+    ("task missing prompts", "GET", f"/v1/tasks/{TASK_ID}", 200, _without(TASK, "prompts")),
+    ("bad task status", "GET", f"/v1/tasks/{TASK_ID}", 200, {**TASK, "status": "done"}),
+    ("bad prompt status", "GET", f"/v1/tasks/{TASK_ID}", 200,
+     {**TASK, "prompts": [{**TASK["prompts"][0], "status": "completed"}]}),
+    ("createdAt not a timestamp", "GET", f"/v1/tasks/{TASK_ID}", 200,
+     {**TASK, "createdAt": "yesterday"}),
+    ("created without workspaceId", "POST", "/v1/tasks", 201, _without(CREATED, "workspaceId")),
+    ("list without data", "GET", "/v1/tasks", 200, {"total": 0, "limit": 50, "offset": 0}),
+    ("list data not a list", "GET", "/v1/tasks", 200,
+     {"data": {}, "total": 0, "limit": 50, "offset": 0}),
+    ("list limit over 100", "GET", "/v1/tasks", 200,
+     {"data": [], "total": 0, "limit": 500, "offset": 0}),
+    ("summary without url", "GET", "/v1/tasks", 200,
+     {"data": [_without(SUMMARY, "url")], "total": 1, "limit": 50, "offset": 0}),
+    ("public without shareUrl", "PATCH", f"/v1/tasks/{TASK_ID}/visibility", 200,
+     {"visibility": "public"}),
+    ("follow-up without promptId", "POST", f"/v1/tasks/{TASK_ID}/prompts", 201, {"id": "p"}),
+    ("file slot without uploadUrl", "POST", "/v1/files", 201, {"id": "f", "filename": "a"}),
+    ("error without message", "GET", f"/v1/tasks/{TASK_ID}", 404, {"error": {"code": "x"}}),
+    ("error as a string", "GET", f"/v1/tasks/{TASK_ID}", 404, {"error": "not found"}),
+    ("body on 204", "DELETE", f"/v1/tasks/{TASK_ID}", 204, {"ok": True}),
+    ("undocumented status", "GET", f"/v1/tasks/{TASK_ID}", 418, ERROR),
+    ("wrong success status", "POST", "/v1/tasks", 200, CREATED),
+    ("HTML on a 404", "GET", f"/v1/tasks/{TASK_ID}", 404, "<html>Not Found</html>"),
+]
+
+
+def _schema_nodes(node, pointer=""):
+    """Every (pointer, dict) in the spec, to check properties across it."""
+    if isinstance(node, dict):
+        yield pointer, node
+        for key, value in node.items():
+            yield from _schema_nodes(value, f"{pointer}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _schema_nodes(value, f"{pointer}/{index}")
+
+
+def test_spec_is_valid_openapi():
+    validate_spec(copy.deepcopy(spec()))
+
+
+def test_every_documented_endpoint_is_present():
+    assert sorted(operations()) == sorted(DOCUMENTED)
+
+
+def test_server_and_api_key_header():
+    assert spec()["servers"][0]["url"] == "https://api.rebyte.ai/v1"
+    scheme = spec()["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "API_KEY")
+    assert spec()["security"] == [{"apiKey": []}]
+
+
+def test_every_operation_documents_its_errors():
+    for method, template in operations():
+        op = spec()["paths"][template][method.lower()]
+        assert op.get("summary"), (method, template)
+        codes = set(op["responses"])
+        assert {"401", "403", "429", "5XX"} <= codes, (method, template, codes)
+        if "{id}" in template:
+            assert "404" in codes, (method, template)
+        if "requestBody" in op:
+            assert {"400", "413"} <= codes, (method, template)
+    rate_limited = spec()["components"]["responses"]["RateLimited"]
+    assert "Retry-After" in rate_limited["headers"]
+
+
+def test_request_schemas_are_closed():
+    """Strict about what a client sends: no object in a request takes unknown keys."""
+    schemas = spec()["components"]["schemas"]
+    for name in ("FileSlotRequest", "CreateTaskRequest", "FollowUpRequest",
+                 "VisibilityRequest", "FileRef"):
+        assert schemas[name].get("additionalProperties") is False, name
+
+
+def test_every_ref_resolves():
+    for pointer, node in _schema_nodes(spec()):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            target = spec()
+            for token in ref[2:].split("/"):
+                assert token in target, f"{pointer}: dangling $ref {ref}"
+                target = target[token]
+
+
+@pytest.mark.parametrize("method,path,body", DOC_REQUESTS)
+def test_documented_requests_are_accepted(method, path, body):
+    validate_request(method, path, body)
+
+
+@pytest.mark.parametrize("path,query", [
+    ("/v1/tasks", None),
+    ("/v1/tasks?limit=10", None),
+    ("/tasks", {"limit": 1, "offset": 0}),
+    ("/tasks", {"limit": "100", "offset": "250"}),
+    (f"/v1/tasks/{TASK_ID}", None),
+    (f"/v1/tasks/{TASK_ID}/content", {"include": "events"}),
+    (f"/v1/tasks/{TASK_ID}/events", None),
+])
+def test_documented_reads_are_accepted(path, query):
+    validate_request("GET", path, query=query)
+
+
+def test_requests_without_body_are_accepted():
+    validate_request("DELETE", f"/v1/tasks/{TASK_ID}")
+    validate_request("POST", f"/v1/tasks/{TASK_ID}/cancel")
+
+
+def test_prompt_limit_is_inclusive():
+    validate_request("POST", "/v1/tasks", {"prompt": "x" * 100_000})
+    validate_request("POST", "/v1/files", {"filename": "a" * 255, "contentType": "text/csv"})
+
+
+@pytest.mark.parametrize("why,method,path,body,query", BAD_REQUESTS,
+                         ids=[case[0] for case in BAD_REQUESTS])
+def test_bad_requests_are_rejected(why, method, path, body, query):
+    with pytest.raises(AssertionError):
+        validate_request(method, path, body, query)
+
+
+@pytest.mark.parametrize("method,path,status,body", DOC_RESPONSES)
+def test_documented_responses_are_accepted(method, path, status, body):
+    validate_response(method, path, status, body)
+
+
+def test_unknown_response_fields_are_allowed():
+    validate_response("GET", f"/v1/tasks/{TASK_ID}", 200, {
+        **TASK, "cost": {"credits": 3},
+        "prompts": [{**TASK["prompts"][0], "tokens": 12}]})
+    validate_response("POST", "/v1/tasks", 201, {**CREATED, "region": "us"})
+    validate_response("GET", "/v1/tasks", 200, {
+        "data": [{**SUMMARY, "status": "completed", "tags": []}],
+        "total": 1, "limit": 50, "offset": 0, "hasMore": False})
+    validate_response("GET", f"/v1/tasks/{TASK_ID}", 404,
+                      {"error": {"code": "not_found", "message": "m", "details": {}}})
+
+
+@pytest.mark.parametrize("why,method,path,status,body", BAD_RESPONSES,
+                         ids=[case[0] for case in BAD_RESPONSES])
+def test_wrong_responses_are_rejected(why, method, path, status, body):
+    with pytest.raises(AssertionError):
+        validate_response(method, path, status, body)
+
+
+def test_rate_limit_needs_retry_after_when_headers_are_checked():
+    error = {"error": {"code": "rate_limited", "message": "slow down"}}
+    validate_response("POST", "/v1/tasks", 429, error, headers={"Retry-After": "2"})
+    validate_response("POST", "/v1/tasks", 429, error, headers={"retry-after": "2"})
+    with pytest.raises(AssertionError):
+        validate_response("POST", "/v1/tasks", 429, error, headers={"X-Request-Id": "req_1"})
+
+
+def test_event_stream_messages():
+    stream = (
+        ": keep-alive\n\n"
+        "event: event\n"
+        'data: {"seq": 0, "timestamp": "2026-02-09T10:30:02.000Z", "promptId": "uuid-1",\n'
+        'data:  "eventType": "init", "payload": {}}\n\n'
+        "event: done\r\n"
+        'data: {"status": "succeeded", "lastSeq": 0, "finalResult": "All good."}\r\n\r\n'
+    )
+    assert [name for name, _ in parse_sse(stream)] == ["event", "done"]
+    parsed = validate_sse(stream)
+    assert parsed[0][1]["eventType"] == "init"
+    assert parsed[1][1]["finalResult"] == "All good."
+    validate_response("GET", f"/v1/tasks/{TASK_ID}/events", 200, stream,
+                      content_type="text/event-stream; charset=utf-8")
+
+
+def test_event_and_done_components():
+    validate_component("TaskEvent", EVENT)
+    validate_component("TaskEvent", _without(EVENT, "eventKey"))
+    validate_component("TaskEventDone", DONE)
+    validate_component("TaskEventDone", {"status": "running", "lastSeq": -1, "finalResult": None})
+    for bad in ({**EVENT, "eventType": "shout"}, _without(EVENT, "promptId"),
+                {**EVENT, "seq": "0"}):
+        with pytest.raises(AssertionError):
+            validate_component("TaskEvent", bad)
+    for bad in (_without(DONE, "lastSeq"), {**DONE, "lastSeq": -2}, {**DONE, "status": "ok"}):
+        with pytest.raises(AssertionError):
+            validate_component("TaskEventDone", bad)
+
+
+@pytest.mark.parametrize("stream", [
+    'event: progress\ndata: {}\n\n',
+    'event: event\ndata: not json\n\n',
+    'event: done\ndata: {"status": "succeeded"}\n\n',
+])
+def test_bad_event_streams_are_rejected(stream):
+    with pytest.raises(AssertionError):
+        validate_sse(stream)

@@ -1,0 +1,324 @@
+"""The local server answers as references/openapi.yaml says.
+
+Driven with plain `requests`, not the project's client, so that the server
+is checked against the spec alone: every answer goes through
+validate_response, every request we send through validate_request (a
+malformed request of ours would prove nothing). Where the docs are silent the
+expectations come from docs/server-shapes.md.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from openapi_check import (
+    operations,
+    spec,
+    validate_request,
+    validate_response,
+    validate_sse,
+)
+
+TIMEOUT = 30
+WAIT = 60  # seconds to let a prompt finish on the local server
+
+
+class Api:
+    """Plain HTTP against the local server; every answer is checked against the spec."""
+
+    def __init__(self, server, key: str):
+        self.server = server
+        self.key = key
+
+    def call(self, method: str, path: str, *, body=None, params=None, key=None,
+             raw: bytes | None = None, check_request: bool = True, **kwargs):
+        """Send one request to base_url + path; returns (response, parsed body)."""
+        if check_request:
+            validate_request(method, path, body, params)
+        key = self.key if key is None else key
+        headers = {"API_KEY": key} if key else {}  # key="": send none
+        headers.update(kwargs.pop("headers", {}))
+        if raw is not None:
+            headers.setdefault("Content-Type", "application/json")
+            kwargs["data"] = raw
+        elif body is not None:
+            kwargs["json"] = body
+        response = requests.request(method, self.server.base_url + path, params=params,
+                                    headers=headers, timeout=TIMEOUT, **kwargs)
+        parsed = _body(response)
+        spec_path = urlsplit(response.url).path
+        query = urlsplit(response.url).query
+        validate_response(method, spec_path + (f"?{query}" if query else ""),
+                          response.status_code, parsed, headers=dict(response.headers),
+                          content_type=response.headers.get("Content-Type") if parsed else None)
+        assert re.fullmatch(r"req_[0-9a-f]+", response.headers.get("X-Request-Id", "")), (
+            f"{method} {path}: X-Request-Id missing or malformed: "
+            f"{response.headers.get('X-Request-Id')!r}")
+        return response, parsed
+
+    def error(self, method: str, path: str, status: int, code: str | None = None, **kwargs):
+        """Expect an error answer with this status (and error code, when given)."""
+        kwargs.setdefault("check_request", False)
+        response, parsed = self.call(method, path, **kwargs)
+        assert response.status_code == status, (method, path, response.status_code, parsed)
+        if code is not None:
+            assert parsed["error"]["code"] == code, parsed
+        return parsed
+
+    def wait_prompt(self, task_id: str, prompt_id: str | None = None) -> dict:
+        """Poll GET /tasks/{id} until the given (or latest) prompt is terminal."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            _, task = self.call("GET", f"/tasks/{task_id}")
+            prompts = task["prompts"]
+            wanted = [p for p in prompts if p["id"] == prompt_id] if prompt_id else prompts[-1:]
+            if wanted and wanted[0]["status"] in ("succeeded", "failed", "canceled"):
+                return task
+            assert time.monotonic() < deadline, f"prompt never finished: {task}"
+            time.sleep(0.1)
+
+
+def _body(response: requests.Response):
+    """Parsed JSON, the text of a non-JSON body, or None when there is none."""
+    if not response.content:
+        return None
+    if "json" in response.headers.get("Content-Type", ""):
+        return response.json()
+    return response.text
+
+
+def _read_events(api: Api, task_id: str) -> str:
+    """Read one events connection up to and including its `done` message."""
+    validate_request("GET", f"/tasks/{task_id}/events")
+    lines = []
+    with requests.get(f"{api.server.base_url}/tasks/{task_id}/events", stream=True,
+                      headers={"API_KEY": api.key, "Accept": "text/event-stream"},
+                      timeout=TIMEOUT) as response:
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        seen_done = False
+        for line in response.iter_lines(decode_unicode=True):
+            lines.append(line)
+            if line == "event: done":
+                seen_done = True
+            elif seen_done and line == "":
+                break
+    text = "\n".join(lines) + "\n"
+    validate_response("GET", f"/v1/tasks/{task_id}/events", 200, text,
+                      content_type=response.headers["Content-Type"])
+    return text
+
+
+@pytest.fixture
+def api(fake_rebyte, api_key):
+    return Api(fake_rebyte, api_key)
+
+
+def test_full_lifecycle_conforms(api, fake_rebyte):
+    # A file slot, then the upload to the storage listener, without the key.
+    _, slot = api.call("POST", "/files", body={"filename": "data.csv", "contentType": "text/csv"})
+    assert slot["filename"].endswith(".csv")
+    assert urlsplit(slot["uploadUrl"]).netloc != urlsplit(fake_rebyte.base_url).netloc
+    content = b"a,b\n1,2\n"
+    upload = requests.put(slot["uploadUrl"], data=content,
+                          headers={"Content-Type": "text/csv"}, timeout=TIMEOUT)
+    assert 200 <= upload.status_code < 300, upload.text
+
+    # Create, with the file, and read it back until it is done.
+    request = {"prompt": "Summarize the CSV", "skills": ["data-analysis-workflow"],
+               "files": [{"id": slot["id"], "filename": slot["filename"]}]}
+    response, created = api.call("POST", "/tasks", body=request)
+    assert response.status_code == 201
+    assert created["status"] == "running"
+    task_id = created["id"]
+    task = api.wait_prompt(task_id)
+    assert task["status"] == "completed", task
+    assert task["completedAt"] is not None
+    assert task["visibility"] == "shared"
+    assert task["workspaceId"] == created["workspaceId"]
+    assert isinstance(task["finalResult"], str)
+
+    # List: the new task first; paging echoes limit and offset.
+    _, listing = api.call("GET", "/tasks")
+    assert listing["data"][0]["id"] == task_id
+    assert (listing["limit"], listing["offset"]) == (50, 0)
+    assert "status" not in listing["data"][0]
+    _, page = api.call("GET", "/tasks", params={"limit": "1", "offset": "0"})
+    assert len(page["data"]) == 1 and page["limit"] == 1 and page["total"] >= 1
+
+    # A follow-up: wait on its promptId.
+    response, follow = api.call("POST", f"/tasks/{task_id}/prompts",
+                                body={"prompt": "Now chart it", "skills": ["xlsx"]})
+    assert response.status_code == 201
+    task = api.wait_prompt(task_id, follow["promptId"])
+    assert [p["id"] for p in task["prompts"]][-1] == follow["promptId"]
+    assert task["status"] == "completed"
+
+    # Visibility: a share link only when public.
+    _, shared = api.call("PATCH", f"/tasks/{task_id}/visibility", body={"visibility": "public"})
+    assert shared["visibility"] == "public" and shared["shareUrl"]
+    _, private = api.call("PATCH", f"/tasks/{task_id}/visibility",
+                          body={"visibility": "private"})
+    assert private["visibility"] == "private" and not private.get("shareUrl")
+    _, task = api.call("GET", f"/tasks/{task_id}")
+    assert task["visibility"] == "private"
+
+    # Cancel with nothing running: not an error, the status stays.
+    response, canceled = api.call("POST", f"/tasks/{task_id}/cancel")
+    assert response.status_code == 200
+    assert (canceled["id"], canceled["status"]) == (task_id, "completed")
+
+    # Content, with and without events.
+    _, content_body = api.call("GET", f"/tasks/{task_id}/content")
+    assert [p["userPrompt"] for p in content_body["prompts"]] == [
+        "Summarize the CSV", "Now chart it"]
+    assert all("events" not in p for p in content_body["prompts"])
+    assert all(isinstance(p["response"], str) for p in content_body["prompts"])
+    _, with_events = api.call("GET", f"/tasks/{task_id}/content", params={"include": "events"})
+    assert all(p["events"] for p in with_events["prompts"])
+
+    # Events of the latest prompt, replayed from the start, ending in done.
+    messages = validate_sse(_read_events(api, task_id))
+    names = [name for name, _ in messages]
+    assert names[-1] == "done" and set(names[:-1]) == {"event"}
+    events = [data for name, data in messages if name == "event"]
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert {e["promptId"] for e in events} == {follow["promptId"]}
+    done = messages[-1][1]
+    assert done["lastSeq"] == events[-1]["seq"]
+    assert done["finalResult"] == task["finalResult"]
+
+    # Delete: 204 without a body, then gone.
+    response, deleted = api.call("DELETE", f"/tasks/{task_id}")
+    assert response.status_code == 204 and deleted is None
+    api.error("GET", f"/tasks/{task_id}", 404, "not_found")
+    api.error("DELETE", f"/tasks/{task_id}", 404, "not_found")
+    _, listing = api.call("GET", "/tasks")
+    assert task_id not in [t["id"] for t in listing["data"]]
+
+    # The upload went to the storage listener, not to the API.
+    puts = [e for e in fake_rebyte.request_log if e["method"] == "PUT"]
+    assert [(e["listener"], e["status"]) for e in puts] == [("upload", upload.status_code)]
+
+
+def test_cancel_during_a_prompt_conforms(api):
+    _, created = api.call("POST", "/tasks", body={"prompt": "Take your time [duration=5]"})
+    response, canceled = api.call("POST", f"/tasks/{created['id']}/cancel")
+    assert response.status_code == 200
+    assert (canceled["id"], canceled["status"]) == (created["id"], "canceled")
+    _, task = api.call("GET", f"/tasks/{created['id']}")
+    assert task["status"] == "canceled" and task["finalResult"] is None
+    assert task["prompts"][-1]["status"] == "canceled"
+    assert task["completedAt"] is not None
+    done = validate_sse(_read_events(api, created["id"]))[-1]
+    assert done[0] == "done" and done[1]["status"] == "canceled"
+
+
+def test_error_answers_conform(api, fake_rebyte):
+    missing = "00000000-0000-0000-0000-000000000000"
+    api.error("GET", "/tasks", 401, "unauthorized", key="")
+    api.error("GET", "/tasks", 401, "unauthorized", key="rbk_wrong")
+    api.error("POST", "/tasks", 400, "validation_error", raw=b"{not json")
+    api.error("POST", "/tasks", 400, "validation_error", body={"skills": ["pdf"]})
+    api.error("POST", "/tasks", 400, "validation_error", body={"prompt": "x" * 100_001})
+    api.error("POST", "/tasks", 400, "validation_error",
+              body={"prompt": "p", "files": [{"filename": "a.csv"}]})
+    api.error("POST", "/tasks", 400, "validation_error",
+              body={"prompt": "p", "files": [{"id": "nope", "filename": "nope.csv"}]})
+    api.error("POST", "/files", 400, "validation_error", body={"filename": "a" * 256})
+    api.error("GET", "/tasks", 400, "validation_error", params={"limit": "0"})
+    api.error("GET", "/tasks", 400, "validation_error", params={"limit": "ten"})
+    api.error("GET", "/tasks", 400, "validation_error", params={"offset": "-1"})
+    api.error("GET", f"/tasks/{missing}", 404, "not_found")
+    api.error("POST", f"/tasks/{missing}/prompts", 404, "not_found", body={"prompt": "p"})
+    api.error("PATCH", f"/tasks/{missing}/visibility", 404, "not_found",
+              body={"visibility": "public"})
+    api.error("POST", f"/tasks/{missing}/cancel", 404, "not_found")
+    api.error("GET", f"/tasks/{missing}/content", 404, "not_found")
+    api.error("GET", f"/tasks/{missing}/events", 404, "not_found")
+    api.error("GET", "/nowhere", 404, "not_found")
+    api.error("PUT", f"/tasks/{missing}", 405, "method_not_allowed")
+    api.error("DELETE", "/tasks", 405, "method_not_allowed")
+
+    _, created = api.call("POST", "/tasks", body={"prompt": "Hello"})
+    api.error("PATCH", f"/tasks/{created['id']}/visibility", 400, "validation_error",
+              body={"visibility": "secret"})
+    api.error("POST", f"/tasks/{created['id']}/prompts", 400, "validation_error", body={})
+    # A file slot that was never uploaded cannot be attached.
+    _, slot = api.call("POST", "/files", body={"filename": "empty.txt"})
+    api.error("POST", "/tasks", 400, "validation_error",
+              body={"prompt": "p", "files": [{"id": slot["id"], "filename": slot["filename"]}]})
+
+
+def test_limit_above_100_is_refused_or_clamped(api):
+    response, body = api.call("GET", "/tasks", params={"limit": "101"}, check_request=False)
+    assert response.status_code in (200, 400), body
+    if response.status_code == 200:
+        assert body["limit"] == 100
+    else:
+        assert body["error"]["code"] == "validation_error"
+
+
+def test_every_operation_refuses_a_missing_key(api):
+    """401 with the error body on all ten operations, whatever the body would have been."""
+    for method, template in operations():
+        path = template.replace("{id}", "00000000-0000-0000-0000-000000000000")
+        takes_body = "requestBody" in spec()["paths"][template][method.lower()]
+        body = {"prompt": "p"} if takes_body else None
+        api.error(method, path, 401, "unauthorized", key="", body=body)
+
+
+def test_oversized_body_is_413(api):
+    api.error("POST", "/tasks", 413, raw=b'{"prompt": "' + b"x" * (2 * 1024 * 1024) + b'"}')
+
+
+@pytest.mark.parametrize("fault,status", [
+    ("429", 429), ("500", 500), ("502", 502), ("503", 503),
+    ("502-html", 502), ("503-html", 503),
+])
+def test_injected_failures_conform(api, fake_rebyte, fault, status):
+    """Rate limits and server errors: documented status, error body or proxy page, Retry-After."""
+    fake_rebyte.inject("GET", r"/v1/tasks", fault)
+    try:
+        response, body = api.call("GET", "/tasks")
+    finally:
+        fake_rebyte.clear_faults()
+    assert response.status_code == status
+    if fault == "429":
+        assert body["error"]["code"] == "rate_limited"
+        assert response.headers["Retry-After"].isdigit()
+    elif fault.endswith("-html"):
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert isinstance(body, str)
+    else:
+        assert body["error"]["code"] == "internal_error"
+
+
+def test_failed_prompt_and_question_conform(api):
+    _, created = api.call("POST", "/tasks", body={"prompt": "Ask first [ask] then [fail]"})
+    task = api.wait_prompt(created["id"])
+    assert task["status"] == "failed" and task["finalResult"] is None
+    assert task["prompts"][-1]["status"] == "failed"
+    messages = validate_sse(_read_events(api, created["id"]))
+    types = [data["eventType"] for name, data in messages if name == "event"]
+    assert "ask_user_question" in types and types[-1] == "result"
+    assert messages[-1][1]["status"] == "failed"
+    _, content = api.call("GET", f"/tasks/{created['id']}/content",
+                          params={"include": "events"})
+    assert content["prompts"][0]["response"] is None
+
+
+def test_early_done_conforms(api, fake_rebyte):
+    """The early, empty done (lastSeq -1) is still a valid done message."""
+    fake_rebyte.configure(events_early_done=True)
+    try:
+        _, created = api.call("POST", "/tasks", body={"prompt": "Slow start [duration=5]"})
+        messages = validate_sse(_read_events(api, created["id"]))
+    finally:
+        fake_rebyte.configure(events_early_done=False)
+    assert messages == [("done", {"status": "running", "lastSeq": -1, "finalResult": None})]
+    api.call("POST", f"/tasks/{created['id']}/cancel")
