@@ -11,7 +11,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest
 
 demo: $(STAMP)
