@@ -1,0 +1,1419 @@
+"""A local Rebyte-compatible v1 API server for tests, demos and benchmarks.
+
+What stripe-mock is to Stripe: the client is driven over real HTTP sockets against a
+server that follows ../shared/api-contract.md and docs/server-shapes.md. Standard library
+only, Python 3.9+, and no code shared with scripts/, so a mistake cannot hide on both sides.
+
+Two listeners, both HTTP/1.1 with keep-alive:
+  api     http://127.0.0.1:PORT/v1   the REST API; API_KEY (or api-key, x-api-key) checked
+  upload  http://127.0.0.2:PORT2     the storage host that the signed uploadUrl points at
+
+    with FakeRebyte("rbk_test_key", prompt_duration=0.3) as server:
+        requests.get(server.base_url + "/tasks", headers={"API_KEY": "rbk_test_key"})
+
+Command line: python3 tests/fake_rebyte.py --port 0 --key KEY [options; see --help]
+prints the base URL (ending in /v1) as the first line on stdout, the upload base URL on
+stderr, and serves until SIGINT or SIGTERM.
+
+Marker words in a prompt (case-sensitive, anywhere in the text):
+  [fail]            the prompt fails; its result event carries {"isError": true, "error": ...}
+  [ask]             an ask_user_question event ({"question": ...}) comes before the result
+  [duration=SECS]   the prompt runs SECS seconds instead of prompt_duration
+
+A prompt of duration D is pending for the first 10% of D, running until D, then succeeded
+(or failed). Its events (init, thinking, tool_use, tool_result, text, [ask_user_question])
+are spread over the running part and the result event comes at D. Everything is computed
+lazily from the clock: nothing runs in the background. The finalResult of a succeeded
+prompt is final_result_for(prompt) = "Result for: " + its first 60 characters (markers
+removed, whitespace collapsed). A follow-up runs on its own clock from when it is sent,
+even if an earlier prompt is still running; cancel cancels every unfinished prompt.
+
+Choices where the documents are silent:
+  - an unknown workspaceId on POST /v1/tasks is 400 validation_error (naming the field);
+  - a JSON body over 1 MiB is 413 payload_too_large; a body that is not sent as
+    application/json is 400 validation_error;
+  - `done` on the events stream carries the task vocabulary: completed, failed, canceled
+    (and running in the early, empty done);
+  - unread request bodies up to 16 MiB are read and dropped before an error answer, larger
+    ones are answered and the connection is closed (the client may see a reset);
+  - seeded tasks do not count in tasks_created; a deleted task's workspace stays reusable.
+
+Knobs (constructor keywords, configure(**knobs) at run time, and command-line options):
+  provision_delay      seconds POST /v1/tasks blocks (not when reusing a workspaceId)
+  prompt_duration      seconds a prompt takes, unless its [duration=] marker says otherwise
+  seed, fault_rate, fault_kinds, fault_routes, fault_after
+                       random faults: a request whose (method, path) matches fault_routes
+                       (None: all) gets, with probability fault_rate, a fault drawn from
+                       fault_kinds by random.Random(seed): same seed and requests, same faults;
+                       fault_after=True answers it after processing the request
+  retry_after          Retry-After value sent with 429
+  upload_url_ttl       seconds an uploadUrl stays valid (403 ExpiredToken after)
+  seed_tasks           N completed tasks made at construction (for paging and benchmarks)
+  events_early_done    the first events connection of a prompt, made before its first event,
+                       gets an empty done {"status": "running", "lastSeq": -1} (the race)
+  events_drop_after, events_drops, events_drop_mode
+                       the first events_drops connections of a prompt are cut after
+                       events_drop_after data events, by a reset ("reset") or a plain close
+                       without done ("eof")
+  keepalive_interval   seconds between ": keep-alive" comments on a quiet events stream
+  upload_dir           where uploaded bodies are written (as the returned filename); None:
+                       counted and dropped. Bodies are streamed, never held in memory.
+  log_sink             called with each request-log entry once it is answered (for --log)
+  key                  the API key; host, port, upload_host, upload_port only before start()
+
+Faults (inject() scripts them; FAULT_KINDS lists them): "429" (with Retry-After), "500",
+"502", "503" (JSON error bodies), "502-html", "503-html" (a proxy's HTML page), "reset"
+(SO_LINGER 0: the client sees a connection reset), "stall" (read, never answered until
+stop() or the client goes away), "empty-200", "html-200", "truncated-json" (2xx whose JSON
+is cut), "short-body" (Content-Length promises more than is sent, then close),
+"wrong-shape" (2xx with a JSON list), "204" (no body), "403-expired" (GCS-style XML).
+The 2xx of "truncated-json", "wrong-shape" and "short-body" is the route's own (201 for
+creates). Faults come before authentication, like a proxy's. On /events, after=True
+acts as after=False (a stream cannot be replaced once sent).
+
+For tests: request_log (every request on both listeners, with "request_id" of the answer
+besides the documented keys), requests(method, path_regex, listener), clear_log(),
+tasks_created, prompts_created, file_info(file_id), clear_faults(), final_result_for().
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import itertools
+import json
+import math
+import os
+import random
+import re
+import secrets
+import signal
+import socket
+import socketserver
+import struct
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+DEFAULT_KEY = "rbk_test_key"
+EXECUTORS = ("opencode", "claude", "gemini", "codex")
+DEFAULT_EXECUTOR = "claude"
+DEFAULT_MODEL = "lite"
+VISIBILITIES = ("private", "shared", "public")
+MAX_PROMPT_CHARS = 100_000
+MAX_FILENAME_CHARS = 255
+MAX_JSON_BODY = 1024 * 1024
+MAX_DRAIN = 16 * 1024 * 1024
+CHUNK = 64 * 1024
+PENDING_FRACTION = 0.1
+API_KEY_HEADERS = ("API_KEY", "api-key", "x-api-key")
+APP_URL = "https://app.rebyte.local"
+
+FAULT_KINDS = (
+    "429", "500", "502", "503", "502-html", "503-html", "reset", "stall", "empty-200",
+    "html-200", "truncated-json", "short-body", "wrong-shape", "204", "403-expired",
+)
+DEFAULT_RANDOM_FAULTS = ("429", "500", "502", "503", "reset")
+
+TERMINAL = ("succeeded", "failed", "canceled")
+TASK_STATUS_OF_PROMPT = {"succeeded": "completed", "failed": "failed", "canceled": "canceled",
+                         "pending": "running", "running": "running"}
+
+_MARKER_RE = re.compile(r"\[(?:fail|ask|duration=[^\]]*)\]")
+_DURATION_RE = re.compile(r"\[duration=(\d+(?:\.\d*)?|\.\d+)\]")
+_GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
+_UPLOAD_PATH_RE = re.compile(r"/upload/([0-9a-f-]{36})")
+_TASK = r"/v1/tasks/(?P<task_id>[^/]+)"
+
+
+def final_result_for(prompt: str) -> str:
+    """The finalResult the server gives a prompt that succeeded (tests can predict it)."""
+    return "Result for: " + _without_markers(prompt)[:60]
+
+
+def _without_markers(text: str) -> str:
+    return " ".join(_MARKER_RE.sub(" ", text).split())
+
+
+def _title_for(prompt: str) -> str:
+    words = _without_markers(prompt).split()
+    return " ".join(words[:6])[:80] or "Untitled task"
+
+
+# --------------------------------------------------------------------------------------------
+# Answers
+
+
+@dataclass
+class Reply:
+    """A complete HTTP answer, built before it is sent so that a fault can replace it."""
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict = field(default_factory=dict)
+    close: bool = False
+
+    @classmethod
+    def json(cls, status: int, value, **kwargs) -> Reply:
+        return cls(status, json.dumps(value).encode(), "application/json", **kwargs)
+
+
+def _error(status: int, code: str, message: str, **kwargs) -> Reply:
+    return Reply.json(status, {"error": {"code": code, "message": message}}, **kwargs)
+
+
+def _xml_error(status: int, code: str, message: str, **kwargs) -> Reply:
+    """An error as Google Cloud Storage words it (the documented uploadUrl is a GCS one)."""
+    body = ("<?xml version='1.0' encoding='UTF-8'?>"
+            f"<Error><Code>{code}</Code><Message>{message}</Message></Error>")
+    return Reply(status, body.encode(), "application/xml; charset=UTF-8", **kwargs)
+
+
+def _proxy_page(status: int) -> Reply:
+    reason = {502: "Bad Gateway", 503: "Service Unavailable"}.get(status, "Error")
+    body = (f"<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head>"
+            f"<body><h1>{status} {reason}</h1><p>The upstream server did not answer."
+            "</p><hr><center>nginx</center></body></html>\n")
+    return Reply(status, body.encode(), "text/html; charset=utf-8")
+
+
+def _success_status(method: str, path: str) -> int:
+    creates = method == "POST" and (path in ("/v1/files", "/v1/tasks")
+                                    or re.fullmatch(_TASK + "/prompts", path))
+    return 201 if creates else 200
+
+
+def _fault_success_status(real: Reply | None, method: str, path: str) -> int:
+    """The 2xx a faulty success answer claims: the real one's, else the route's."""
+    if real is not None and real.status in (200, 201):
+        return real.status
+    return _success_status(method, path)
+
+
+def _fault_reply(fault: str, real: Reply | None, method: str, path: str,
+                 retry_after: str) -> Reply:
+    """What a fault answers instead of `real` (None when the request was not processed)."""
+    success = _fault_success_status(real, method, path)
+    if fault == "429":
+        return _error(429, "rate_limited", "Too many requests; slow down.",
+                      headers={"Retry-After": retry_after})
+    if fault in ("500", "502", "503"):
+        return _error(int(fault), "internal_error", f"Injected {fault}.")
+    if fault in ("502-html", "503-html"):
+        return _proxy_page(int(fault[:3]))
+    if fault == "empty-200":
+        return Reply(200, b"", "application/json")
+    if fault == "html-200":
+        return Reply(200, b"<!DOCTYPE html><html><body>Sign in to continue</body></html>",
+                     "text/html; charset=utf-8")
+    if fault == "truncated-json":
+        body = real.body if real is not None and real.body else b'{"id": "0123456789abcdef"}'
+        return Reply(success, body[: max(1, len(body) // 2)], "application/json")
+    if fault == "wrong-shape":
+        return Reply.json(success, ["unexpected", "shape"])
+    if fault == "204":
+        return Reply(204)
+    if fault == "403-expired":
+        return _xml_error(403, "ExpiredToken", "The provided token has expired.")
+    raise ValueError(f"fault {fault!r} has no canned answer")
+
+
+class _HttpError(Exception):
+    """Raised by the API code to answer with an error body."""
+
+    def __init__(self, status: int, code: str, message: str, **kwargs):
+        super().__init__(message)
+        self.reply = _error(status, code, message, **kwargs)
+
+
+def _invalid(message: str) -> _HttpError:
+    return _HttpError(400, "validation_error", message)
+
+
+class _Abort(Exception):
+    """The server is stopping: close the connection without an answer."""
+
+
+# --------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass
+class _Prompt:
+    """One prompt; its status and events follow from the clock (monotonic seconds)."""
+
+    id: str
+    text: str
+    skills: list
+    filenames: list
+    executor: str
+    model: str
+    submitted: float
+    duration: float
+    canceled_at: float | None = None
+    stream_connections: int = 0
+
+    @property
+    def fails(self) -> bool:
+        return "[fail]" in self.text
+
+    @property
+    def asks(self) -> bool:
+        return "[ask]" in self.text
+
+    @property
+    def starts(self) -> float:
+        return self.submitted + PENDING_FRACTION * self.duration
+
+    @property
+    def ends(self) -> float:
+        return self.submitted + self.duration
+
+    def status(self, now: float) -> str:
+        if self.canceled_at is not None:
+            return "canceled"
+        if now < self.starts:
+            return "pending"
+        if now < self.ends:
+            return "running"
+        return "failed" if self.fails else "succeeded"
+
+    def completed_at(self, now: float) -> float | None:
+        if self.canceled_at is not None:
+            return self.canceled_at
+        return self.ends if now >= self.ends else None
+
+    def final_result(self, now: float) -> str | None:
+        return final_result_for(self.text) if self.status(now) == "succeeded" else None
+
+    def schedule(self) -> list:
+        """(time, eventType, payload) of every event the prompt will emit if left alone."""
+        listing = "\n".join(self.filenames)
+        steps = [
+            ("init", {"executor": self.executor, "model": self.model, "skills": self.skills}),
+            ("thinking", {"text": "Reading the request: " + _without_markers(self.text)[:40]}),
+            ("tool_use", {"tool": "bash", "input": {"command": "ls /code"}}),
+            ("tool_result", {"tool": "bash", "output": listing, "isError": False}),
+            ("text", {"text": "Working on it."}),
+        ]
+        if self.asks:
+            steps.append(("ask_user_question",
+                          {"question": "Which format should the answer use?"}))
+        running = self.ends - self.starts
+        timed = [(self.starts + running * i / len(steps), kind, payload)
+                 for i, (kind, payload) in enumerate(steps)]
+        if self.fails:
+            result = {"isError": True, "error": "The agent failed (the prompt asked: [fail])."}
+        else:
+            result = {"text": final_result_for(self.text)}
+        return [*timed, (self.ends, "result", result)]
+
+    def events(self, now: float) -> list:
+        """The scheduled events that have happened by `now` (none after a cancel)."""
+        return [event for event in self.schedule()
+                if event[0] <= now and (self.canceled_at is None or event[0] < self.canceled_at)]
+
+    def next_change(self, now: float) -> float | None:
+        """When the status or the event list next changes, if nothing else happens."""
+        if self.canceled_at is not None:
+            return None
+        times = [t for t, _, _ in self.schedule() if t > now] + [self.starts, self.ends]
+        upcoming = [t for t in times if t > now]
+        return min(upcoming) if upcoming else None
+
+
+@dataclass
+class _Task:
+    id: str
+    workspace_id: str
+    title: str
+    executor: str
+    model: str
+    created: float
+    prompts: list
+    visibility: str = "shared"
+    deleted: bool = False
+
+    def status(self, now: float) -> str:
+        statuses = [prompt.status(now) for prompt in self.prompts]
+        if any(status not in TERMINAL for status in statuses):
+            return "running"
+        return TASK_STATUS_OF_PROMPT[statuses[-1]]
+
+    def completed_at(self, now: float) -> float | None:
+        if self.status(now) == "running":
+            return None
+        return max(prompt.completed_at(now) for prompt in self.prompts)
+
+
+@dataclass
+class _File:
+    id: str
+    filename: str
+    content_type: str
+    uploaded: bool = False
+    size: int = 0
+
+
+@dataclass
+class _FaultRule:
+    method: str
+    path: re.Pattern
+    fault: str
+    remaining: int
+    after: bool
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method in ("*", method) and bool(self.path.fullmatch(path))
+
+
+@dataclass
+class _EventStream:
+    """Returned by the events route: the handler streams it (it cannot be a Reply)."""
+
+    prompt: _Prompt
+    connection_index: int
+
+
+class _Request:
+    """What the API routes need of a request."""
+
+    def __init__(self, method: str, path: str, query: dict, headers, raw: bytes | None):
+        self.method, self.path, self.query, self.headers, self.raw = (
+            method, path, query, headers, raw)
+
+    def json_object(self) -> dict:
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if self.raw and content_type != "application/json":
+            raise _invalid(f"body must be sent as application/json, not {content_type!r}")
+        try:
+            value = json.loads(self.raw or b"")
+        except ValueError:
+            raise _invalid("body is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise _invalid("body must be a JSON object")
+        return value
+
+
+_KNOBS = frozenset({
+    "key", "host", "port", "upload_host", "upload_port", "provision_delay", "prompt_duration",
+    "seed", "fault_rate", "fault_kinds", "fault_routes", "fault_after", "retry_after",
+    "upload_url_ttl", "seed_tasks", "events_early_done", "events_drop_after", "events_drops",
+    "events_drop_mode", "keepalive_interval", "upload_dir", "log_sink",
+})
+_ADDRESS_KNOBS = frozenset({"host", "port", "upload_host", "upload_port"})
+
+
+class FakeRebyte:
+    """The server: state in memory, two listeners, a request log and fault injection."""
+
+    def __init__(self, key: str = DEFAULT_KEY, *, host: str = "127.0.0.1", port: int = 0,
+                 upload_host: str = "127.0.0.2", upload_port: int = 0,
+                 provision_delay: float = 0.0, prompt_duration: float = 0.5, seed: int = 0,
+                 fault_rate: float = 0.0, fault_kinds=DEFAULT_RANDOM_FAULTS,
+                 fault_routes=None, fault_after: bool = False, retry_after: str = "1",
+                 upload_url_ttl: float = 3600.0, seed_tasks: int = 0,
+                 events_early_done: bool = False, events_drop_after: int | None = None,
+                 events_drops: int = 1, events_drop_mode: str = "reset",
+                 keepalive_interval: float = 2.0, upload_dir: str | None = None,
+                 log_sink=None):
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # wakes event streams
+        self._generation = 0
+        self._stopping = threading.Event()
+        self._mono0, self._wall0 = time.monotonic(), time.time()
+        self._tasks: dict = {}  # id -> _Task, in creation order
+        self._workspaces: set = set()
+        self._files: dict = {}  # id -> _File
+        self._scripted: list = []
+        self._signing_key = secrets.token_bytes(32)
+        self._connection_ids = itertools.count(1)
+        self._open_connections: set = set()
+        self._handler_threads: set = set()
+        self._servers: list = []
+        self._threads: list = []
+        self.request_log: list = []
+        self.tasks_created = 0
+        self.prompts_created = 0
+        self.configure(
+            key=key, host=host, port=port, upload_host=upload_host, upload_port=upload_port,
+            provision_delay=provision_delay, prompt_duration=prompt_duration, seed=seed,
+            fault_rate=fault_rate, fault_kinds=fault_kinds, fault_routes=fault_routes,
+            fault_after=fault_after, retry_after=retry_after, upload_url_ttl=upload_url_ttl,
+            seed_tasks=seed_tasks, events_early_done=events_early_done,
+            events_drop_after=events_drop_after, events_drops=events_drops,
+            events_drop_mode=events_drop_mode, keepalive_interval=keepalive_interval,
+            upload_dir=upload_dir, log_sink=log_sink)
+        self._seed_tasks(seed_tasks)
+        self._routes = [
+            (re.compile(r"/v1/files"), {"POST": self._create_file}),
+            (re.compile(r"/v1/tasks"), {"GET": self._list_tasks, "POST": self._create_task}),
+            (re.compile(_TASK), {"GET": self._get_task, "DELETE": self._delete_task}),
+            (re.compile(_TASK + "/prompts"), {"POST": self._add_prompt}),
+            (re.compile(_TASK + "/visibility"), {"PATCH": self._set_visibility}),
+            (re.compile(_TASK + "/cancel"), {"POST": self._cancel}),
+            (re.compile(_TASK + "/content"), {"GET": self._content}),
+            (re.compile(_TASK + "/events"), {"GET": self._events}),
+        ]
+
+    # ---- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> FakeRebyte:
+        if self._servers:
+            return self
+        self._stopping.clear()
+        api = _Server((self.host, self.port), self, "api")
+        try:
+            upload = _Server((self.upload_host, self.upload_port), self, "upload")
+        except OSError:
+            api.server_close()
+            raise
+        self._servers = [api, upload]
+        for server in self._servers:
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                                      name=f"fake-rebyte-{server.listener}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Stop fast: wake stalls, streams and provisioning waits, then cut open sockets."""
+        if not self._servers:
+            return
+        self._stopping.set()
+        self._notify()
+        stoppers = [threading.Thread(target=server.shutdown) for server in self._servers]
+        for stopper in stoppers:  # together: each waits up to a poll interval
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        for server in self._servers:
+            server.server_close()
+        with self._lock:
+            connections = list(self._open_connections)
+            handlers = list(self._handler_threads)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2.0
+        for thread in [*self._threads, *handlers]:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._servers, self._threads = [], []
+
+    def __enter__(self) -> FakeRebyte:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._address("api")
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def upload_base_url(self) -> str:
+        host, port = self._address("upload")
+        return f"http://{host}:{port}"
+
+    def _address(self, listener: str) -> tuple:
+        for server in self._servers:
+            if server.listener == listener:
+                return server.server_address[:2]
+        raise RuntimeError("the server is not started")
+
+    # ---- knobs and faults ------------------------------------------------------------------
+
+    def configure(self, **knobs) -> None:
+        """Change knobs (see the module docstring); safe while requests are served."""
+        unknown = set(knobs) - _KNOBS
+        if unknown:
+            raise TypeError(f"unknown knob(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            if self._servers and _ADDRESS_KNOBS & set(knobs):
+                raise ValueError("host and port knobs cannot change while the server runs")
+            for name, value in knobs.items():
+                if name == "seed":
+                    self._rng = random.Random(value)
+                elif name == "fault_kinds":
+                    value = tuple(value)
+                    bad = [kind for kind in value if kind not in FAULT_KINDS]
+                    if bad or not value:
+                        raise ValueError(f"unknown fault kind(s) {bad}; known: {FAULT_KINDS}")
+                elif name == "fault_routes" and value is not None:
+                    value = [(method.upper(), re.compile(pattern)) for method, pattern in value]
+                elif name == "events_drop_mode" and value not in ("reset", "eof"):
+                    raise ValueError("events_drop_mode is 'reset' or 'eof'")
+                elif name == "retry_after":
+                    value = str(value)
+                setattr(self, name, value)
+        self._notify()
+
+    def inject(self, method: str, path_regex: str, fault: str, *, count: int = 1,
+               after: bool = False) -> None:
+        """Answer the next `count` requests matching method (or "*") and path with `fault`.
+
+        after=False: the fault replaces the processing (nothing happens on the server);
+        after=True: the request is processed (a task IS created), then the fault answers.
+        """
+        if fault not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {fault!r}; known: {FAULT_KINDS}")
+        rule = _FaultRule(method.upper(), re.compile(path_regex), fault, count, after)
+        with self._lock:
+            self._scripted.append(rule)
+
+    def clear_faults(self) -> None:
+        """Forget the scripted faults not used yet."""
+        with self._lock:
+            self._scripted.clear()
+
+    def _choose_fault(self, method: str, path: str) -> tuple:
+        """(fault or None, after) for this request: scripted ones first, then random ones."""
+        with self._lock:
+            for rule in self._scripted:
+                if rule.matches(method, path):
+                    rule.remaining -= 1
+                    if rule.remaining <= 0:
+                        self._scripted.remove(rule)
+                    return rule.fault, rule.after
+            if self.fault_rate > 0 and self._random_faults_apply(method, path):
+                if self._rng.random() < self.fault_rate:
+                    return self._rng.choice(self.fault_kinds), self.fault_after
+        return None, False
+
+    def _random_faults_apply(self, method: str, path: str) -> bool:
+        if self.fault_routes is None:
+            return True
+        return any(route_method in ("*", method) and pattern.fullmatch(path)
+                   for route_method, pattern in self.fault_routes)
+
+    # ---- request log -----------------------------------------------------------------------
+
+    def requests(self, method: str | None = None, path_regex: str | None = None,
+                 listener: str | None = "api") -> list:
+        """Logged requests, filtered (path_regex must match the whole path; listener None: both)."""
+        with self._lock:
+            entries = list(self.request_log)
+        return [entry for entry in entries
+                if (listener is None or entry["listener"] == listener)
+                and (method is None or entry["method"] == method.upper())
+                and (path_regex is None or re.fullmatch(path_regex, entry["path"]))]
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self.request_log.clear()
+
+    def file_info(self, file_id: str) -> dict | None:
+        """What the server knows of a file slot: filename, contentType, uploaded, size."""
+        with self._lock:
+            record = self._files.get(file_id)
+            if record is None:
+                return None
+            return {"id": record.id, "filename": record.filename,
+                    "contentType": record.content_type, "uploaded": record.uploaded,
+                    "size": record.size}
+
+    def _record(self, listener: str, method: str, path: str, query: dict, headers: dict,
+                connection: int) -> dict:
+        entry = {"listener": listener, "method": method, "path": path, "query": query,
+                 "headers": headers, "json": None, "body_bytes": 0, "status": None,
+                 "fault": None, "connection": connection, "time": time.time(),
+                 "request_id": None}
+        with self._lock:
+            self.request_log.append(entry)
+        return entry
+
+    def _finish(self, entry: dict) -> None:
+        sink = self.log_sink
+        if sink is not None:
+            sink(entry)
+
+    # ---- connections -----------------------------------------------------------------------
+
+    def _register_connection(self, connection: socket.socket) -> int:
+        with self._lock:
+            self._open_connections.add(connection)
+            self._handler_threads.add(threading.current_thread())
+            return next(self._connection_ids)
+
+    def _unregister_connection(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._open_connections.discard(connection)
+            self._handler_threads.discard(threading.current_thread())
+
+    # ---- clock -----------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.monotonic()
+
+    def _iso(self, moment: float | None) -> str | None:
+        if moment is None:
+            return None
+        wall = datetime.fromtimestamp(self._wall0 + (moment - self._mono0), timezone.utc)
+        return wall.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    # ---- API -------------------------------------------------------------------------------
+
+    def _api(self, request: _Request, too_large: bool):
+        """Route one API request: a Reply, or an _EventStream for the handler to stream."""
+        try:
+            if request.path != "/v1" and not request.path.startswith("/v1/"):
+                raise _HttpError(404, "not_found", f"No route for {request.path}.")
+            if too_large:
+                raise _HttpError(413, "payload_too_large",
+                                 f"The body is larger than {MAX_JSON_BODY} bytes.")
+            self._authenticate(request.headers)
+            for pattern, handlers in self._routes:
+                match = pattern.fullmatch(request.path)
+                if match is None:
+                    continue
+                handler = handlers.get(request.method)
+                if handler is None:
+                    raise _HttpError(405, "method_not_allowed",
+                                     f"{request.method} is not allowed on {request.path}.",
+                                     headers={"Allow": ", ".join(handlers)})
+                params = {name: unquote(value) for name, value in match.groupdict().items()}
+                return handler(request, **params)
+            raise _HttpError(404, "not_found", f"No route for {request.path}.")
+        except _HttpError as error:
+            return error.reply
+
+    def _authenticate(self, headers) -> None:
+        supplied = [headers.get(name) for name in API_KEY_HEADERS
+                    if headers.get(name) is not None]
+        if not supplied:
+            raise _HttpError(401, "unauthorized", "Missing API key: send the API_KEY header.")
+        expected = self.key.encode()
+        if not any(hmac.compare_digest(value.encode(), expected) for value in supplied):
+            raise _HttpError(401, "unauthorized", "Invalid API key.")
+
+    def _live_task(self, task_id: str) -> _Task:
+        task = self._tasks.get(task_id)
+        if task is None or task.deleted:
+            raise _HttpError(404, "not_found", f"Task {task_id} not found.")
+        return task
+
+    # -- files
+
+    def _create_file(self, request: _Request) -> Reply:
+        body = request.json_object()
+        filename = body.get("filename")
+        if filename is None:
+            raise _invalid("filename is required")
+        if not isinstance(filename, str) or not filename.strip():
+            raise _invalid("filename must be a non-empty string")
+        if len(filename) > MAX_FILENAME_CHARS:
+            raise _invalid(f"filename is longer than {MAX_FILENAME_CHARS} characters")
+        if "/" in filename or "\0" in filename:
+            raise _invalid("filename must not contain '/' (a name, not a path)")
+        content_type = body.get("contentType", "application/octet-stream")
+        if not isinstance(content_type, str) or not content_type.strip():
+            raise _invalid("contentType must be a non-empty string")
+        stem, extension = os.path.splitext(filename)
+        with self._lock:
+            taken = {record.filename for record in self._files.values()}
+            while True:
+                file_id = str(uuid.uuid4())
+                unique = f"{stem}-{file_id[:4]}{extension}"
+                if unique not in taken:
+                    break
+            self._files[file_id] = _File(file_id, unique, content_type)
+        expires = int(time.time() + self.upload_url_ttl)
+        upload_url = (f"{self.upload_base_url}/upload/{file_id}?expires={expires}"
+                      f"&signature={self._sign(file_id, expires)}")
+        return Reply.json(201, {"id": file_id, "filename": unique, "uploadUrl": upload_url})
+
+    def _sign(self, file_id: str, expires) -> str:
+        message = f"PUT\n{file_id}\n{expires}".encode()
+        return hmac.new(self._signing_key, message, "sha256").hexdigest()
+
+    def _upload_target(self, path: str, query: dict):
+        """The _File a signed upload URL names, or the XML error a storage host would give."""
+        match = _UPLOAD_PATH_RE.fullmatch(path)
+        expires, signature = query.get("expires", ""), query.get("signature", "")
+        if match is None or not expires.isdigit() or not hmac.compare_digest(
+                signature, self._sign(match.group(1), expires)):
+            return _xml_error(403, "SignatureDoesNotMatch",
+                              "The request signature we calculated does not match the "
+                              "signature you provided.")
+        if time.time() >= int(expires):
+            return _xml_error(403, "ExpiredToken", "The provided token has expired. "
+                              f"Request signature expired at: {expires}")
+        with self._lock:
+            record = self._files.get(match.group(1))
+        if record is None:
+            return _xml_error(404, "NoSuchUpload", "The requested upload was not found.")
+        return record
+
+    def _upload_finished(self, record: _File, size: int) -> None:
+        with self._lock:
+            record.uploaded, record.size = True, size
+
+    # -- tasks
+
+    def _validated_prompt(self, body: dict) -> tuple:
+        """(prompt, skills, filenames) of a create or follow-up body; 400 when wrong."""
+        prompt = body.get("prompt")
+        if prompt is None:
+            raise _invalid("prompt is required")
+        if not isinstance(prompt, str):
+            raise _invalid("prompt must be a string")
+        if not prompt.strip():
+            raise _invalid("prompt must not be empty")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise _invalid(f"prompt is longer than {MAX_PROMPT_CHARS} characters "
+                           f"({len(prompt)})")
+        skills = body.get("skills", [])
+        if not isinstance(skills, list) or not all(
+                isinstance(skill, str) and skill.strip() for skill in skills):
+            raise _invalid("skills must be a list of non-empty strings")
+        files = body.get("files", [])
+        if not isinstance(files, list):
+            raise _invalid("files must be a list of {id, filename} objects")
+        filenames = []
+        with self._lock:
+            for index, item in enumerate(files):
+                if not (isinstance(item, dict) and isinstance(item.get("id"), str)
+                        and isinstance(item.get("filename"), str)):
+                    raise _invalid(f"files[{index}] must be an object with string id and "
+                                   "filename")
+                record = self._files.get(item["id"])
+                if record is None:
+                    raise _invalid(f"files[{index}]: no file with id {item['id']}")
+                if not record.uploaded:
+                    raise _invalid(f"files[{index}]: file {item['id']} was never uploaded "
+                                   "(PUT its uploadUrl first)")
+                if item["filename"] != record.filename:
+                    raise _invalid(f"files[{index}].filename must be {record.filename!r}, "
+                                   "the name POST /v1/files returned")
+                filenames.append(record.filename)
+        return prompt, list(skills), filenames
+
+    def _validated_task_options(self, body: dict) -> tuple:
+        """(executor, model, workspace_id) of a create body; 400 when wrong."""
+        executor = body.get("executor", DEFAULT_EXECUTOR)
+        if executor not in EXECUTORS:
+            raise _invalid(f"executor must be one of {', '.join(EXECUTORS)}")
+        model = body.get("model", DEFAULT_MODEL)
+        if not isinstance(model, str) or not model.strip():
+            raise _invalid("model must be a non-empty string")
+        github_url = body.get("githubUrl")
+        if github_url is not None and not (
+                isinstance(github_url, str) and _GITHUB_REPO_RE.fullmatch(github_url)
+                and github_url.split("/")[1] not in (".", "..")):
+            raise _invalid("githubUrl must be 'owner/repo'")
+        if "branchName" in body and not isinstance(body["branchName"], str):
+            raise _invalid("branchName must be a string")
+        workspace_id = body.get("workspaceId")
+        if "workspaceId" in body:
+            if not isinstance(workspace_id, str):
+                raise _invalid("workspaceId must be a string")
+            with self._lock:
+                if workspace_id not in self._workspaces:
+                    raise _invalid(f"workspaceId {workspace_id} is not a known workspace")
+        return executor, model, workspace_id
+
+    def _new_prompt(self, task: _Task, text: str, skills: list, filenames: list,
+                    now: float) -> _Prompt:
+        marker = _DURATION_RE.search(text)
+        duration = float(marker.group(1)) if marker else float(self.prompt_duration)
+        prompt = _Prompt(str(uuid.uuid4()), text, skills, filenames, task.executor,
+                         task.model, submitted=now, duration=duration)
+        task.prompts.append(prompt)
+        return prompt
+
+    def _create_task(self, request: _Request) -> Reply:
+        body = request.json_object()
+        text, skills, filenames = self._validated_prompt(body)
+        executor, model, workspace_id = self._validated_task_options(body)
+        if workspace_id is None:
+            self._stopping.wait(float(self.provision_delay))
+        if self._stopping.is_set():
+            raise _Abort()
+        with self._lock:
+            now = self._now()
+            workspace_id = workspace_id or str(uuid.uuid4())
+            task = _Task(str(uuid.uuid4()), workspace_id, _title_for(text), executor, model,
+                         created=now, prompts=[])
+            self._new_prompt(task, text, skills, filenames, now)
+            self._tasks[task.id] = task
+            self._workspaces.add(workspace_id)
+            self.tasks_created += 1
+        self._notify()
+        return Reply.json(201, {"id": task.id, "workspaceId": task.workspace_id,
+                                "url": f"{APP_URL}/run/{task.id}", "status": "running",
+                                "createdAt": self._iso(task.created)})
+
+    def _seed_tasks(self, count: int) -> None:
+        """Completed tasks, one second apart, all older than anything created later."""
+        now = self._now()
+        with self._lock:
+            for number in range(1, count + 1):
+                created = now - (count - number + 1)
+                task = _Task(str(uuid.uuid4()), str(uuid.uuid4()), f"Seeded task {number}",
+                             DEFAULT_EXECUTOR, DEFAULT_MODEL, created=created, prompts=[])
+                prompt = self._new_prompt(task, f"Seeded task {number}", [], [], created)
+                prompt.duration = min(prompt.duration, 0.5)
+                self._tasks[task.id] = task
+                self._workspaces.add(task.workspace_id)
+
+    def _list_tasks(self, request: _Request) -> Reply:
+        limit = _int_param(request.query, "limit", 50, 1, 100)
+        offset = _int_param(request.query, "offset", 0, 0, None)
+        with self._lock:
+            now = self._now()
+            live = [task for task in reversed(self._tasks.values()) if not task.deleted]
+            page = [self._summary_json(task, now) for task in live[offset:offset + limit]]
+        return Reply.json(200, {"data": page, "total": len(live), "limit": limit,
+                                "offset": offset})
+
+    def _get_task(self, request: _Request, task_id: str) -> Reply:
+        with self._lock:
+            return Reply.json(200, self._task_json(self._live_task(task_id), self._now()))
+
+    def _delete_task(self, request: _Request, task_id: str) -> Reply:
+        with self._lock:
+            self._live_task(task_id).deleted = True
+        return Reply(204)
+
+    def _add_prompt(self, request: _Request, task_id: str) -> Reply:
+        with self._lock:
+            self._live_task(task_id)
+        text, skills, filenames = self._validated_prompt(request.json_object())
+        with self._lock:
+            task = self._live_task(task_id)
+            prompt = self._new_prompt(task, text, skills, filenames, self._now())
+            self.prompts_created += 1
+        self._notify()
+        return Reply.json(201, {"promptId": prompt.id})
+
+    def _set_visibility(self, request: _Request, task_id: str) -> Reply:
+        with self._lock:
+            self._live_task(task_id)
+        visibility = request.json_object().get("visibility")
+        if visibility not in VISIBILITIES:
+            raise _invalid(f"visibility must be one of {', '.join(VISIBILITIES)}")
+        with self._lock:
+            self._live_task(task_id).visibility = visibility
+        answer = {"visibility": visibility}
+        if visibility == "public":
+            answer["shareUrl"] = f"{APP_URL}/share/{task_id}"
+        return Reply.json(200, answer)
+
+    def _cancel(self, request: _Request, task_id: str) -> Reply:
+        with self._lock:
+            task = self._live_task(task_id)
+            now = self._now()
+            for prompt in task.prompts:
+                if prompt.status(now) not in TERMINAL:
+                    prompt.canceled_at = now
+            status = task.status(now)
+        self._notify()
+        return Reply.json(200, {"id": task_id, "status": status})
+
+    def _content(self, request: _Request, task_id: str) -> Reply:
+        with_events = "events" in request.query.get("include", "").split(",")
+        with self._lock:
+            task = self._live_task(task_id)
+            now = self._now()
+            prompts = []
+            for prompt in task.prompts:
+                item = {"id": prompt.id, "status": prompt.status(now), "userPrompt": prompt.text,
+                        "response": prompt.final_result(now),
+                        "submittedAt": self._iso(prompt.submitted),
+                        "completedAt": self._iso(prompt.completed_at(now))}
+                if with_events:
+                    item["events"] = self._events_json(prompt, now)
+                prompts.append(item)
+        return Reply.json(200, {"id": task.id, "prompts": prompts})
+
+    def _events(self, request: _Request, task_id: str) -> _EventStream:
+        with self._lock:
+            prompt = self._live_task(task_id).prompts[-1]
+            index = prompt.stream_connections
+            prompt.stream_connections += 1
+        return _EventStream(prompt, index)
+
+    # -- JSON shapes
+
+    def _summary_json(self, task: _Task, now: float) -> dict:
+        return {"id": task.id, "url": f"{APP_URL}/run/{task.id}", "title": task.title,
+                "executor": task.executor, "model": task.model,
+                "createdAt": self._iso(task.created),
+                "completedAt": self._iso(task.completed_at(now))}
+
+    def _task_json(self, task: _Task, now: float) -> dict:
+        return {
+            **self._summary_json(task, now),
+            "status": task.status(now),
+            "workspaceId": task.workspace_id,
+            "visibility": task.visibility,
+            "finalResult": task.prompts[-1].final_result(now),
+            "prompts": [{"id": prompt.id, "status": prompt.status(now),
+                         "submittedAt": self._iso(prompt.submitted),
+                         "completedAt": self._iso(prompt.completed_at(now))}
+                        for prompt in task.prompts],
+        }
+
+    def _events_json(self, prompt: _Prompt, now: float) -> list:
+        return [{"seq": seq, "timestamp": self._iso(moment), "promptId": prompt.id,
+                 "eventType": kind, "payload": payload, "eventKey": f"{prompt.id}:{seq}"}
+                for seq, (moment, kind, payload) in enumerate(prompt.events(now))]
+
+
+def _int_param(query: dict, name: str, default: int, minimum: int, maximum: int | None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+    if not re.fullmatch(r"\d{1,12}", raw):
+        raise _invalid(f"{name} must be an integer {bounds}")
+    value = int(raw)
+    if value < minimum or (maximum is not None and value > maximum):
+        raise _invalid(f"{name} must be an integer {bounds}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple, fake: FakeRebyte, listener: str):
+        self.fake = fake
+        self.listener = listener
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks the host name up (getfqdn), which may wait on DNS.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeRebyte/1.0"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.fake = self.server.fake
+        self.connection_id = self.fake._register_connection(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        finally:
+            self.fake._unregister_connection(self.connection)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format, *args) -> None:  # quiet: the request log says it all
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    # ---- one request -----------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        entry = self.fake._record(self.server.listener, self.command, parts.path, query,
+                                  dict(self.headers.items()), self.connection_id)
+        fault, after = self.fake._choose_fault(self.command, parts.path)
+        entry["fault"] = fault
+        try:
+            if self.server.listener == "upload":
+                self._serve_upload(entry, parts.path, query, fault, after)
+            else:
+                self._serve_api(entry, parts.path, query, fault, after)
+        except _HttpError as error:  # the request itself is malformed (its framing)
+            error.reply.close = True
+            try:
+                self._send(entry, error.reply)
+            except OSError:
+                self.close_connection = True
+        except (OSError, _Abort):  # the client went away, or stop() cut the socket
+            self.close_connection = True
+        finally:
+            self.fake._finish(entry)
+
+    def _serve_api(self, entry: dict, path: str, query: dict, fault, after: bool) -> None:
+        raw, size, too_large = self._read_api_body()
+        entry["body_bytes"] = size
+        try:
+            entry["json"] = json.loads(raw) if raw else None
+        except ValueError:
+            pass
+        if fault and not after:
+            self._answer_fault(entry, fault, None, path)
+            return
+        reply = self.fake._api(_Request(self.command, path, query, self.headers, raw), too_large)
+        if isinstance(reply, _EventStream):
+            if fault:
+                self._answer_fault(entry, fault, None, path)
+            else:
+                self._stream_events(entry, reply)
+        elif fault:
+            self._answer_fault(entry, fault, reply, path)
+        else:
+            self._send(entry, reply)
+
+    def _serve_upload(self, entry: dict, path: str, query: dict, fault, after: bool) -> None:
+        if fault and not after:
+            entry["body_bytes"] = self._drop_body(limit=None)
+            self._answer_fault(entry, fault, None, path)
+            return
+        reply = self._upload(entry, path, query)
+        if fault:
+            self._answer_fault(entry, fault, reply, path)
+        else:
+            self._send(entry, reply)
+
+    def _upload(self, entry: dict, path: str, query: dict) -> Reply:
+        """The storage host: a signed PUT with a Content-Length, streamed to disk or counted."""
+        if self.command != "PUT":
+            entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
+            return _xml_error(405, "MethodNotAllowed", "Only PUT is accepted here.",
+                              headers={"Allow": "PUT"})
+        length = self._content_length()
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower() or length is None:
+            entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
+            return _xml_error(411, "MissingContentLength",
+                              "You must provide the Content-Length HTTP header.", close=True)
+        record = self.fake._upload_target(path, query)
+        if isinstance(record, Reply):
+            entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
+            return record
+        sent_type = self.headers.get("Content-Type")
+        if sent_type != record.content_type:
+            entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
+            return _xml_error(403, "SignatureDoesNotMatch",
+                              f"Content-Type {sent_type!r} does not match the signed "
+                              f"{record.content_type!r}.")
+        received = self._store_body(record, length)
+        entry["body_bytes"] = received
+        if received < length:
+            raise ConnectionAbortedError("the client sent less than its Content-Length")
+        self.fake._upload_finished(record, received)
+        return Reply(200, headers={"ETag": f'"{secrets.token_hex(16)}"'})
+
+    def _store_body(self, record: _File, length: int) -> int:
+        """Copy the body in CHUNK pieces to upload_dir (replacing at the end) or count it."""
+        upload_dir = self.fake.upload_dir
+        out = temporary = None
+        if upload_dir is not None:
+            handle, temporary = tempfile.mkstemp(dir=upload_dir, prefix=".upload-")
+            out = os.fdopen(handle, "wb")
+        buffer = memoryview(bytearray(CHUNK))
+        received = 0
+        try:
+            while received < length:
+                count = self.rfile.readinto(buffer[:min(CHUNK, length - received)])
+                if not count:
+                    break
+                if out is not None:
+                    out.write(buffer[:count])
+                received += count
+        finally:
+            if out is not None:
+                out.close()
+                if received == length:
+                    os.replace(temporary, os.path.join(upload_dir, record.filename))
+                else:
+                    os.unlink(temporary)
+        return received
+
+    # ---- bodies ----------------------------------------------------------------------------
+
+    def _content_length(self) -> int | None:
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return None
+        if not raw.strip().isdigit():
+            raise _HttpError(400, "validation_error", f"Invalid Content-Length {raw!r}.")
+        return int(raw)
+
+    def _read_api_body(self) -> tuple:
+        """(body or None when too large, bytes received, too_large)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked(MAX_JSON_BODY)
+        length = self._content_length() or 0
+        if length > MAX_JSON_BODY:
+            return None, self._drop_body(limit=MAX_DRAIN), True
+        raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:
+            raise ConnectionAbortedError("the client sent less than its Content-Length")
+        return raw, length, False
+
+    def _read_chunked(self, limit: int) -> tuple:
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise _HttpError(400, "validation_error", "Malformed chunked body.") from None
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers
+                    pass
+                break
+            total += size
+            if total > MAX_DRAIN:
+                self.close_connection = True
+                return None, total, True
+            chunk = self.rfile.read(size)
+            self.rfile.readline(8)
+            if total <= limit:
+                parts.append(chunk)
+        if total > limit:
+            return None, total, True
+        return b"".join(parts), total, False
+
+    def _drop_body(self, limit: int | None) -> int:
+        """Read and forget the body (so the connection stays usable); close if it is too big."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked(0)[1]  # past MAX_DRAIN it gives up and closes
+        length = self._content_length()
+        if length is not None and limit is not None and length > limit:
+            self.close_connection = True
+            return 0
+        dropped = 0
+        while length and dropped < length:
+            piece = self.rfile.read(min(CHUNK, length - dropped))
+            if not piece:
+                break
+            dropped += len(piece)
+        return dropped
+
+    # ---- answers ---------------------------------------------------------------------------
+
+    def _send(self, entry: dict, reply: Reply) -> None:
+        request_id = "req_" + secrets.token_hex(12)
+        entry["request_id"], entry["status"] = request_id, reply.status  # before the client
+        self.send_response(reply.status)                                   # can read it
+        self.send_header("X-Request-Id", request_id)
+        if reply.content_type:
+            self.send_header("Content-Type", reply.content_type)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if reply.status != 204:
+            self.send_header("Content-Length", str(len(reply.body)))
+        if reply.close or self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if reply.body and self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+    def _answer_fault(self, entry: dict, fault: str, real: Reply | None, path: str) -> None:
+        if fault == "reset":
+            self._reset()
+        elif fault == "stall":
+            self._stall()
+        elif fault == "short-body":
+            body = real.body if real is not None and real.body else b'{"id": "0123456789"}'
+            status = entry["status"] = _fault_success_status(real, self.command, path)
+            entry["request_id"] = "req_" + secrets.token_hex(12)
+            self.send_response(status)
+            self.send_header("X-Request-Id", entry["request_id"])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+        else:
+            self._send(entry, _fault_reply(fault, real, self.command, path,
+                                           self.fake.retry_after))
+
+    def _reset(self) -> None:
+        """Close with SO_LINGER 0: the kernel sends RST, the client sees a connection reset."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # the file holds a reference: the socket closes only without it
+        self.connection.close()
+
+    def _stall(self) -> None:
+        """Answer nothing until stop() or until the client closes its end."""
+        self.close_connection = True
+        self.connection.settimeout(0.1)
+        while not self.fake._stopping.is_set():
+            try:
+                if not self.connection.recv(1, socket.MSG_PEEK):
+                    return
+                self.fake._stopping.wait(0.1)  # the client sent more; keep ignoring it
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def _stream_events(self, entry: dict, stream: _EventStream) -> None:
+        """Server-sent events of one prompt: replay, live events, then done; then close."""
+        fake, prompt = self.fake, stream.prompt
+        request_id = "req_" + secrets.token_hex(12)
+        entry["request_id"], entry["status"] = request_id, 200
+        self.send_response(200)
+        self.send_header("X-Request-Id", request_id)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        with fake._lock:
+            early = (fake.events_early_done and stream.connection_index == 0
+                     and fake._now() < prompt.starts)
+            drop_after = (fake.events_drop_after
+                          if stream.connection_index < fake.events_drops else None)
+        if early:
+            self._write_sse("done", {"status": "running", "lastSeq": -1, "finalResult": None})
+            return
+        sent, last_write = 0, fake._now()
+        if drop_after is not None and drop_after <= 0:
+            self._drop_stream()
+            return
+        while True:
+            with fake._changed:
+                generation = fake._generation
+                now = fake._now()
+                events = fake._events_json(prompt, now)
+                status = prompt.status(now)
+                final_result = prompt.final_result(now)
+                next_change = prompt.next_change(now)
+            for event in events[sent:]:
+                self._write_sse("event", event)
+                sent, last_write = sent + 1, now
+                if drop_after is not None and sent >= drop_after:
+                    self._drop_stream()
+                    return
+            if status in TERMINAL:
+                self._write_sse("done", {"status": TASK_STATUS_OF_PROMPT[status],
+                                         "lastSeq": sent - 1, "finalResult": final_result})
+                return
+            keepalive = max(0.01, float(fake.keepalive_interval))
+            wake = min(next_change if next_change is not None else math.inf,
+                       last_write + keepalive)
+            with fake._changed:
+                if fake._stopping.is_set():
+                    return
+                if fake._generation == generation:
+                    fake._changed.wait(max(0.0, min(wake - fake._now(), keepalive)))
+            if fake._now() - last_write >= keepalive - 0.001:
+                self.wfile.write(b": keep-alive\n\n")
+                last_write = fake._now()
+
+    def _write_sse(self, name: str, data: dict) -> None:
+        self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+
+    def _drop_stream(self) -> None:
+        if self.fake.events_drop_mode == "reset":
+            self._reset()
+        self.close_connection = True
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+class _JsonLinesSink:
+    """Writes each finished request-log entry as one JSON line (for --log)."""
+
+    def __init__(self, path: str):
+        self._file = open(path, "a", encoding="utf-8")  # closed by close()
+        self._lock = threading.Lock()
+
+    def __call__(self, entry: dict) -> None:
+        line = json.dumps(entry, default=str)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def _parse_args(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--key", default=DEFAULT_KEY, help="API key to accept")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port")
+    parser.add_argument("--upload-host", default="127.0.0.2")
+    parser.add_argument("--upload-port", type=int, default=0)
+    parser.add_argument("--provision-delay", type=float, default=0.0, metavar="S")
+    parser.add_argument("--prompt-duration", type=float, default=0.5, metavar="S")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fault-rate", type=float, default=0.0, metavar="R")
+    parser.add_argument("--fault-kinds", default=",".join(DEFAULT_RANDOM_FAULTS),
+                        help="comma-separated, from: " + ",".join(FAULT_KINDS))
+    parser.add_argument("--fault-route", nargs=2, action="append", metavar=("METHOD", "REGEX"),
+                        dest="fault_routes", help="limit random faults to these (repeatable)")
+    parser.add_argument("--fault-after", action="store_true",
+                        help="random faults answer after the request was processed")
+    parser.add_argument("--retry-after", default="1")
+    parser.add_argument("--upload-url-ttl", type=float, default=3600.0, metavar="S")
+    parser.add_argument("--seed-tasks", type=int, default=0, metavar="N")
+    parser.add_argument("--events-early-done", action="store_true")
+    parser.add_argument("--events-drop-after", type=int, default=None, metavar="N")
+    parser.add_argument("--events-drops", type=int, default=1, metavar="N")
+    parser.add_argument("--events-drop-mode", choices=("reset", "eof"), default="reset")
+    parser.add_argument("--keepalive-interval", type=float, default=2.0, metavar="S")
+    parser.add_argument("--upload-dir", default=None, metavar="DIR")
+    parser.add_argument("--log", default=None, metavar="FILE",
+                        help="append the request log here as JSON lines")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
+    sink = _JsonLinesSink(args.log) if args.log else None
+    server = FakeRebyte(
+        args.key, host=args.host, port=args.port, upload_host=args.upload_host,
+        upload_port=args.upload_port, provision_delay=args.provision_delay,
+        prompt_duration=args.prompt_duration, seed=args.seed, fault_rate=args.fault_rate,
+        fault_kinds=[kind for kind in args.fault_kinds.split(",") if kind],
+        fault_routes=args.fault_routes, fault_after=args.fault_after,
+        retry_after=args.retry_after, upload_url_ttl=args.upload_url_ttl,
+        seed_tasks=args.seed_tasks, events_early_done=args.events_early_done,
+        events_drop_after=args.events_drop_after, events_drops=args.events_drops,
+        events_drop_mode=args.events_drop_mode, keepalive_interval=args.keepalive_interval,
+        upload_dir=args.upload_dir, log_sink=sink)
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    server.start()
+    print(server.base_url, flush=True)
+    print(server.upload_base_url, file=sys.stderr, flush=True)
+    while not stopped.wait(0.2):
+        pass
+    server.stop()
+    if sink is not None:
+        sink.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,993 @@
+"""The local Rebyte server (tests/fake_rebyte.py) on its own, over real sockets.
+
+Driven with plain `requests` and `http.client`, never the project's client, so that
+the server is checked against the contract and docs/server-shapes.md alone.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+import requests
+from fake_rebyte import FAULT_KINDS, FakeRebyte, final_result_for
+
+KEY = "rbk_test_key"
+TIMEOUT = 10
+SERVER_SCRIPT = Path(__file__).resolve().parent / "fake_rebyte.py"
+MIB = 1024 * 1024
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def call(server: FakeRebyte, method: str, path: str, *, key: str | None = KEY,
+         headers: dict | None = None, **kwargs) -> requests.Response:
+    sent = {} if key is None else {"API_KEY": key}
+    sent.update(headers or {})
+    kwargs.setdefault("timeout", TIMEOUT)
+    return requests.request(method, server.base_url + path, headers=sent, **kwargs)
+
+
+def create_task(server: FakeRebyte, prompt: str = "Hello there", **fields) -> dict:
+    response = call(server, "POST", "/tasks", json={"prompt": prompt, **fields})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def get_task(server: FakeRebyte, task_id: str) -> dict:
+    response = call(server, "GET", f"/tasks/{task_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
+    """Poll until predicate() is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(interval)
+
+
+def wait_prompt(server: FakeRebyte, task_id: str, status: str, index: int = -1) -> dict:
+    return wait_for(lambda: (lambda task: task if task["prompts"][index]["status"] == status
+                             else None)(get_task(server, task_id)))
+
+
+def file_slot(server: FakeRebyte, filename: str = "data.csv",
+              content_type: str | None = "text/csv") -> dict:
+    body = {"filename": filename}
+    if content_type is not None:
+        body["contentType"] = content_type
+    response = call(server, "POST", "/files", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def uploaded_file(server: FakeRebyte, content: bytes = b"a,b\n1,2\n") -> dict:
+    slot = file_slot(server)
+    response = requests.put(slot["uploadUrl"], data=content,
+                            headers={"Content-Type": "text/csv"}, timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    return slot
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body
+
+
+@dataclass
+class Stream:
+    """What one events connection gave: (name, data) messages, comments, the error if cut."""
+
+    status: int
+    headers: dict
+    messages: list
+    comments: list
+    error: Exception | None
+
+    @property
+    def events(self) -> list:
+        return [data for name, data in self.messages if name == "event"]
+
+    @property
+    def done(self) -> dict | None:
+        return next((data for name, data in self.messages if name == "done"), None)
+
+
+def open_events(server: FakeRebyte, task_id: str,
+                timeout: float = TIMEOUT) -> http.client.HTTPResponse:
+    address = urlsplit(server.base_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+    connection.request("GET", f"/v1/tasks/{task_id}/events",
+                       headers={"API_KEY": KEY, "Accept": "text/event-stream"})
+    return connection.getresponse()
+
+
+def read_events(response: http.client.HTTPResponse, max_events: int | None = None) -> Stream:
+    """Read SSE lines as they come (readline does not wait for a full buffer)."""
+    messages, comments, error, name = [], [], None, None
+    try:
+        while True:
+            line = response.readline()
+            if not line:
+                break
+            text = line.decode().rstrip("\r\n")
+            if text.startswith(":"):
+                comments.append(text)
+            elif text.startswith("event:"):
+                name = text[len("event:"):].strip()
+            elif text.startswith("data:"):
+                messages.append((name, json.loads(text[len("data:"):])))
+                if max_events and sum(n == "event" for n, _ in messages) >= max_events:
+                    break
+    except (OSError, http.client.HTTPException) as exc:
+        error = exc
+    return Stream(response.status, dict(response.getheaders()), messages, comments, error)
+
+
+def stream_events(server: FakeRebyte, task_id: str) -> Stream:
+    response = open_events(server, task_id)
+    try:
+        return read_events(response)
+    finally:
+        response.close()
+
+
+# ---- task life cycle -----------------------------------------------------------------------
+
+
+def test_create_answers_the_documented_shape(fake_rebyte):
+    response = call(fake_rebyte, "POST", "/tasks", json={"prompt": "Write a haiku"})
+    assert response.status_code == 201
+    assert re.fullmatch(r"req_[0-9a-f]+", response.headers["X-Request-Id"])
+    created = response.json()
+    assert set(created) == {"id", "workspaceId", "url", "status", "createdAt"}
+    assert created["status"] == "running"
+    assert created["url"].startswith("https://") and created["id"] in created["url"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", created["createdAt"])
+    task = get_task(fake_rebyte, created["id"])
+    assert task["title"] == "Write a haiku"
+    assert (task["executor"], task["model"]) == ("claude", "lite")
+    assert task["visibility"] == "shared" and task["workspaceId"] == created["workspaceId"]
+    assert fake_rebyte.tasks_created == 1
+
+
+def test_prompt_goes_pending_running_succeeded(fake_rebyte):
+    prompt = "Count the files [duration=1]"
+    created = create_task(fake_rebyte, prompt, executor="codex", model="pro")
+    task = get_task(fake_rebyte, created["id"])
+    assert task["prompts"][0]["status"] == "pending"
+    assert task["status"] == "running"
+    assert task["completedAt"] is None and task["finalResult"] is None
+    assert task["prompts"][0]["completedAt"] is None
+    assert (task["executor"], task["model"]) == ("codex", "pro")
+    task = wait_prompt(fake_rebyte, created["id"], "running")
+    assert task["status"] == "running" and task["completedAt"] is None
+    task = wait_prompt(fake_rebyte, created["id"], "succeeded")
+    assert task["status"] == "completed"
+    assert task["completedAt"] == task["prompts"][0]["completedAt"] is not None
+    assert task["completedAt"] > task["createdAt"]
+    assert task["finalResult"] == final_result_for(prompt) == "Result for: Count the files"
+
+
+def test_fail_marker_fails_the_prompt(fake_rebyte):
+    created = create_task(fake_rebyte, "Break things [fail]")
+    task = wait_prompt(fake_rebyte, created["id"], "failed")
+    assert task["status"] == "failed"
+    assert task["completedAt"] is not None and task["finalResult"] is None
+
+
+def test_follow_up_makes_the_task_running_again(fake_rebyte):
+    created = create_task(fake_rebyte, "First")
+    wait_prompt(fake_rebyte, created["id"], "succeeded")
+    response = call(fake_rebyte, "POST", f"/tasks/{created['id']}/prompts",
+                    json={"prompt": "Second [fail]", "skills": ["pdf"]})
+    assert response.status_code == 201
+    prompt_id = response.json()["promptId"]
+    task = get_task(fake_rebyte, created["id"])
+    assert [p["id"] for p in task["prompts"]][-1] == prompt_id
+    assert task["status"] == "running" and task["completedAt"] is None
+    assert task["finalResult"] is None
+
+    task = wait_prompt(fake_rebyte, created["id"], "failed")
+    assert task["status"] == "failed"  # the latest prompt decides
+    prompt_id = call(fake_rebyte, "POST", f"/tasks/{created['id']}/prompts",
+                     json={"prompt": "Third"}).json()["promptId"]
+    task = wait_prompt(fake_rebyte, created["id"], "succeeded")
+    assert task["prompts"][-1]["id"] == prompt_id
+    assert task["status"] == "completed" and task["finalResult"] == final_result_for("Third")
+    assert (fake_rebyte.tasks_created, fake_rebyte.prompts_created) == (1, 2)
+
+
+def test_cancel_moves_the_running_prompt_to_canceled(fake_rebyte):
+    created = create_task(fake_rebyte, "Long job [duration=5]")
+    wait_prompt(fake_rebyte, created["id"], "running")
+    response = call(fake_rebyte, "POST", f"/tasks/{created['id']}/cancel")
+    assert response.status_code == 200
+    assert response.json() == {"id": created["id"], "status": "canceled"}
+    task = get_task(fake_rebyte, created["id"])
+    assert task["prompts"][0]["status"] == "canceled"
+    assert task["status"] == "canceled"
+    assert task["completedAt"] is not None and task["finalResult"] is None
+    # Idempotent, and the task still takes follow-ups.
+    again = call(fake_rebyte, "POST", f"/tasks/{created['id']}/cancel")
+    assert again.json() == {"id": created["id"], "status": "canceled"}
+    call(fake_rebyte, "POST", f"/tasks/{created['id']}/prompts", json={"prompt": "Go on"})
+    assert wait_prompt(fake_rebyte, created["id"], "succeeded")["status"] == "completed"
+
+
+def test_cancel_of_a_pending_prompt_and_of_a_finished_task(fake_rebyte):
+    pending = create_task(fake_rebyte, "Wait [duration=5]")
+    assert call(fake_rebyte, "POST", f"/tasks/{pending['id']}/cancel").json()["status"] == (
+        "canceled")
+    finished = create_task(fake_rebyte, "Quick [duration=0]")
+    answer = call(fake_rebyte, "POST", f"/tasks/{finished['id']}/cancel")
+    assert answer.status_code == 200 and answer.json()["status"] == "completed"
+
+
+def test_provision_delay_is_skipped_when_reusing_a_workspace(make_fake_rebyte):
+    server = make_fake_rebyte(provision_delay=0.4, prompt_duration=0.1)
+    started = time.monotonic()
+    first = create_task(server)
+    assert time.monotonic() - started >= 0.4
+    started = time.monotonic()
+    second = create_task(server, workspaceId=first["workspaceId"])
+    assert time.monotonic() - started < 0.3
+    assert second["workspaceId"] == first["workspaceId"] and second["id"] != first["id"]
+
+
+def test_visibility(fake_rebyte):
+    task_id = create_task(fake_rebyte)["id"]
+    public = call(fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility",
+                  json={"visibility": "public"})
+    assert public.status_code == 200
+    assert public.json()["shareUrl"].startswith("https://") and task_id in public.json()["shareUrl"]
+    for visibility in ("private", "shared"):
+        answer = call(fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility",
+                      json={"visibility": visibility})
+        assert answer.json() == {"visibility": visibility}
+    assert get_task(fake_rebyte, task_id)["visibility"] == "shared"
+
+
+def test_delete_is_soft_and_final(fake_rebyte):
+    task_id = create_task(fake_rebyte)["id"]
+    other = create_task(fake_rebyte)["id"]
+    response = call(fake_rebyte, "DELETE", f"/tasks/{task_id}")
+    assert response.status_code == 204 and response.content == b""
+    assert "Content-Type" not in response.headers
+    for method, path, body in [
+        ("GET", "", None), ("DELETE", "", None), ("POST", "/prompts", {"prompt": "p"}),
+        ("PATCH", "/visibility", {"visibility": "public"}), ("POST", "/cancel", None),
+        ("GET", "/content", None), ("GET", "/events", None),
+    ]:
+        assert_error(call(fake_rebyte, method, f"/tasks/{task_id}{path}", json=body),
+                     404, "not_found")
+    listing = call(fake_rebyte, "GET", "/tasks").json()
+    assert [t["id"] for t in listing["data"]] == [other] and listing["total"] == 1
+
+
+def test_content_lists_prompts_oldest_first(fake_rebyte):
+    task_id = create_task(fake_rebyte, "One")["id"]
+    wait_prompt(fake_rebyte, task_id, "succeeded")
+    call(fake_rebyte, "POST", f"/tasks/{task_id}/prompts", json={"prompt": "Two [fail]"})
+    wait_prompt(fake_rebyte, task_id, "failed")
+    content = call(fake_rebyte, "GET", f"/tasks/{task_id}/content").json()
+    assert content["id"] == task_id
+    prompts = content["prompts"]
+    assert [p["userPrompt"] for p in prompts] == ["One", "Two [fail]"]
+    assert [p["response"] for p in prompts] == [final_result_for("One"), None]
+    assert [p["status"] for p in prompts] == ["succeeded", "failed"]
+    assert all(p["submittedAt"] and p["completedAt"] for p in prompts)
+    assert all("events" not in p for p in prompts)
+    with_events = call(fake_rebyte, "GET", f"/tasks/{task_id}/content",
+                       params={"include": "events"}).json()["prompts"]
+    assert with_events[-1]["events"] == stream_events(fake_rebyte, task_id).events
+    assert with_events[0]["events"][-1]["payload"] == {"text": final_result_for("One")}
+
+
+# ---- listing -------------------------------------------------------------------------------
+
+
+def test_list_is_newest_first_and_pages(make_fake_rebyte):
+    server = make_fake_rebyte(seed_tasks=7, prompt_duration=0.1)
+    new_ids = [create_task(server, f"Task {n}")["id"] for n in range(3)]
+    everything = call(server, "GET", "/tasks").json()
+    assert (everything["total"], everything["limit"], everything["offset"]) == (10, 50, 0)
+    ids = [entry["id"] for entry in everything["data"]]
+    assert ids[:3] == new_ids[::-1] and len(set(ids)) == 10
+    created = [entry["createdAt"] for entry in everything["data"]]
+    assert created == sorted(created, reverse=True)
+    entry = everything["data"][0]
+    assert set(entry) == {"id", "url", "title", "executor", "model", "createdAt",
+                          "completedAt"}
+    assert everything["data"][-1]["title"] == "Seeded task 1"
+    assert everything["data"][-1]["completedAt"] is not None
+
+    pages = []
+    for offset in range(0, 12, 3):
+        page = call(server, "GET", "/tasks", params={"limit": 3, "offset": offset}).json()
+        assert (page["total"], page["limit"], page["offset"]) == (10, 3, offset)
+        pages += [entry["id"] for entry in page["data"]]
+    assert pages == ids
+    assert call(server, "GET", "/tasks", params={"offset": 50}).json()["data"] == []
+    assert len(call(server, "GET", "/tasks", params={"limit": 100}).json()["data"]) == 10
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"), ({"limit": "ten"}, "limit"),
+    ({"limit": "1.5"}, "limit"), ({"limit": ""}, "limit"), ({"limit": "-1"}, "limit"),
+    ({"offset": "-1"}, "offset"), ({"offset": "x"}, "offset"),
+])
+def test_list_validation(fake_rebyte, params, field):
+    body = assert_error(call(fake_rebyte, "GET", "/tasks", params=params), 400,
+                        "validation_error")
+    assert field in body["error"]["message"]
+
+
+# ---- validation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ([], "object"), ("text", "object"), ({}, "prompt"), ({"prompt": 5}, "prompt"),
+    ({"prompt": ""}, "prompt"), ({"prompt": " \n\t"}, "prompt"), ({"prompt": None}, "prompt"),
+    ({"prompt": "x" * 100_001}, "prompt"),
+    ({"prompt": "p", "executor": "gpt"}, "executor"), ({"prompt": "p", "executor": 1}, "executor"),
+    ({"prompt": "p", "model": 5}, "model"),
+    ({"prompt": "p", "skills": "pdf"}, "skills"), ({"prompt": "p", "skills": [""]}, "skills"),
+    ({"prompt": "p", "skills": [1]}, "skills"),
+    ({"prompt": "p", "files": "a.csv"}, "files"), ({"prompt": "p", "files": ["a.csv"]}, "files"),
+    ({"prompt": "p", "files": [{"id": "x"}]}, "files"),
+    ({"prompt": "p", "files": [{"id": "nope", "filename": "a.csv"}]}, "files"),
+    ({"prompt": "p", "githubUrl": "not a repo"}, "githubUrl"),
+    ({"prompt": "p", "githubUrl": "https://github.com/a/b"}, "githubUrl"),
+    ({"prompt": "p", "githubUrl": "-owner/repo"}, "githubUrl"),
+    ({"prompt": "p", "githubUrl": "owner/.."}, "githubUrl"),
+    ({"prompt": "p", "githubUrl": 5}, "githubUrl"),
+    ({"prompt": "p", "branchName": 5}, "branchName"),
+    ({"prompt": "p", "workspaceId": "nope"}, "workspaceId"),
+    ({"prompt": "p", "workspaceId": 5}, "workspaceId"),
+])
+def test_create_validation(fake_rebyte, body, field):
+    response = call(fake_rebyte, "POST", "/tasks", json=body)
+    error = assert_error(response, 400, "validation_error")
+    assert field in error["error"]["message"]
+    assert fake_rebyte.tasks_created == 0
+
+
+def test_create_accepts_the_limits_and_ignores_unknown_fields(fake_rebyte):
+    create_task(fake_rebyte, "x" * 100_000, githubUrl="octo-org/my.repo_1",
+                branchName="dev", skills=["deep-research", "github:owner/repo#slug"],
+                somethingNew={"a": 1})
+    assert fake_rebyte.tasks_created == 1
+
+
+def test_bad_json_wrong_content_type_and_oversized_bodies(fake_rebyte):
+    bad = call(fake_rebyte, "POST", "/tasks", data=b"{not json",
+               headers={"Content-Type": "application/json"})
+    assert "JSON" in assert_error(bad, 400, "validation_error")["error"]["message"]
+    form = call(fake_rebyte, "POST", "/tasks", data={"prompt": "hi"})
+    assert "application/json" in assert_error(form, 400, "validation_error")["error"]["message"]
+    huge = json.dumps({"prompt": "p", "padding": "x" * (MIB + 10)})
+    response = call(fake_rebyte, "POST", "/tasks", data=huge,
+                    headers={"Content-Type": "application/json"})
+    assert_error(response, 413, "payload_too_large")
+    chunked = call(fake_rebyte, "POST", "/tasks", data=iter([b'{"prompt": ', b'"chunked"}']),
+                   headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 201, chunked.text
+    assert fake_rebyte.tasks_created == 1
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "filename"), ({"filename": ""}, "filename"), ({"filename": 5}, "filename"),
+    ({"filename": "a" * 256}, "filename"), ({"filename": "dir/a.txt"}, "filename"),
+    ({"filename": "a.txt", "contentType": 5}, "contentType"),
+])
+def test_file_slot_validation(fake_rebyte, body, field):
+    error = assert_error(call(fake_rebyte, "POST", "/files", json=body), 400,
+                         "validation_error")
+    assert field in error["error"]["message"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "prompt"), ({"prompt": ""}, "prompt"), ({"prompt": "x" * 100_001}, "prompt"),
+    ({"prompt": "p", "skills": [""]}, "skills"),
+    ({"prompt": "p", "files": [{"id": "nope", "filename": "n"}]}, "files"),
+])
+def test_follow_up_validation(fake_rebyte, body, field):
+    task_id = create_task(fake_rebyte)["id"]
+    error = assert_error(call(fake_rebyte, "POST", f"/tasks/{task_id}/prompts", json=body),
+                         400, "validation_error")
+    assert field in error["error"]["message"]
+    assert fake_rebyte.prompts_created == 0
+
+
+@pytest.mark.parametrize("body", [{}, {"visibility": "secret"}, {"visibility": None}])
+def test_visibility_validation(fake_rebyte, body):
+    task_id = create_task(fake_rebyte)["id"]
+    error = assert_error(call(fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility", json=body),
+                         400, "validation_error")
+    assert "visibility" in error["error"]["message"]
+
+
+# ---- auth, routing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["API_KEY", "api_key", "Api-Key", "api-key", "X-API-KEY",
+                                    "x-api-key"])
+def test_key_header_names_are_case_insensitive(fake_rebyte, header):
+    response = call(fake_rebyte, "GET", "/tasks", key=None, headers={header: KEY})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"API_KEY": "rbk_wrong"}, {"Authorization": KEY},
+                                     {"API_KEY": ""}])
+def test_missing_or_wrong_key_is_401(fake_rebyte, headers):
+    for method, path in [("GET", "/tasks"), ("POST", "/tasks"), ("GET", "/tasks/x/events"),
+                         ("GET", "/nowhere")]:
+        response = call(fake_rebyte, method, path, key=None, headers=headers,
+                        json={"prompt": "p"} if method == "POST" else None)
+        assert_error(response, 401, "unauthorized")
+    assert fake_rebyte.tasks_created == 0
+
+
+def test_key_can_change_at_run_time(fake_rebyte):
+    fake_rebyte.configure(key="rbk_rotated")
+    assert call(fake_rebyte, "GET", "/tasks").status_code == 401
+    assert call(fake_rebyte, "GET", "/tasks", key="rbk_rotated").status_code == 200
+
+
+def test_unknown_paths_and_ids_are_404(fake_rebyte):
+    for path in ("/nowhere", "/tasks/", "/tasks/x/y", "/files/x"):
+        assert_error(call(fake_rebyte, "GET", path), 404, "not_found")
+    root = requests.get(fake_rebyte.base_url[: -len("/v1")] + "/", timeout=TIMEOUT)
+    assert_error(root, 404, "not_found")
+    missing = "00000000-0000-0000-0000-000000000000"
+    for method, path in [("GET", ""), ("DELETE", ""), ("POST", "/cancel"), ("GET", "/content"),
+                         ("GET", "/events")]:
+        assert_error(call(fake_rebyte, method, f"/tasks/{missing}{path}"), 404, "not_found")
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("PUT", "/tasks", "GET, POST"), ("DELETE", "/tasks", "GET, POST"),
+    ("GET", "/files", "POST"), ("POST", "/tasks/x", "GET, DELETE"),
+    ("GET", "/tasks/x/prompts", "POST"), ("PUT", "/tasks/x/visibility", "PATCH"),
+    ("GET", "/tasks/x/cancel", "POST"), ("POST", "/tasks/x/events", "GET"),
+])
+def test_wrong_method_is_405_with_allow(fake_rebyte, method, path, allow):
+    response = call(fake_rebyte, method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == allow
+
+
+# ---- files and the upload host -------------------------------------------------------------
+
+
+def test_file_slot_names_are_unique_variants(fake_rebyte):
+    names = set()
+    for _ in range(20):
+        slot = file_slot(fake_rebyte, "data.csv")
+        assert re.fullmatch(r"data-[0-9a-f]{4}\.csv", slot["filename"]), slot
+        assert slot["filename"] == f"data-{slot['id'][:4]}.csv"
+        names.add(slot["filename"])
+    assert len(names) == 20
+    url = urlsplit(file_slot(fake_rebyte, "README")["uploadUrl"])
+    assert f"{url.scheme}://{url.netloc}" == fake_rebyte.upload_base_url
+    assert url.hostname == "127.0.0.2"
+    assert set(dict(parse_qsl(url.query))) == {"expires", "signature"}
+    assert file_slot(fake_rebyte, "README")["filename"].startswith("README-")
+
+
+def test_upload_then_attach(fake_rebyte, tmp_path):
+    fake_rebyte.configure(upload_dir=str(tmp_path))
+    slot = file_slot(fake_rebyte, "notes.txt", content_type=None)
+    assert fake_rebyte.file_info(slot["id"])["contentType"] == "application/octet-stream"
+    never = file_slot(fake_rebyte, "never.txt")
+    files = [{"id": slot["id"], "filename": slot["filename"]}]
+    assert_error(call(fake_rebyte, "POST", "/tasks", json={"prompt": "p", "files": files}),
+                 400, "validation_error")  # not uploaded yet
+    for content in (b"first version", b"second"):  # a re-PUT replaces
+        response = requests.put(slot["uploadUrl"], data=content, timeout=TIMEOUT,
+                                headers={"Content-Type": "application/octet-stream"})
+        assert response.status_code == 200 and response.content == b""
+    assert (tmp_path / slot["filename"]).read_bytes() == b"second"
+    assert fake_rebyte.file_info(slot["id"])["size"] == len(b"second")
+
+    wrong_name = [{"id": slot["id"], "filename": "notes.txt"}]
+    error = assert_error(call(fake_rebyte, "POST", "/tasks",
+                              json={"prompt": "p", "files": wrong_name}), 400, "validation_error")
+    assert slot["filename"] in error["error"]["message"]
+    never_files = [{"id": never["id"], "filename": never["filename"]}]
+    error = assert_error(call(fake_rebyte, "POST", "/tasks",
+                              json={"prompt": "p", "files": never_files}), 400, "validation_error")
+    assert "uploaded" in error["error"]["message"]
+    task_id = create_task(fake_rebyte, "Read it", files=files)["id"]
+    events = stream_events(fake_rebyte, task_id).events
+    tool_result = next(e for e in events if e["eventType"] == "tool_result")
+    assert tool_result["payload"]["output"] == slot["filename"]
+
+
+def test_upload_needs_a_content_length(fake_rebyte):
+    slot = file_slot(fake_rebyte)
+    response = requests.put(slot["uploadUrl"], data=iter([b"a,b\n", b"1,2\n"]),
+                            headers={"Content-Type": "text/csv"}, timeout=TIMEOUT)
+    assert response.status_code == 411
+    assert "<Code>MissingContentLength</Code>" in response.text
+    assert fake_rebyte.file_info(slot["id"])["uploaded"] is False
+
+
+def test_upload_refuses_a_wrong_content_type_signature_or_method(fake_rebyte):
+    slot = file_slot(fake_rebyte)
+    session = requests.Session()
+    for headers in ({"Content-Type": "text/plain"}, {}):
+        response = session.put(slot["uploadUrl"], data=b"x", headers=headers, timeout=TIMEOUT)
+        assert response.status_code == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in response.text
+    url = urlsplit(slot["uploadUrl"])
+    query = dict(parse_qsl(url.query))
+    for changed in ({"signature": "0" * 64}, {"expires": str(int(query["expires"]) + 1)}, {}):
+        bad = url._replace(query=urlencode({**query, **changed}) if changed else "").geturl()
+        response = session.put(bad, data=b"x", headers={"Content-Type": "text/csv"},
+                               timeout=TIMEOUT)
+        assert response.status_code == 403 and "SignatureDoesNotMatch" in response.text
+    response = session.get(slot["uploadUrl"], timeout=TIMEOUT)
+    assert response.status_code == 405 and response.headers["Allow"] == "PUT"
+    assert fake_rebyte.file_info(slot["id"])["uploaded"] is False
+    # Small refused bodies are read and dropped: the connection stayed usable throughout.
+    assert len({e["connection"] for e in fake_rebyte.requests(listener="upload")}) == 1
+
+
+def test_expired_upload_url_is_403(make_fake_rebyte):
+    server = make_fake_rebyte(upload_url_ttl=0)
+    slot = file_slot(server)
+    response = requests.put(slot["uploadUrl"], data=b"x", headers={"Content-Type": "text/csv"},
+                            timeout=TIMEOUT)
+    assert response.status_code == 403
+    assert response.headers["Content-Type"].startswith("application/xml")
+    assert "<Code>ExpiredToken</Code>" in response.text
+
+
+def _peak_memory_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+
+
+def _start_cli(*args: str) -> tuple:
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--key", KEY, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process, process.stdout.readline().strip()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_a_300_mib_upload_is_streamed_in_constant_memory(tmp_path):
+    sparse = tmp_path / "big.bin"
+    with open(sparse, "wb") as handle:
+        handle.truncate(300 * MIB)
+    process, base_url = _start_cli()
+    try:
+        server = type("Cli", (), {"base_url": base_url})
+        slot = file_slot(server, "big.bin", content_type="application/octet-stream")
+        before = _peak_memory_kib(process.pid)
+        with open(sparse, "rb") as body:
+            response = requests.put(slot["uploadUrl"], data=body, timeout=60,
+                                    headers={"Content-Type": "application/octet-stream"})
+        assert response.status_code == 200, response.text
+        growth_mib = (_peak_memory_kib(process.pid) - before) / 1024
+        assert growth_mib < 48, f"the server's peak memory grew {growth_mib:.0f} MiB"
+        task = create_task(server, "p", files=[{"id": slot["id"], "filename": slot["filename"]}])
+        assert task["status"] == "running"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# ---- faults --------------------------------------------------------------------------------
+
+
+def _check_fault_answer(fault: str, attempt, created: int = 201) -> None:
+    """Make one request with `attempt()` and check what the client sees for `fault`.
+
+    `created` is the success status of the route: the 2xx that faulty bodies come with.
+    """
+    if fault in ("reset", "short-body"):
+        with pytest.raises(requests.ConnectionError if fault == "reset"
+                           else requests.RequestException):
+            attempt(TIMEOUT)
+        return
+    if fault == "stall":
+        with pytest.raises(requests.ReadTimeout):
+            attempt(0.3)
+        return
+    response = attempt(TIMEOUT)
+    assert re.fullmatch(r"req_[0-9a-f]+", response.headers["X-Request-Id"])
+    status = {"empty-200": 200, "html-200": 200, "truncated-json": created, "wrong-shape": created,
+              "204": 204, "403-expired": 403}.get(fault) or int(fault[:3])
+    assert response.status_code == status
+    if fault == "429":
+        assert response.headers["Retry-After"] == "7"
+        assert response.json()["error"]["code"] == "rate_limited"
+    elif fault in ("500", "502", "503"):
+        assert response.json()["error"]["code"] == "internal_error"
+    elif fault in ("502-html", "503-html", "html-200"):
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert response.text.lstrip().startswith("<!DOCTYPE html>")
+    elif fault in ("empty-200", "204"):
+        assert response.content == b""
+    elif fault == "truncated-json":
+        with pytest.raises(ValueError):
+            json.loads(response.content)
+    elif fault == "wrong-shape":
+        assert isinstance(response.json(), list)
+    elif fault == "403-expired":
+        assert "<Code>ExpiredToken</Code>" in response.text
+
+
+@pytest.mark.parametrize("fault", FAULT_KINDS)
+def test_scripted_fault_replaces_the_answer(make_fake_rebyte, fault):
+    server = make_fake_rebyte(retry_after="7")
+    server.inject("POST", "/v1/tasks", fault)
+    _check_fault_answer(fault, lambda timeout: call(server, "POST", "/tasks",
+                                                    json={"prompt": "p"}, timeout=timeout))
+    wait_for(lambda: server.requests("POST")[0]["fault"] == fault)
+    assert server.tasks_created == 0  # after=False: nothing happened
+    create_task(server)  # the fault was used up
+    entries = server.requests("POST", "/v1/tasks")
+    assert [e["fault"] for e in entries] == [fault, None]
+    assert entries[0]["json"] == {"prompt": "p"}
+    if fault not in ("reset", "stall"):
+        assert entries[0]["status"] is not None
+    assert entries[1]["status"] == 201
+    assert server.tasks_created == 1
+
+
+@pytest.mark.parametrize("fault", ["502", "reset", "truncated-json", "wrong-shape", "stall"])
+def test_fault_after_processing_still_creates_the_task(make_fake_rebyte, fault):
+    server = make_fake_rebyte()
+    server.inject("POST", "/v1/tasks", fault, after=True)
+    _check_fault_answer(fault, lambda timeout: call(server, "POST", "/tasks",
+                                                    json={"prompt": "Lost answer"},
+                                                    timeout=timeout))
+    assert server.tasks_created == 1
+    listing = call(server, "GET", "/tasks").json()
+    assert listing["total"] == 1 and listing["data"][0]["title"] == "Lost answer"
+    if fault == "wrong-shape":
+        assert server.requests("POST")[0]["status"] == 201
+
+
+def test_scripted_fault_count_method_and_path(fake_rebyte):
+    fake_rebyte.inject("GET", r"/v1/tasks/[^/]+", "503", count=2)
+    task_id = create_task(fake_rebyte)["id"]
+    assert call(fake_rebyte, "GET", "/tasks").status_code == 200  # path does not match
+    statuses = [call(fake_rebyte, "GET", f"/tasks/{task_id}").status_code for _ in range(3)]
+    assert statuses == [503, 503, 200]
+    fake_rebyte.inject("*", "/v1/tasks", "429")
+    assert call(fake_rebyte, "GET", "/tasks").status_code == 429
+    fake_rebyte.inject("GET", "/v1/tasks", "500", count=5)
+    fake_rebyte.clear_faults()
+    assert call(fake_rebyte, "GET", "/tasks").status_code == 200
+    with pytest.raises(ValueError):
+        fake_rebyte.inject("GET", "/v1/tasks", "418")
+
+
+def test_faults_on_the_upload_host(fake_rebyte):
+    slot = file_slot(fake_rebyte)
+    fake_rebyte.inject("PUT", r"/upload/.*", "503")
+    fake_rebyte.inject("PUT", r"/upload/.*", "403-expired")
+    for status in (503, 403):
+        response = requests.put(slot["uploadUrl"], data=b"x" * 1000, timeout=TIMEOUT,
+                                headers={"Content-Type": "text/csv"})
+        assert response.status_code == status
+        assert fake_rebyte.file_info(slot["id"])["uploaded"] is False
+    fake_rebyte.inject("PUT", r"/upload/.*", "reset", after=True)
+    with pytest.raises(requests.ConnectionError):
+        requests.put(slot["uploadUrl"], data=b"x" * 1000, timeout=TIMEOUT,
+                     headers={"Content-Type": "text/csv"})
+    assert fake_rebyte.file_info(slot["id"])["uploaded"] is True  # processed, then reset
+    uploads = fake_rebyte.requests("PUT", listener="upload")
+    assert [e["fault"] for e in uploads] == ["503", "403-expired", "reset"]
+    assert [e["body_bytes"] for e in uploads] == [1000, 1000, 1000]
+
+
+def _fault_sequence(server: FakeRebyte, count: int = 40) -> list:
+    for _ in range(count):
+        call(server, "GET", "/tasks")
+    return [entry["fault"] for entry in server.requests("GET", "/v1/tasks")]
+
+
+def test_random_faults_are_reproducible_by_seed(make_fake_rebyte):
+    knobs = {"fault_rate": 0.5, "fault_kinds": ("429", "500", "502-html", "503")}
+    first = _fault_sequence(make_fake_rebyte(seed=7, **knobs))
+    second = _fault_sequence(make_fake_rebyte(seed=7, **knobs))
+    other = _fault_sequence(make_fake_rebyte(seed=8, **knobs))
+    assert first == second and first != other
+    assert 5 < sum(fault is not None for fault in first) < 35
+    assert {fault for fault in first if fault} <= set(knobs["fault_kinds"])
+
+
+def test_random_faults_respect_routes_and_carry_retry_after(make_fake_rebyte):
+    server = make_fake_rebyte(fault_rate=1.0, fault_kinds=["429"], retry_after="3",
+                              fault_routes=[("POST", r"/v1/tasks")])
+    assert call(server, "GET", "/tasks").status_code == 200
+    response = call(server, "POST", "/tasks", json={"prompt": "p"})
+    assert response.status_code == 429 and response.headers["Retry-After"] == "3"
+    assert server.tasks_created == 0
+    server.configure(fault_after=True, fault_kinds=["502"])
+    assert call(server, "POST", "/tasks", json={"prompt": "p"}).status_code == 502
+    assert server.tasks_created == 1
+    server.configure(fault_rate=0.0)
+    assert call(server, "POST", "/tasks", json={"prompt": "p"}).status_code == 201
+    with pytest.raises(TypeError):
+        server.configure(no_such_knob=1)
+    with pytest.raises(ValueError):
+        server.configure(fault_kinds=["418"])
+
+
+def test_stop_ends_a_stall_promptly(make_fake_rebyte):
+    server = make_fake_rebyte()
+    server.inject("GET", "/v1/tasks", "stall")
+    outcome = []
+
+    def stalled_request():
+        try:
+            outcome.append(call(server, "GET", "/tasks", timeout=30))
+        except requests.RequestException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=stalled_request)
+    thread.start()
+    wait_for(lambda: server.requests("GET"))
+    time.sleep(0.2)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 1.5
+    thread.join(5)
+    assert isinstance(outcome[0], requests.ConnectionError)
+    assert server.requests("GET")[0]["status"] is None
+
+
+def test_a_stall_ends_when_the_client_leaves(make_fake_rebyte):
+    finished = []
+    server = make_fake_rebyte(log_sink=finished.append)
+    server.inject("GET", "/v1/tasks", "stall")
+    with pytest.raises(requests.ReadTimeout):
+        call(server, "GET", "/tasks", timeout=0.3)
+    entry = wait_for(lambda: finished and finished[0], timeout=3)
+    assert (entry["fault"], entry["status"]) == ("stall", None)
+
+
+def test_stop_is_prompt_with_open_streams_and_provisioning(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=3, keepalive_interval=0.05)
+    task_id = create_task(server)["id"]
+    response = open_events(server, task_id)
+    assert read_events(response, max_events=1).events[0]["eventType"] == "init"
+    server.configure(provision_delay=30)
+    outcome = []
+
+    def provisioning():
+        try:
+            outcome.append(call(server, "POST", "/tasks", json={"prompt": "p"}))
+        except requests.RequestException as exc:
+            outcome.append(exc)
+
+    creating = threading.Thread(target=provisioning)
+    creating.start()
+    wait_for(lambda: len(server.requests("POST")) == 2)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 1.5
+    creating.join(5)
+    assert isinstance(outcome[0], requests.ConnectionError)
+    assert read_events(response).done is None  # cut, not finished
+    response.close()
+    assert server.tasks_created == 1
+
+
+# ---- request log ---------------------------------------------------------------------------
+
+
+def test_request_log_records_what_was_received(fake_rebyte):
+    slot = file_slot(fake_rebyte)
+    requests.put(slot["uploadUrl"], data=b"12345", headers={"Content-Type": "text/csv"},
+                 timeout=TIMEOUT)
+    call(fake_rebyte, "GET", "/tasks", params={"limit": "5"}, headers={"X-Trace": "t1"})
+    api = fake_rebyte.requests()
+    assert [(e["method"], e["path"]) for e in api] == [("POST", "/v1/files"), ("GET", "/v1/tasks")]
+    created, listing = api
+    assert created["json"] == {"filename": "data.csv", "contentType": "text/csv"}
+    assert created["body_bytes"] == len(json.dumps(created["json"]))
+    assert created["status"] == 201 and created["headers"]["API_KEY"] == KEY
+    assert listing["query"] == {"limit": "5"} and listing["headers"]["X-Trace"] == "t1"
+    assert listing["json"] is None and listing["fault"] is None
+    assert re.fullmatch(r"req_[0-9a-f]+", listing["request_id"])
+    assert time.time() - 10 < listing["time"] <= time.time()
+
+    (upload,) = fake_rebyte.requests(listener="upload")
+    assert upload["listener"] == "upload" and upload["path"] == f"/upload/{slot['id']}"
+    assert upload["body_bytes"] == 5 and upload["status"] == 200 and upload["json"] is None
+    names = {name.lower() for name in upload["headers"]}
+    assert {"content-type", "content-length"} <= names
+    assert not names & {"api_key", "api-key", "x-api-key"}
+    assert len(fake_rebyte.requests(listener=None)) == 3
+    assert fake_rebyte.requests("post", r"/v1/.*") == [created]
+    fake_rebyte.clear_log()
+    assert fake_rebyte.request_log == []
+
+
+def test_connection_ids_show_keep_alive(fake_rebyte):
+    session = requests.Session()
+    session.headers["API_KEY"] = KEY
+    for path in ("/tasks", "/tasks/nope", "/tasks"):
+        session.get(fake_rebyte.base_url + path, timeout=TIMEOUT)
+    call(fake_rebyte, "GET", "/tasks")
+    ids = [entry["connection"] for entry in fake_rebyte.requests("GET")]
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+
+
+# ---- events --------------------------------------------------------------------------------
+
+
+def test_event_stream_of_a_prompt(fake_rebyte):
+    prompt = "Explain the code [ask]"
+    task_id = create_task(fake_rebyte, prompt)["id"]
+    stream = stream_events(fake_rebyte, task_id)
+    assert stream.status == 200 and stream.error is None
+    assert stream.headers["Content-Type"] == "text/event-stream"
+    assert stream.headers["Cache-Control"] == "no-cache"
+    assert "Content-Length" not in stream.headers
+    events = stream.events
+    assert [e["eventType"] for e in events] == [
+        "init", "thinking", "tool_use", "tool_result", "text", "ask_user_question", "result"]
+    prompt_id = get_task(fake_rebyte, task_id)["prompts"][0]["id"]
+    assert [e["seq"] for e in events] == list(range(7))
+    assert [e["eventKey"] for e in events] == [f"{prompt_id}:{n}" for n in range(7)]
+    assert {e["promptId"] for e in events} == {prompt_id}
+    assert all(re.fullmatch(r".+T.+\.\d{3}Z", e["timestamp"]) for e in events)
+    assert events[2]["payload"] == {"tool": "bash", "input": {"command": "ls /code"}}
+    assert events[5]["payload"]["question"]
+    assert events[-1]["payload"] == {"text": final_result_for(prompt)}
+    assert stream.messages[-1] == ("done", {"status": "completed", "lastSeq": 6,
+                                            "finalResult": final_result_for(prompt)})
+
+
+def test_event_stream_of_a_failed_prompt_and_of_the_latest_prompt(fake_rebyte):
+    task_id = create_task(fake_rebyte, "Break [fail]")["id"]
+    stream = stream_events(fake_rebyte, task_id)
+    assert stream.events[-1]["eventType"] == "result"
+    assert stream.events[-1]["payload"]["isError"] is True
+    assert stream.done == {"status": "failed", "lastSeq": 5, "finalResult": None}
+    prompt_id = call(fake_rebyte, "POST", f"/tasks/{task_id}/prompts",
+                     json={"prompt": "Retry"}).json()["promptId"]
+    stream = stream_events(fake_rebyte, task_id)
+    assert {e["promptId"] for e in stream.events} == {prompt_id}
+    assert stream.done["status"] == "completed"
+
+
+def test_each_connection_replays_from_seq_0(fake_rebyte):
+    task_id = create_task(fake_rebyte, "Slowly [duration=0.8]")["id"]
+    partial = open_events(fake_rebyte, task_id)
+    first = read_events(partial, max_events=2).events
+    partial.close()
+    assert [e["seq"] for e in first] == [0, 1]
+    again = stream_events(fake_rebyte, task_id)
+    assert again.events[:2] == first and again.done["lastSeq"] == 5
+    assert stream_events(fake_rebyte, task_id).messages == again.messages
+
+
+def test_early_done_race(make_fake_rebyte):
+    server = make_fake_rebyte(events_early_done=True)
+    task_id = create_task(server, "Starts late [duration=3]")["id"]
+    early = stream_events(server, task_id)
+    assert early.messages == [("done", {"status": "running", "lastSeq": -1,
+                                        "finalResult": None})]
+    assert early.error is None
+    server.configure(events_early_done=False)
+    call(server, "POST", f"/tasks/{task_id}/cancel")
+    later = stream_events(server, task_id)
+    assert later.done["status"] == "canceled"
+
+
+def test_early_done_only_before_the_first_event(make_fake_rebyte):
+    server = make_fake_rebyte(events_early_done=True, prompt_duration=0.2)
+    task_id = create_task(server)["id"]
+    wait_prompt(server, task_id, "succeeded")
+    stream = stream_events(server, task_id)
+    assert stream.done["status"] == "completed" and stream.done["lastSeq"] == 5
+
+
+@pytest.mark.parametrize("mode", ["reset", "eof"])
+def test_dropped_connections(make_fake_rebyte, mode):
+    server = make_fake_rebyte(events_drop_after=2, events_drops=2, events_drop_mode=mode,
+                              prompt_duration=0.4)
+    task_id = create_task(server)["id"]
+    for _ in range(2):
+        cut = stream_events(server, task_id)
+        assert cut.done is None
+        assert [e["seq"] for e in cut.events] == [0, 1]
+        if mode == "reset":
+            assert isinstance(cut.error, ConnectionResetError)
+        else:
+            assert cut.error is None
+    whole = stream_events(server, task_id)
+    assert [e["seq"] for e in whole.events] == list(range(6))
+    assert whole.done["status"] == "completed"
+
+
+def test_keep_alive_comments_while_waiting(make_fake_rebyte):
+    server = make_fake_rebyte(keepalive_interval=0.05)
+    task_id = create_task(server, "Quiet [duration=1]")["id"]
+    stream = stream_events(server, task_id)
+    assert stream.done["status"] == "completed"
+    assert len(stream.comments) >= 5 and set(stream.comments) == {": keep-alive"}
+
+
+def test_cancel_during_a_stream_ends_it_with_canceled(fake_rebyte):
+    task_id = create_task(fake_rebyte, "Long [duration=3]")["id"]
+    response = open_events(fake_rebyte, task_id)
+    seen = read_events(response, max_events=1)
+    assert seen.events[0]["eventType"] == "init"
+    started = time.monotonic()
+    call(fake_rebyte, "POST", f"/tasks/{task_id}/cancel")
+    rest = read_events(response)
+    response.close()
+    assert time.monotonic() - started < 1.0
+    assert rest.done["status"] == "canceled" and rest.done["finalResult"] is None
+    assert rest.done["lastSeq"] == len(seen.events) + len(rest.events) - 1
+    assert get_task(fake_rebyte, task_id)["status"] == "canceled"
+
+
+# ---- command line --------------------------------------------------------------------------
+
+
+def test_command_line_serves_until_sigterm(tmp_path):
+    log = tmp_path / "requests.jsonl"
+    process, base_url = _start_cli("--prompt-duration", "0.1", "--log", str(log),
+                                   "--seed-tasks", "2")
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", base_url), base_url
+        server = type("Cli", (), {"base_url": base_url})
+        assert call(server, "GET", "/tasks").json()["total"] == 2
+        assert call(server, "GET", "/tasks", key="rbk_other").status_code == 401
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+        assert time.monotonic() - started < 3
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert re.fullmatch(r"http://127\.0\.0\.2:\d+", process.stderr.read().strip())
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(e["path"], e["status"]) for e in lines] == [("/v1/tasks", 200), ("/v1/tasks", 401)]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery")
+def test_command_line_exits_cleanly_on_sigint():
+    process, base_url = _start_cli()
+    try:
+        assert base_url.endswith("/v1")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
