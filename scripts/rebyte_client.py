@@ -316,14 +316,15 @@ def check_upload_path(path: Any) -> Tuple[str, str, int]:
         raise InputError("file path is empty")
     path = os.fspath(path)
     name = os.path.basename(path)
+    # First: such a name cannot exist on most file systems, so "no such file" would mislead.
+    if len(name) > MAX_FILENAME_CHARS:
+        raise InputError(f"file name is {len(name)} characters; the API takes at most 255")
     if not os.path.exists(path):
         raise InputError(f"no such file: {path}")
     if not os.path.isfile(path):
         raise InputError(f"not a regular file: {path}")
     if not os.access(path, os.R_OK):
         raise InputError(f"file is not readable: {path}")
-    if len(name) > MAX_FILENAME_CHARS:
-        raise InputError(f"file name is {len(name)} characters; the API takes at most 255")
     return path, name, os.path.getsize(path)
 
 
@@ -376,17 +377,20 @@ def _check_base_url(url: Any) -> str:
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("base URL is empty")
     text = url.strip()
+    shown = _without_secrets(text)  # a key pasted into the URL must not show in the error
     try:
         parts = urllib.parse.urlsplit(text)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise ConfigurationError(f"malformed base URL: {text!r}") from None
+        raise ConfigurationError(f"malformed base URL: {shown!r}") from None
     if parts.scheme not in ("http", "https") or not host:
-        raise ConfigurationError(f"malformed base URL: {text!r} (expected e.g. {DEFAULT_BASE_URL})")
+        raise ConfigurationError(
+            f"malformed base URL: {shown!r} (expected e.g. {DEFAULT_BASE_URL})"
+        )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
-            f"base URL must not carry a query, fragment or credentials: {text!r}"
+            f"base URL must not carry a query, fragment or credentials: {shown!r}"
         )
     if parts.scheme == "http" and not _is_loopback(host):
         raise ConfigurationError(
@@ -411,6 +415,12 @@ def _check_api_key(key: Any) -> str:
 
 def _redact_key(key: str) -> str:
     return f"{key[:4]}…redacted" if len(key) > 8 else "…redacted"
+
+
+def _without_secrets(url: str) -> str:
+    """The URL as text, its user info, query and fragment (where secrets hide) blanked."""
+    text = re.sub(r"(?<=//)[^/?#]*@", "…@", url, count=1)
+    return re.sub(r"[?#].*", lambda match: match.group()[0] + "…", text, count=1, flags=re.DOTALL)
 
 
 def _without_query(url: str) -> str:
@@ -770,7 +780,7 @@ class RebyteClient:
                 )
 
         response = self._with_retries("PUT", shown_url, attempt, idempotent=True)
-        if response.status_code >= 400:
+        if not 200 <= response.status_code < 300:  # a redirect stored nothing either
             error = self._error_from_response("PUT", shown_url, response)
             reason = (
                 "the upload URL expired or its signature was refused"
@@ -1145,7 +1155,7 @@ class RebyteClient:
         except ValueError:
             snippet = _describe_body(response)
             raise MalformedResponseError(
-                f"{method} {_without_query(url)}: expected JSON, got {snippet}",
+                f"{method} {_without_query(url)}: expected JSON, got {self._scrub(snippet)}",
                 status=response.status_code,
                 request_id=_request_id(response),
                 method=method,
@@ -1170,7 +1180,7 @@ class RebyteClient:
                 message = payload["message"]
         if not message:
             message = f"{_reason_phrase(status)} (body: {_describe_body(response)})"
-        message = self._scrub(message[:500])
+        message = self._scrub(message)[:500]  # scrub first: a cut key would slip through
         kwargs = {
             "status": status,
             "code": code,
