@@ -71,6 +71,7 @@ DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_CREATE_TIMEOUT = 600.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_WAIT_TIMEOUT = 3600.0
+FINAL_POLL_GRACE = 2.0
 
 # Retry pacing, after the OpenAI and Anthropic SDKs: 0.5 s doubling to 8 s, with jitter.
 INITIAL_RETRY_DELAY = 0.5
@@ -357,9 +358,9 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
-def _check_positive(value: Any, what: str) -> float:
+def _check_positive(value: Any, what: str, error: type = ConfigurationError) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigurationError(f"{what} must be a positive number of seconds, got {value!r}")
+        raise error(f"{what} must be a positive number of seconds, got {value!r}")
     return float(value)
 
 
@@ -664,15 +665,19 @@ class RebyteClient:
         offset = 0
         while True:
             page = self.list_tasks(limit=page_size, offset=offset)
+            fresh = 0
             for task in page["data"]:
                 task_id = task.get("id") if isinstance(task, dict) else None
                 if task_id in seen:
                     continue
                 seen.add(task_id)
+                fresh += 1
                 yield task
             offset += len(page["data"])
             total = page.get("total")
             if len(page["data"]) < page_size or (isinstance(total, int) and offset >= total):
+                return
+            if not fresh:  # a full page of nothing new: a server ignoring offset would loop forever
                 return
 
     def follow_up(
@@ -693,7 +698,10 @@ class RebyteClient:
             f"the follow-up may have been sent: check with `rebyte_cli.py get {task_id}` "
             "before sending it again"
         )
-        answer = self._send_once_only("POST", path, body, hint=hint)
+        # Like a create, a follow-up may first resume a stopped VM: it gets the long timeout.
+        answer = self._send_once_only(
+            "POST", path, body, hint=hint, read_timeout=self.create_timeout
+        )
         return self._expect_fields(answer, ("promptId",), "follow up", unknown_outcome_hint=hint)
 
     def set_visibility(self, task_id: str, visibility: str = "public") -> dict:
@@ -817,9 +825,11 @@ class RebyteClient:
         WaitTimeoutError carries the last task seen.
         """
         check_task_id(task_id)
-        timeout = _check_positive(timeout, "wait timeout")
-        interval = _check_positive(poll_interval, "poll interval")
-        max_interval = max(interval, _check_positive(max_poll_interval, "max poll interval"))
+        timeout = _check_positive(timeout, "wait timeout", InputError)
+        interval = _check_positive(poll_interval, "poll interval", InputError)
+        max_interval = max(
+            interval, _check_positive(max_poll_interval, "max poll interval", InputError)
+        )
         if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or backoff < 1:
             raise InputError(f"backoff must be a number of at least 1, got {backoff!r}")
         deadline = self._clock() + timeout
@@ -828,7 +838,8 @@ class RebyteClient:
         last_seen_state = None
         while True:
             try:
-                task = self.get_task(task_id, _deadline=deadline)
+                # The last poll lands on the deadline: a short grace lets it be made.
+                task = self.get_task(task_id, _deadline=deadline + FINAL_POLL_GRACE)
                 last_task, last_error = task, None
             except (
                 APIConnectionError,
@@ -901,8 +912,9 @@ class RebyteClient:
                         failures = 0
                         yield data
                     elif kind == "done":
-                        if self._done_is_final(task_id, prompt_id, data, bool(seen)):
-                            yield {"eventType": "done", **data}
+                        final = self._final_done(task_id, prompt_id, data, bool(seen))
+                        if final is not None:
+                            yield final
                             return
                         break
             except (
@@ -926,14 +938,35 @@ class RebyteClient:
                 )
             self._sleep(reconnect_delay if not progressed else 0)
 
-    def _done_is_final(
+    def _final_done(
         self, task_id: str, prompt_id: Optional[str], done: dict, saw_events: bool
-    ) -> bool:
-        """Trust a `done` after our events; otherwise (the early race, or another prompt's
-        stream) ask the task itself whether the prompt has ended."""
+    ) -> Optional[dict]:
+        """The `done` item that ends the stream, or None to reconnect.
+
+        A `done` after our events is trusted. Otherwise (the early race, or the
+        stream of another prompt) the task itself says whether the prompt has
+        ended, and the item is built from what it says.
+        """
         if saw_events and done.get("lastSeq") != -1:
-            return True
-        return _is_done(self.get_task(task_id), prompt_id)
+            return {"eventType": "done", **done}
+        task = self.get_task(task_id)
+        if not _is_done(task, prompt_id):
+            return None
+        prompts = [p for p in task.get("prompts") or [] if isinstance(p, dict)]
+        latest = prompts[-1] if prompts else {}
+        if prompt_id is None or latest.get("id") == prompt_id:
+            status, result = task.get("status"), task.get("finalResult")
+        else:
+            ours = next(p for p in prompts if p.get("id") == prompt_id)
+            status = {"succeeded": "completed"}.get(ours.get("status"), ours.get("status"))
+            result = None
+        return {
+            **done,
+            "eventType": "done",
+            "status": status,
+            "finalResult": result,
+            "promptId": prompt_id or latest.get("id"),
+        }
 
     def _stream_sse(self, path: str) -> Iterator[Tuple[str, dict]]:
         """Yield ("open", {}) once connected, then (event name, data) per server-sent event."""

@@ -355,7 +355,7 @@ def test_follow_up(client, requests_mock):
     assert req.headers["API_KEY"] == KEY
     assert req.headers["Content-Type"] == "application/json"
     assert req.json() == {"prompt": "Now the docs", "skills": ["pdf"]}
-    assert req.timeout == (10.0, 60.0)
+    assert req.timeout == (10.0, 600.0)  # may resume a stopped VM: the create timeout
 
 
 def test_follow_up_sends_only_given_fields_and_files(client, requests_mock):
@@ -1584,7 +1584,8 @@ def test_iter_events_empty_done_for_an_ended_task_ends(client, requests_mock):
     )
     requests_mock.get(f"{BASE}/tasks/t1", json=task("canceled", [("p1", "canceled")]))
     got = list(client.iter_events("t1"))
-    assert got == [{"eventType": "done", **done(-1, status="canceled", final=None)}]
+    ended = {"eventType": "done", **done(-1, status="canceled", final=None), "promptId": "p1"}
+    assert got == [ended]
 
 
 def test_iter_events_handles_crlf_and_comments(client, requests_mock):
@@ -1862,8 +1863,10 @@ def test_timeouts_go_with_every_call(client, requests_mock, tmp_path):
     client.create_task("p")
     history = requests_mock.request_history
     assert len(history) == 13
-    assert [r.timeout for r in history[:-1]] == [(10.0, 60.0)] * 12
-    assert history[-1].timeout == (10.0, 600.0)
+    creating = {("POST", "/v1/tasks"), ("POST", "/v1/tasks/t1/prompts")}
+    for request in history:
+        long_wait = (request.method, request.path) in creating
+        assert request.timeout == ((10.0, 600.0) if long_wait else (10.0, 60.0)), request.path
 
 
 # ------------------------------------------------------------------------ validation
@@ -2125,3 +2128,53 @@ def test_one_client_can_be_shared_by_eight_threads(client, requests_mock):
     assert results == [[f"T{n}-{i}" for i in range(25)] for n in range(8)]
     assert requests_mock.call_count == 200
     assert client._session.adapters["https://"]._pool_maxsize >= 8
+
+
+# --------------------------------------------------- edges found in review
+
+
+def test_iter_tasks_stops_when_a_full_page_brings_nothing_new(client, requests_mock):
+    same_page = {"data": [{"id": f"t{i}"} for i in range(3)]}  # no total; offset ignored
+    listing = requests_mock.get(f"{BASE}/tasks", json=same_page)
+    got = [t["id"] for t in client.iter_tasks(page_size=3)]
+    assert got == ["t0", "t1", "t2"]
+    assert listing.call_count == 2
+
+
+def test_wait_makes_its_last_poll_at_the_deadline(client, requests_mock, clock):
+    answers = [{"json": task("running", [("p1", "running")])}] * 4
+    answers.append({"json": task("completed", [("p1", "succeeded")])})
+    poll = requests_mock.get(f"{BASE}/tasks/t1", answers)
+    finished = client.wait_for_task("t1", timeout=2 + 3 + 4.5 + 6.75)
+    assert finished["status"] == "completed"
+    assert poll.call_count == 5
+    assert sum(clock.sleeps) == pytest.approx(16.25)
+
+
+@pytest.mark.parametrize("option", ["timeout", "poll_interval", "max_poll_interval"])
+def test_wait_rejects_bad_timings_as_input(client, requests_mock, option):
+    with pytest.raises(InputError):
+        client.wait_for_task("t1", **{option: 0})
+    assert requests_mock.call_count == 0
+
+
+def test_iter_events_for_an_older_prompt_reports_that_prompt(client, requests_mock):
+    latest = event("k9", 0, prompt="p2")
+    requests_mock.get(
+        f"{BASE}/tasks/t1/events",
+        text=sse(("event", latest), ("done", done(0, status="completed", final="p2 answer"))),
+        headers=SSE_HEADERS,
+    )
+    requests_mock.get(
+        f"{BASE}/tasks/t1", json=task("completed", [("p1", "failed"), ("p2", "succeeded")])
+    )
+    got = list(client.iter_events("t1", prompt_id="p1"))
+    assert got == [
+        {
+            "eventType": "done",
+            "status": "failed",
+            "lastSeq": 0,
+            "finalResult": None,
+            "promptId": "p1",
+        }
+    ]
