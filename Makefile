@@ -17,6 +17,9 @@ test: lint
 demo: $(STAMP)
 	$(PY) demo/demo.py
 
+bench: $(STAMP)
+	$(PY) bench/run_bench.py
+
 lint: $(STAMP)
 	$(PY) -m ruff check scripts tests bench demo
 	$(PY) -m vermin --target=3.9- --violations --no-tips --eval-annotations scripts

@@ -1,0 +1,718 @@
+#!/usr/bin/env python3
+"""`make bench`: the figures where speed and memory show, measured side by side in one run.
+
+Everything runs on this machine over loopback against tests/fake_rebyte.py, started as a
+separate process (its memory and CPU are not the client's). Each row has its goal (from
+the issue "Proof under faults, bad input and load") and PASS or FAIL; the notes under the
+table say how each figure was taken.
+
+    python bench/run_bench.py [--markdown FILE]
+
+Exit status: 0 once the table is printed, whether or not every goal was met (the table
+says); 1 when a measurement itself broke (its row reads ERROR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = ROOT / "scripts" / "rebyte_cli.py"
+SERVER = ROOT / "tests" / "fake_rebyte.py"
+LAUNCHER = Path(__file__).resolve().parent / "peak_rss.py"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import rebyte_client as rc  # noqa: E402
+
+PY = sys.executable
+KEY = "rbk_bench_local_0123456789"
+KIB, MIB, GIB = 1024, 1024**2, 1024**3
+OCTETS = "application/octet-stream"
+LOOPBACK = "127.0.0.1,127.0.0.2,localhost,::1"
+
+UPLOAD_SIZE = GIB
+UPLOAD_RUNS = 7  # per method, interleaved; the best run of each counts
+FAN_OUT_TASKS = 20
+FAN_OUT_CONCURRENCY = 10
+PROVISION_DELAY = 1.0
+START_UP_RUNS = 60  # per command, interleaved; medians count
+START_UP_WARM_UPS = 2
+WAIT_TASK_SECONDS = 600.0
+WAIT_ROUND_TRIP = 0.1  # simulated seconds per GET
+SEED_TASKS = 2000
+
+
+class BenchError(Exception):
+    """A measurement could not be taken (as opposed to a goal being missed)."""
+
+
+@dataclass
+class Row:
+    measure: str
+    figure: str
+    against: str = ""
+    ratio: str = ""
+    goal: str = ""
+    ok: Optional[bool] = None  # None: no goal (information only)
+    error: bool = False
+
+
+@dataclass
+class Report:
+    rows: List[Row] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    broke: bool = False
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def env_for_cli(base_url: Optional[str] = None) -> dict:
+    """The bench's environment without stray REBYTE_* or proxies for loopback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REBYTE_")}
+    env["NO_PROXY"] = env["no_proxy"] = LOOPBACK
+    env["REBYTE_API_KEY"] = KEY
+    if base_url is not None:
+        env["REBYTE_BASE_URL"] = base_url
+    return env
+
+
+def tail(text: str, lines: int = 3) -> str:
+    return " | ".join((text or "").strip().splitlines()[-lines:])
+
+
+def run_cli(args, env, *, timeout: float) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [PY, str(CLI), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise cli_failed(args, result)
+    return result
+
+
+def cli_failed(args, result) -> BenchError:
+    return BenchError(f"rebyte_cli.py {args[0]} exited {result.returncode}: {tail(result.stderr)}")
+
+
+def mib(kib: int) -> str:
+    return f"{kib / KIB:.1f} MiB"
+
+
+def rate(seconds: float, size: int = UPLOAD_SIZE) -> str:
+    return f"{size / MIB / seconds:,.0f} MiB/s"
+
+
+class Server:
+    """tests/fake_rebyte.py as a child process: base URL from its first stdout line."""
+
+    def __init__(self, workdir: Path, name: str, *options: str) -> None:
+        self._stderr = open(workdir / f"server-{name}.err", "w+", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [PY, str(SERVER), "--port", "0", "--key", KEY, *options],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=env_for_cli(),
+        )
+        first = []
+        reader = threading.Thread(target=lambda: first.append(self.proc.stdout.readline()))
+        reader.daemon = True
+        reader.start()
+        reader.join(30)
+        line = first[0].strip() if first else ""
+        if not line.startswith("http://"):
+            self.stop()
+            self._stderr.seek(0)
+            raise BenchError(f"the local server did not start: {tail(self._stderr.read())}")
+        self.base_url = line
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc.stdout.close()
+        self._stderr.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------- 1. memory of upload
+
+
+def cli_peak_kib(args, env, workdir: Path, *, timeout: float) -> int:
+    """Peak RSS of one CLI run, taken inside it by bench/peak_rss.py (see its docstring)."""
+    out = workdir / "peak-rss.txt"
+    if out.exists():
+        out.unlink()
+    result = subprocess.run(
+        [PY, str(LAUNCHER), str(out), str(CLI), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise cli_failed(args, result)
+    if not json.loads(result.stdout).get("id"):
+        raise BenchError(f"rebyte_cli.py {args[0]} printed no file id")
+    return int(out.read_text().strip())
+
+
+def bench_memory(report: Report, server: Server, big: Path, small: Path, workdir: Path) -> None:
+    env = env_for_cli(server.base_url)
+    small_kib = cli_peak_kib(["upload", str(small)], env, workdir, timeout=60)
+    big_kib = cli_peak_kib(["upload", str(big)], env, workdir, timeout=300)
+    report.rows.append(
+        Row(
+            "peak RSS, `upload` of a 1 GiB file",
+            mib(big_kib),
+            f"`upload` of 1 KiB: {mib(small_kib)}",
+            f"{big_kib / small_kib:.2f}x",
+            "<= 64 MiB",
+            big_kib <= 64 * KIB,
+        )
+    )
+    report.notes.append(
+        "RSS: VmHWM of the CLI process itself (bench/peak_rss.py runs it as __main__ and "
+        "reads /proc/self/status at exit); the server is another process. The 1 GiB file is "
+        "sparse, so the figure is the client's buffers, not the page cache."
+    )
+
+
+# --------------------------------------------------------- 2. upload throughput
+
+
+def new_upload_url(base_url: str, filename: str) -> str:
+    """A fresh signed upload URL from POST /v1/files, made with plain requests."""
+    import requests
+
+    answer = requests.post(
+        base_url + "/files",
+        json={"filename": filename, "contentType": OCTETS},
+        headers={"API_KEY": KEY},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return answer.json()["uploadUrl"]
+
+
+def bench_throughput(report: Report, server: Server, big: Path, small: Path) -> None:
+    curl = shutil.which("curl")
+    client = rc.RebyteClient(KEY, base_url=server.base_url)
+    env = env_for_cli(server.base_url)
+    times = {"curl": [], "client": [], "cli": [], "cli 1 KiB": []}
+    try:
+        for _ in range(UPLOAD_RUNS):
+            if curl:
+                url = new_upload_url(server.base_url, big.name)
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [curl, "-sS", "--fail", "-o", os.devnull, "-T", str(big)]
+                    + ["-H", f"Content-Type: {OCTETS}", url],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
+                times["curl"].append(time.perf_counter() - started)
+                if done.returncode != 0:
+                    raise BenchError(f"curl -T failed ({done.returncode}): {tail(done.stderr)}")
+            started = time.perf_counter()
+            client.upload_file(big, content_type=OCTETS)
+            times["client"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            run_cli(["upload", str(big)], env, timeout=300)
+            times["cli"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            run_cli(["upload", str(small)], env, timeout=60)
+            times["cli 1 KiB"].append(time.perf_counter() - started)
+    finally:
+        client.close()
+    best = {name: min(values) for name, values in times.items() if values}
+    for name, label in (
+        ("client", "upload 1 GiB: RebyteClient.upload_file"),
+        ("cli", "upload 1 GiB: `rebyte_cli.py upload` (wall)"),
+    ):
+        if "curl" in best:
+            ratio = best["curl"] / best[name]
+            report.rows.append(
+                Row(
+                    label,
+                    rate(best[name]),
+                    f"curl -T: {rate(best['curl'])}",
+                    f"{ratio:.2f}x",
+                    ">= 0.8x curl",
+                    ratio >= 0.8,
+                )
+            )
+        else:
+            report.rows.append(Row(label, rate(best[name]), "curl not installed", goal=">= 0.8x"))
+    shown = "; ".join(
+        f"{name} " + ", ".join(f"{t:.2f}" for t in values) for name, values in times.items()
+    )
+    report.notes.append(
+        f"Upload: the same sparse 1 GiB file to the local upload host (127.0.0.2), {UPLOAD_RUNS} "
+        "runs of each method interleaved, best run counted; each run has a fresh upload URL. "
+        "upload_file is timed in-process (its POST /v1/files included); curl and the CLI are "
+        "timed as processes, start-up included: the CLI starts Python and imports requests, "
+        f"and its whole run for a 1 KiB file takes {best['cli 1 KiB']:.2f} s at best here. "
+        f"Seconds per run: {shown}."
+    )
+
+
+# ---------------------------------------------------------------- 3. fan-out
+
+
+def bench_fan_out(report: Report, server: Server, workdir: Path) -> None:
+    spec = workdir / "batch.jsonl"
+    spec.write_text(
+        "".join(
+            json.dumps({"prompt": f"bench fan-out task {n}"}) + "\n" for n in range(FAN_OUT_TASKS)
+        ),
+        encoding="utf-8",
+    )
+    env = env_for_cli(server.base_url)
+    started = time.perf_counter()
+    result = run_cli(
+        ["batch", str(spec), "--concurrency", str(FAN_OUT_CONCURRENCY), "--no-progress"],
+        env,
+        timeout=120,
+    )
+    batch_seconds = time.perf_counter() - started
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    created = [line for line in lines if line.get("stage") == "created"]
+    if len(created) != FAN_OUT_TASKS:
+        raise BenchError(f"batch created {len(created)} of {FAN_OUT_TASKS} tasks")
+
+    with rc.RebyteClient(KEY, base_url=server.base_url) as client:
+        started = time.perf_counter()
+        for n in range(FAN_OUT_TASKS):
+            client.create_task(f"bench sequential task {n}")
+        sequential_seconds = time.perf_counter() - started
+    speed_up = sequential_seconds / batch_seconds
+    report.rows.append(
+        Row(
+            f"{FAN_OUT_TASKS} tasks, `batch --concurrency {FAN_OUT_CONCURRENCY}`",
+            f"{batch_seconds:.2f} s",
+            f"one after another: {sequential_seconds:.2f} s",
+            f"{speed_up:.1f}x faster",
+            ">= 6x faster",
+            speed_up >= 6,
+        )
+    )
+    report.notes.append(
+        f"Fan-out: the server takes {PROVISION_DELAY:g} s to provision each task. The batch is "
+        "timed as a CLI process (start-up included); one after another is "
+        f"{FAN_OUT_TASKS} x RebyteClient.create_task in a loop, in-process. The floor for the "
+        f"batch is {math.ceil(FAN_OUT_TASKS / FAN_OUT_CONCURRENCY)} provisioning rounds."
+    )
+
+
+# ---------------------------------------------------------------- 4. start-up
+
+
+def imported_modules(args, env) -> List[str]:
+    """Modules a fresh interpreter imports for these arguments, from -X importtime."""
+    result = subprocess.run(
+        [PY, "-X", "importtime", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    names = []
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "package":
+                names.append(name)
+    if not names:
+        raise BenchError(f"no -X importtime output for {args}: {tail(result.stderr)}")
+    return names
+
+
+PROBE = r"""
+import json, sys, time
+path = sys.argv[1]
+t0 = time.perf_counter()
+source = open(path, encoding="utf-8").read()
+code = compile(source, path, "exec")
+t1 = time.perf_counter()
+namespace = {"__name__": "rebyte_cli_probe", "__file__": path}
+exec(code, namespace)
+t2 = time.perf_counter()
+parser = namespace["build_parser"]()
+t3 = time.perf_counter()
+parser.format_help()
+t4 = time.perf_counter()
+print(json.dumps({"compile": t1 - t0, "top level": t2 - t1, "build_parser": t3 - t2,
+                  "format_help": t4 - t3, "lines": source.count("\n")}))
+"""
+
+
+def bench_start_up(report: Report) -> None:
+    env = env_for_cli()
+    # Python's default is to cache bytecode; some environments switch it off. A script run
+    # as __main__ is compiled on every run either way; this only matters for modules.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    commands = {
+        "help": [PY, str(CLI), "--help"],
+        "base": [PY, "-c", "import argparse, json"],
+        "floor": [PY, "-c", "import argparse, json; argparse.ArgumentParser().print_help()"],
+    }
+
+    def timed(command) -> tuple:
+        """(wall seconds, CPU seconds) of one run; CPU time from the child's own rusage."""
+        started = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        watchdog = threading.Timer(30, child.kill)
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            watchdog.cancel()
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise BenchError(f"{command[1:]} exited {child.returncode}")
+        return wall, usage.ru_utime + usage.ru_stime
+
+    for command in commands.values():
+        for _ in range(START_UP_WARM_UPS):
+            timed(command)
+    walls = {name: [] for name in commands}
+    cpus = {name: [] for name in commands}
+    order = list(commands)
+    for run in range(START_UP_RUNS):
+        for name in order if run % 2 == 0 else reversed(order):  # ABC CBA: drift cancels
+            wall, cpu = timed(commands[name])
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    median = {name: statistics.median(values) for name, values in walls.items()}
+    cpu = {name: statistics.median(values) for name, values in cpus.items()}
+    ratio = median["help"] / median["base"]
+    report.rows.append(
+        Row(
+            "start-up: `rebyte_cli.py --help`",
+            f"{median['help'] * 1000:.1f} ms",
+            f"`import argparse, json`: {median['base'] * 1000:.1f} ms",
+            f"{ratio:.2f}x",
+            "<= 1.2x",
+            ratio <= 1.2,
+        )
+    )
+
+    help_modules = imported_modules(commands["help"][1:], env)
+    base_modules = set(imported_modules(commands["base"][1:], env))
+    heavy = sorted(
+        {m for m in help_modules if m.split(".")[0] in ("requests", "urllib3", "rebyte_client")}
+    )
+    report.rows.append(
+        Row(
+            "start-up: `requests` imported by --help",
+            "yes: " + ", ".join(heavy[:3]) if heavy else "no",
+            goal="no",
+            ok=not heavy,
+        )
+    )
+    extra = [m for m in dict.fromkeys(help_modules) if m not in base_modules]
+
+    probes = []
+    for _ in range(5):
+        result = subprocess.run(
+            [PY, "-c", PROBE, str(CLI)], env=env, capture_output=True, text=True, timeout=30
+        )
+        if result.returncode != 0:
+            raise BenchError(f"start-up probe failed: {tail(result.stderr)}")
+        probes.append(json.loads(result.stdout))
+    parts = {
+        key: statistics.median(p[key] for p in probes) * 1000
+        for key in ("compile", "top level", "build_parser", "format_help")
+    }
+    floor_ratio = median["floor"] / median["base"]
+    cpu_line = ", ".join(f"{name} {cpu[name] * 1000:.1f} ms" for name in commands)
+    report.notes.append(
+        f"Start-up: {START_UP_RUNS} runs of each command, interleaved, medians; the same "
+        f"interpreter ({PY}). --help imports, beyond `import argparse, json`: "
+        f"{', '.join(extra) or 'nothing'}. "
+        f"Where the extra time goes (medians of 5 fresh processes): compiling the "
+        f"{probes[0]['lines']:,}-line script {parts['compile']:.1f} ms (a script run as "
+        f"__main__ is compiled on every run, never cached), its top level "
+        f"{parts['top level']:.1f} ms, build_parser() {parts['build_parser']:.1f} ms, "
+        f"format_help() {parts['format_help']:.1f} ms. For scale: a one-parser argparse "
+        f"program printing its help takes {median['floor'] * 1000:.1f} ms, {floor_ratio:.2f}x. "
+        f"Median CPU time (user + system; steadier than wall time on a busy machine): "
+        f"{cpu_line}; --help {cpu['help'] / cpu['base']:.2f}x the baseline, the one-parser "
+        f"program {cpu['floor'] / cpu['base']:.2f}x."
+    )
+
+
+# ---------------------------------------------------------------- 5. waiting
+
+
+class SimulatedClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+class SimulatedResponse:
+    status_code = 200
+
+    def __init__(self, body: dict) -> None:
+        self._body = body
+        self.content = json.dumps(body).encode()
+        self.headers = {"Content-Type": "application/json"}
+
+    def json(self) -> dict:
+        return self._body
+
+    def close(self) -> None:
+        pass
+
+
+class SimulatedTaskHost:
+    """Stands in for the client's requests.Session: GET /tasks/{id} on a simulated clock."""
+
+    def __init__(self, clock: SimulatedClock, runs_for: float) -> None:
+        self.clock = clock
+        self.ends_at = clock.now + runs_for
+        self.gets = 0
+
+    def request(self, method: str, url: str, **kwargs) -> SimulatedResponse:
+        if method != "GET" or "/tasks/" not in url:
+            raise BenchError(f"unexpected request while waiting: {method} {url}")
+        self.gets += 1
+        self.clock.now += WAIT_ROUND_TRIP
+        done = self.clock.now >= self.ends_at
+        prompt = {"id": "prompt-1", "status": "succeeded" if done else "running"}
+        status = "completed" if done else "running"
+        return SimulatedResponse({"id": "task-1", "status": status, "prompts": [prompt]})
+
+    def close(self) -> None:
+        pass
+
+
+def simulate_wait(runs_for: float) -> tuple:
+    """(GETs, detection lag in seconds) of wait_for_task with its default settings."""
+    clock = SimulatedClock()
+    host = SimulatedTaskHost(clock, runs_for)
+    client = rc.RebyteClient(KEY, base_url="http://127.0.0.1:9/v1")
+    client.close()
+    client._session, client._clock, client._sleep = host, clock.time, clock.sleep
+    task = client.wait_for_task("task-1")
+    if task.get("status") != "completed":
+        raise BenchError(f"the simulated wait ended with {task.get('status')}")
+    return host.gets, clock.now - host.ends_at
+
+
+def bench_waiting(report: Report) -> None:
+    gets, lag = simulate_wait(WAIT_TASK_SECONDS)
+    sweep = [simulate_wait(float(seconds)) for seconds in range(5, 601, 5)]
+    worst_lag = max(lag for _, lag in sweep)
+    floor = math.ceil(WAIT_TASK_SECONDS / 10) + 1
+    report.rows.append(
+        Row(
+            "wait out a 10-minute task: GETs",
+            f"{gets}",
+            f"fewest with polls <= 10 s apart: {floor}",
+            f"{gets / floor:.2f}x",
+            "<= 60",
+            gets <= 60,
+        )
+    )
+    report.rows.append(
+        Row(
+            "wait out a 10-minute task: detection lag",
+            f"{lag:.1f} s",
+            f"worst over 5-600 s tasks: {worst_lag:.1f} s",
+            goal="<= 10 s",
+            ok=lag <= 10,
+        )
+    )
+    report.notes.append(
+        "Waiting: RebyteClient.wait_for_task with its defaults (poll 2 s, x1.5, at most 10 s) "
+        "on a simulated clock: its session is a stub answering `running` until the task's end, "
+        f"each GET taking {WAIT_ROUND_TRIP:g} simulated s; lag = detection time - end time. "
+        f"Any schedule that keeps the lag under 10 s polls at most 10 s apart, so it needs "
+        f"at least {floor} GETs to see a {WAIT_TASK_SECONDS:g} s task end (polls at 0, 10, ..., "
+        f"600 s): the two goals together cannot both hold for a polling wait."
+    )
+
+
+# ---------------------------------------------------------------- 6. list --all
+
+
+def bench_list_all(report: Report, workdir: Path) -> None:
+    log = workdir / "list-requests.jsonl"
+    with Server(workdir, "list", "--seed-tasks", str(SEED_TASKS), "--log", str(log)) as server:
+        started = time.perf_counter()
+        result = run_cli(["list", "--all"], env_for_cli(server.base_url), timeout=120)
+        seconds = time.perf_counter() - started
+    # The server has stopped, so every request it answered is in the log.
+    listed = json.loads(result.stdout)["data"]
+    if len(listed) != SEED_TASKS:
+        raise BenchError(f"list --all printed {len(listed)} of {SEED_TASKS} tasks")
+    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    pages = [
+        e
+        for e in entries
+        if e.get("listener") == "api" and e.get("method") == "GET" and e.get("path") == "/v1/tasks"
+    ]
+    connections = {e.get("connection") for e in pages}
+    page_count = math.ceil(SEED_TASKS / rc.MAX_PAGE_SIZE)
+    report.rows.append(
+        Row(
+            f"`list --all` over {SEED_TASKS:,} tasks",
+            f"{len(pages)} GETs, {len(connections)} conn.",
+            f"{page_count} pages; {seconds:.2f} s",
+            f"{len(pages) / page_count:.2f}x pages",
+            "1 conn., GETs = pages",
+            len(connections) == 1 and len(pages) == page_count,
+        )
+    )
+    report.notes.append(
+        "list --all: the CLI as a process against a server seeded with completed tasks; GETs "
+        "and TCP connections counted from the server's request log (--log), each request "
+        "tagged with its connection's id."
+    )
+
+
+# ---------------------------------------------------------------- the report
+
+
+def machine_line() -> str:
+    curl = shutil.which("curl")
+    curl_version = "not installed"
+    if curl:
+        out = subprocess.run([curl, "--version"], capture_output=True, text=True, timeout=10)
+        curl_version = (out.stdout.split() or ["?", "?"])[1]
+    import requests
+
+    return (
+        f"machine: {os.cpu_count()} CPUs, {platform.platform()}; Python "
+        f"{platform.python_version()} ({platform.python_implementation()}); requests "
+        f"{requests.__version__}; curl {curl_version}"
+    )
+
+
+COLUMNS = ("#", "measure", "figure", "compared with", "ratio", "goal", "result")
+
+
+def cells(rows: List[Row]) -> List[tuple]:
+    table = []
+    for number, row in enumerate(rows, 1):
+        result = "ERROR" if row.error else {True: "PASS", False: "FAIL", None: "-"}[row.ok]
+        table.append(
+            (str(number), row.measure, row.figure, row.against, row.ratio, row.goal, result)
+        )
+    return table
+
+
+def text_table(rows: List[Row]) -> str:
+    table = [COLUMNS, *cells(rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: List[Row]) -> str:
+    def escape(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(escape(c) for c in line) + " |" for line in cells(rows)]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    args = parser.parse_args(argv)
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = LOOPBACK  # the in-process client too
+
+    began = time.monotonic()
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = [f"Rebyte skill benchmarks, {when}", machine_line()]
+    print("\n".join(header), flush=True)
+    report = Report()
+
+    def measure(name: str, step, *step_args) -> None:
+        print(f"  measuring: {name} ...", file=sys.stderr, flush=True)
+        before = len(report.rows)
+        try:
+            step(report, *step_args)
+        except Exception as error:  # one broken measurement must not hide the others
+            del report.rows[before:]
+            report.rows.append(Row(name, f"{type(error).__name__}: {error}"[:120], error=True))
+            report.broke = True
+
+    with tempfile.TemporaryDirectory(prefix="rebyte-bench-") as scratch:
+        workdir = Path(scratch)
+        big, small = workdir / "big.bin", workdir / "small.bin"
+        try:
+            with open(big, "wb") as handle:
+                handle.truncate(UPLOAD_SIZE)  # sparse: no disk blocks, reads are zeros
+            small.write_bytes(b"x" * KIB)
+            with Server(workdir, "main", "--provision-delay", str(PROVISION_DELAY)) as server:
+                measure("peak RSS of upload", bench_memory, server, big, small, workdir)
+                measure("upload throughput", bench_throughput, server, big, small)
+                big.unlink()
+                measure("fan-out", bench_fan_out, server, workdir)
+        except BenchError as error:
+            report.rows.append(Row("local server", str(error), error=True))
+            report.broke = True
+        finally:
+            if big.exists():
+                big.unlink()
+        measure("start-up", bench_start_up)
+        measure("waiting", bench_waiting)
+        measure("list --all", bench_list_all, workdir)
+
+    print()
+    print(text_table(report.rows))
+    print()
+    for note in report.notes:
+        print(f"- {note}")
+    missed = sum(1 for row in report.rows if row.ok is False)
+    errors = sum(1 for row in report.rows if row.error)
+    print(
+        f"\n{len(report.rows)} rows: {missed} goal(s) missed, {errors} error(s); "
+        f"{time.monotonic() - began:.0f} s in all."
+    )
+    if args.markdown:
+        Path(args.markdown).write_text(
+            "\n".join(header) + "\n\n" + markdown_table(report.rows) + "\n", encoding="utf-8"
+        )
+    return 1 if report.broke else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
