@@ -75,6 +75,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help at the terminal's width, found as shutil.get_terminal_size() does but without
+    importing shutil (and with it bz2, lzma, zlib and fnmatch): --help starts faster."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None, **kwargs):
+        if width is None:
+            try:
+                columns = int(os.environ["COLUMNS"])
+            except (KeyError, ValueError):
+                columns = 0
+            if columns <= 0:
+                try:
+                    columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+                except (AttributeError, ValueError, OSError):
+                    columns = 0
+            width = (columns or 80) - 2
+        super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
+
+
 class _VersionAction(argparse.Action):
     """--version, importing the client (for its version) only when asked."""
 
@@ -210,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Spawn cloud coding-agent tasks on Rebyte, watch them, and get their answers.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     _add_global_options(parser, on_command=False)
@@ -223,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=help_text,
             epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
         _add_global_options(sub, on_command=True, timeout=timeout)
         return sub
@@ -435,9 +454,15 @@ class Run:
         self.followups_in_flight = 0
 
     def remember(self, task: dict) -> None:
-        pair = (task.get("id"), task.get("url"))
-        if pair[0] and pair not in self.tasks:
-            self.tasks.append(pair)
+        task_id, url = task.get("id"), task.get("url")
+        if not task_id:
+            return
+        for index, (known_id, known_url) in enumerate(self.tasks):
+            if known_id == task_id:
+                if url and not known_url:  # learned its URL since (e.g. a wait's first poll)
+                    self.tasks[index] = (task_id, url)
+                return
+        self.tasks.append((task_id, url))
 
 
 def load_client_module():
@@ -504,7 +529,8 @@ def parse_file_refs(values) -> list:
         file_id, sep, filename = value.partition(":")
         if not sep or not file_id.strip() or not filename.strip():
             raise UsageError(f"--file-ref takes ID:FILENAME as printed by `upload`, got {value!r}")
-        refs.append({"id": file_id.strip(), "filename": filename.strip()})
+        # The name as printed, spaces kept: the API wants the exact name POST /v1/files gave.
+        refs.append({"id": file_id.strip(), "filename": filename})
     return refs
 
 
@@ -590,6 +616,7 @@ class WaitDisplay:
     def __init__(self, out: Output, task_ids) -> None:
         self._out = out
         self._states = {task_id: None for task_id in task_ids}
+        self._said = {}  # task id -> its last plain progress line
         self._line = out.live(self._render) if out.tty else None
 
     def seen(self, task: dict) -> None:
@@ -598,9 +625,10 @@ class WaitDisplay:
             self._line.update()
         else:
             done, total = _prompt_counts(task)
-            self._out.progress(
-                f"task {task.get('id')}: {task.get('status')} ({done}/{total} prompts done)"
-            )
+            text = f"task {task.get('id')}: {task.get('status')} ({done}/{total} prompts done)"
+            if self._said.get(task.get("id")) != text:  # a line per change, not per poll
+                self._said[task.get("id")] = text
+                self._out.progress(text)
 
     def close(self) -> None:
         if self._line is not None:
@@ -646,13 +674,17 @@ def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, in
     rc = load_client_module()
     display = WaitDisplay(out, task_ids)
 
+    def seen(task: dict) -> None:
+        run.remember(task)  # so that Ctrl-C can print the URL of a task given by id
+        display.seen(task)
+
     def wait_one(task_id):
         task = client.wait_for_task(
             task_id,
             prompt_id=prompt_id,
             timeout=timeout,
             poll_interval=interval,
-            on_status=display.seen,
+            on_status=seen,
         )
         run.remember(task)
         return task
@@ -951,6 +983,7 @@ def cmd_wait(args, out: Output, run: Run) -> int:
 def cmd_watch(args, out: Output, run: Run) -> int:
     client = make_client(args)
     run.tasks.append((args.task_id, None))
+    run.remember(client.get_task(args.task_id))  # its URL, for Ctrl-C; 404 before streaming
     final = watch_events(client, out, args.task_id, prompt_id=args.prompt_id, as_json=args.json)
     if not args.json:
         out.result(final, [final.get("url")])
@@ -1296,7 +1329,11 @@ def say_interrupted(out: Output, run: Run) -> None:
     for task_id, url in known:
         where = f": {url}" if url else ""
         out.error(f"interrupted; task {task_id} keeps running{where}")
-    if known:
+    if known and out.quiet:
+        for task_id, url in known:
+            print(url or task_id, flush=True)
+    elif known:
+        # One line, so that it also fits the JSON Lines of batch and watch --json.
         print(
             json.dumps({"interrupted": True, "tasks": [{"id": i, "url": u} for i, u in known]}),
             flush=True,
