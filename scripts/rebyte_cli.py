@@ -291,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("task_id", metavar="TASK_ID")
     watch.add_argument("--prompt-id", help="watch this prompt (default: the latest)")
     watch.add_argument("--json", action="store_true", help="events as JSON Lines on stdout")
+    watch.add_argument(
+        "--wait-timeout",
+        type=_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long to watch (default 3600)",
+    )
 
     result = command("result", "print the agent's answer")
     result.add_argument("task_id", metavar="TASK_ID")
@@ -746,23 +753,37 @@ def run_concurrently(func, items, *, concurrency: int, on_done=None):
     return results
 
 
-def watch_events(client, out: Output, task_id: str, *, prompt_id=None, as_json=False) -> dict:
-    """Print the agent's events until the prompt ends; return the final task with its result."""
+def watch_events(
+    client, out: Output, task_id: str, *, timeout: float, prompt_id=None, as_json=False
+) -> dict:
+    """Print the agent's events until the prompt ends; return the final task with its result.
+
+    When the time runs out, the task as it stands is printed before the timeout is raised.
+    """
+    rc = load_client_module()
     done = None
-    for event in client.iter_events(task_id, prompt_id=prompt_id):
-        if as_json:
-            out.json_line(event)
-        elif event.get("eventType") != "done":
-            text = format_event(out, event, task_id)
-            if text:
-                out.note(text)
-        if event.get("eventType") == "done":
-            done = event
+    events = client.iter_events(task_id, prompt_id=prompt_id, timeout=timeout)
+    try:
+        for event in events:
+            show_event(out, event, task_id, as_json)
+            if event.get("eventType") == "done":
+                done = event
+    except rc.WaitTimeoutError as error:
+        return report_wait_failure(out, None if as_json else client.get_task(task_id), error)
     task = client.get_task(task_id)
     final = with_result(client, task, prompt_id)
     if done and done.get("finalResult") and "result" not in final:
         final["result"] = done["finalResult"]
     return final
+
+
+def show_event(out: Output, event: dict, task_id: str, as_json: bool) -> None:
+    if as_json:
+        out.json_line(event)
+    elif event.get("eventType") != "done":
+        text = format_event(out, event, task_id)
+        if text:
+            out.note(text)
 
 
 def _payload_text(payload) -> str:
@@ -875,7 +896,9 @@ def finish_with_wait(client, out: Output, run: Run, args, task: dict, *, prompt_
         out.result(task, [task.get("url")])
         return EXIT_OK
     if args.watch:
-        final = watch_events(client, out, task["id"], prompt_id=prompt_id)
+        final = watch_events(
+            client, out, task["id"], timeout=args.wait_timeout, prompt_id=prompt_id
+        )
     else:
         [(task_id, final, error)] = wait_many(
             client,
@@ -984,7 +1007,14 @@ def cmd_watch(args, out: Output, run: Run) -> int:
     client = make_client(args)
     run.tasks.append((args.task_id, None))
     run.remember(client.get_task(args.task_id))  # its URL, for Ctrl-C; 404 before streaming
-    final = watch_events(client, out, args.task_id, prompt_id=args.prompt_id, as_json=args.json)
+    final = watch_events(
+        client,
+        out,
+        args.task_id,
+        timeout=args.wait_timeout,
+        prompt_id=args.prompt_id,
+        as_json=args.json,
+    )
     if not args.json:
         out.result(final, [final.get("url")])
     return outcome_code(final, args.prompt_id)

@@ -838,8 +838,10 @@ class RebyteClient:
         last_seen_state = None
         while True:
             try:
-                # The last poll lands on the deadline: a short grace lets it be made.
-                task = self.get_task(task_id, _deadline=deadline + FINAL_POLL_GRACE)
+                # The last poll lands on the deadline: a short grace lets it be made, but
+                # an earlier poll to a server that never answers ends at the deadline.
+                poll_deadline = max(deadline, self._clock() + FINAL_POLL_GRACE)
+                task = self.get_task(task_id, _deadline=poll_deadline)
                 last_task, last_error = task, None
             except (
                 APIConnectionError,
@@ -878,6 +880,7 @@ class RebyteClient:
         task_id: str,
         *,
         prompt_id: Optional[str] = None,
+        timeout: Optional[float] = None,
         reconnect_delay: float = 1.0,
         max_reconnects: int = 50,
     ) -> Iterator[dict]:
@@ -889,8 +892,21 @@ class RebyteClient:
         `eventKey` (else prompt and seq); a dropped stream is resumed; an early
         empty `done` (lastSeq -1) means "not started yet", not the end. Every read
         has the client's read timeout, and reconnects without progress are bounded.
+        With `timeout`, a WaitTimeoutError ends the stream once that many seconds pass.
         """
         path = self._task_path(task_id, "events")
+        deadline = None
+        if timeout is not None:
+            deadline = self._clock() + _check_positive(timeout, "watch timeout", InputError)
+
+        def check_deadline() -> None:
+            if deadline is not None and self._clock() >= deadline:
+                raise WaitTimeoutError(
+                    f"timed out after {timeout:g}s watching task {task_id}",
+                    task_id=task_id,
+                    prompt_id=prompt_id,
+                )
+
         seen = set()
         failures = 0
         reconnects = 0
@@ -898,7 +914,8 @@ class RebyteClient:
         while True:
             progressed = False
             try:
-                for kind, data in self._stream_sse(path):
+                for kind, data in self._stream_sse(path, deadline):
+                    check_deadline()
                     if kind == "open":
                         last_contact = self._clock()
                     elif kind == "event":
@@ -923,6 +940,7 @@ class RebyteClient:
                 RateLimitError,
                 MalformedResponseError,
             ) as error:
+                check_deadline()
                 failures += 1
                 out_of_time = (
                     self.total_timeout is not None
@@ -936,6 +954,7 @@ class RebyteClient:
                 raise APIConnectionError(
                     f"the event stream of task {task_id} ended {max_reconnects} times without news"
                 )
+            check_deadline()
             self._sleep(reconnect_delay if not progressed else 0)
 
     def _final_done(
@@ -968,8 +987,11 @@ class RebyteClient:
             "promptId": prompt_id or latest.get("id"),
         }
 
-    def _stream_sse(self, path: str) -> Iterator[Tuple[str, dict]]:
-        """Yield ("open", {}) once connected, then (event name, data) per server-sent event."""
+    def _stream_sse(
+        self, path: str, deadline: Optional[float] = None
+    ) -> Iterator[Tuple[str, dict]]:
+        """Yield ("open", {}) once connected, then (event name, data) per server-sent event,
+        and ("tick", {}) per comment line, so a caller can keep time on a quiet stream."""
         url = self.base_url + path
         response = self._with_retries(
             "GET",
@@ -982,6 +1004,7 @@ class RebyteClient:
                 allow_redirects=False,
             ),
             idempotent=True,
+            deadline=deadline,
         )
         with response:
             self._raise_for_status("GET", url, response)
@@ -994,7 +1017,7 @@ class RebyteClient:
                             yield event_name, _parse_event_data("\n".join(data_lines))
                         event_name, data_lines = "message", []
                     elif line.startswith(":"):
-                        continue
+                        yield "tick", {}
                     else:
                         field, _, value = line.partition(":")
                         value = value[1:] if value.startswith(" ") else value

@@ -235,6 +235,23 @@ def test_watch_shows_a_question_clearly_with_the_follow_up_hint(cli, new_task):
     assert f"follow-up {task['id']} --prompt" in lines[asked + 1]
 
 
+def test_watch_gives_up_at_its_wait_timeout_on_a_quiet_stream(cli, new_task):
+    task = new_task("Slow [duration=30]")
+    started = time.monotonic()
+    result = cli("watch", task["id"], "--wait-timeout", "1.5")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 7, result.stderr
+    assert elapsed < 1.5 + 2.5
+    assert result.json()["status"] == "running"  # the task as it stands, for the agent
+    assert "timed out" in one_error(result)
+
+
+def test_create_watch_honours_wait_timeout(cli):
+    result = cli("create", "--prompt", "Slow [duration=30]", "--watch", "--wait-timeout", "1")
+    assert result.returncode == 7, result.stderr
+    assert result.json()["status"] == "running"
+
+
 def test_watch_unknown_task_exits_4(cli):
     result = cli("watch", "no-such-task")
     assert result.returncode == 4, result.stderr

@@ -2178,3 +2178,15 @@ def test_iter_events_for_an_older_prompt_reports_that_prompt(client, requests_mo
             "promptId": "p1",
         }
     ]
+
+
+def test_iter_events_timeout_ends_a_stream_that_only_keeps_alive(client, requests_mock, clock):
+    def keep_alive(request, context):
+        clock.now += 1.0  # each connection's comments take a simulated second
+        return sse((":", "keep-alive"), (":", "keep-alive"))
+
+    requests_mock.get(f"{BASE}/tasks/t1/events", text=keep_alive, headers=SSE_HEADERS)
+    with pytest.raises(WaitTimeoutError) as caught:
+        list(client.iter_events("t1", timeout=3))
+    assert caught.value.task_id == "t1"
+    assert "watching task t1" in str(caught.value)
