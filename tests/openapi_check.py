@@ -165,6 +165,13 @@ def _match(relative: str) -> tuple[str, dict] | None:
     return candidates[0][1], candidates[0][2]
 
 
+def template_of(path: str) -> str:
+    """The spec's template for a concrete path, e.g. "/v1/tasks/abc" -> "/tasks/{id}"."""
+    matched = _match(_split(path)[0])
+    assert matched, f"no path in the spec matches {path!r}"
+    return matched[0]
+
+
 def _parameters(template: str, method: str) -> list[tuple[dict, str]]:
     """Parameters of an operation (path-level ones first), each with its pointer."""
     found = []
