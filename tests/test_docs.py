@@ -1,0 +1,595 @@
+"""The docs, checked by running them: SKILL.md, README.md and references/.
+
+- SKILL.md's frontmatter follows the Agent Skills specification (PyYAML, and
+  skills-ref's `agentskills validate` on a copy named like the skill).
+- Every `rebyte_cli.py` command line in a shell block runs against the local
+  server, placeholders (TASK_ID, WORKSPACE_ID, PROMPT_ID, FILE_ID:FILENAME,
+  sample files) filled from a real task, and exits 0 (or the code its
+  `# exit N` note announces).
+- Every shell recipe that needs running whole (variables, `$(...)`, curl) runs
+  under bash against the local server and does what it says: no request is
+  refused, every endpoint it names was called, and the server shows the effect.
+- Every Python snippet runs against the local server.
+- Endpoints agree across references/api.md, references/openapi.yaml and the
+  client; exit codes agree across SKILL.md, README.md and `--help`.
+
+Each example runs against its own fresh server, several at a time, so that the
+whole file takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from cli_runner import CLI, cli_env, run_cli
+from docs_support import (
+    DOCS,
+    ROOT,
+    SAMPLE_FILE,
+    SKILL_NAME,
+    Block,
+    Command,
+    all_blocks,
+    cli_mentions,
+    commands_in,
+    copy_bundle,
+    is_script,
+    is_shell,
+    jsonl_before,
+    mentions_api,
+    read,
+    script_text,
+)
+from fake_rebyte import FakeRebyte
+from openapi_check import operations
+
+KEY = "rbk_docs_test_key"
+NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+SPEC_KEYS = {"name", "description", "license", "compatibility", "metadata", "allowed-tools"}
+PLACEHOLDER_TASKS = re.compile(r"\bTASK_ID(?:_\d+)?\b")
+WORKERS = 12
+
+# The API as this project knows it: every (method, path) pair, relative to /v1.
+ENDPOINTS = {
+    ("POST", "/files"),
+    ("POST", "/tasks"),
+    ("GET", "/tasks"),
+    ("GET", "/tasks/{id}"),
+    ("DELETE", "/tasks/{id}"),
+    ("POST", "/tasks/{id}/prompts"),
+    ("PATCH", "/tasks/{id}/visibility"),
+    ("POST", "/tasks/{id}/cancel"),
+    ("GET", "/tasks/{id}/content"),
+    ("GET", "/tasks/{id}/events"),
+}
+EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 130}
+
+SHELL_BLOCKS = [b for b in all_blocks() if is_shell(b) and mentions_api(b)]
+SCRIPTS = [b for b in SHELL_BLOCKS if is_script(b)]
+COMMANDS = [c for b in SHELL_BLOCKS if not is_script(b) for c in commands_in(b)]
+PYTHON_BLOCKS = [b for b in all_blocks() if b.lang == "python"]
+
+
+# ------------------------------------------------------------------------ the frontmatter
+
+
+def frontmatter(text: str) -> tuple:
+    match = re.match(r"^---\n(.*?)\n---\n(.*)$", text, re.S)
+    assert match, "SKILL.md must start with a --- frontmatter block"
+    return yaml.safe_load(match.group(1)), match.group(2)
+
+
+def test_frontmatter_follows_the_spec():
+    meta, body = frontmatter(read("SKILL.md"))
+    assert isinstance(meta, dict)
+    assert set(meta) <= SPEC_KEYS, f"keys outside the spec: {set(meta) - SPEC_KEYS}"
+    assert meta["name"] == SKILL_NAME
+    assert NAME_RE.match(meta["name"]) and len(meta["name"]) <= 64
+    description = meta["description"]
+    assert isinstance(description, str) and 1 <= len(description.strip()) <= 1024
+    for words in ("cloud", "sub-task", "files", "GitHub", "follow-up", "wait", "shared"):
+        assert words in description, f"the description should mention {words!r}"
+    assert meta["license"] == "MIT"
+    compatibility = meta["compatibility"]
+    assert isinstance(compatibility, str) and len(compatibility) <= 500
+    for words in ("Python 3.9", "requests", "REBYTE_API_KEY", "api.rebyte.ai"):
+        assert words in compatibility
+    assert len(body.splitlines()) < 500, "the body must stay well under 500 lines"
+
+
+def agentskills() -> str:
+    beside = Path(sys.executable).parent / "agentskills"
+    found = str(beside) if beside.exists() else shutil.which("agentskills")
+    assert found, "agentskills (PyPI skills-ref, in requirements-dev.txt) is not installed"
+    return found
+
+
+def test_agentskills_validate_passes_on_a_copy_named_like_the_skill(tmp_path):
+    bundle = tmp_path / SKILL_NAME
+    copy_bundle(bundle)
+    checked = subprocess.run(
+        [agentskills(), "validate", str(bundle)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    wrong = tmp_path / "renamed"
+    shutil.copytree(bundle, wrong)
+    refused = subprocess.run(
+        [agentskills(), "validate", str(wrong)], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0, "the validator should insist on the folder name"
+
+
+def test_skill_md_uses_the_cli_by_its_relative_path():
+    text = read("SKILL.md")
+    assert "~/.skills" not in text and "find ~" not in text
+    for block in SHELL_BLOCKS:
+        if block.doc != "SKILL.md":
+            continue
+        for _, line in cli_mentions(block):
+            assert "python3 scripts/rebyte_cli.py" in line or "uv run scripts/" in line, line
+    for needed in (
+        "https://app.rebyte.ai/settings/api-keys",
+        'export REBYTE_API_KEY="rbk_..."',
+        "python3 -m pip install requests",
+        "uv run scripts/rebyte_cli.py",
+        "references/api.md",
+        "references/examples.md",
+    ):
+        assert needed in text, f"SKILL.md should say {needed!r}"
+
+
+def test_relative_links_and_paths_exist():
+    for doc in DOCS:
+        text = read(doc)
+        targets = re.findall(r"\]\((?!https?:|#|mailto:)([^)#\s]+)", text)
+        targets += re.findall(r"`((?:references|scripts|tests)/[\w./-]+\.(?:md|py|yaml))`", text)
+        base = (ROOT / doc).parent
+        for target in targets:
+            assert (base / target).exists() or (ROOT / target).exists(), f"{doc}: {target}"
+
+
+# ----------------------------------------------------------------------- running examples
+
+
+def api(server: FakeRebyte, method: str, path: str, **kwargs):
+    response = requests.request(
+        method, server.base_url + path, headers={"API_KEY": KEY}, timeout=10, **kwargs
+    )
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def placeholder_task(server: FakeRebyte) -> dict:
+    """A finished task (its prompt takes no time) for examples that act on one."""
+    created = api(server, "POST", "/tasks", json={"prompt": "Docs placeholder [duration=0]"})
+    return api(server, "GET", f"/tasks/{created['id']}")
+
+
+def uploaded_file(server: FakeRebyte) -> dict:
+    body = {"filename": "notes.txt", "contentType": "text/plain"}
+    slot = api(server, "POST", "/files", json=body)
+    put = requests.put(
+        slot["uploadUrl"], data=b"sample\n", headers={"Content-Type": "text/plain"}, timeout=10
+    )
+    put.raise_for_status()
+    return {"id": slot["id"], "filename": slot["filename"]}
+
+
+def make_samples(cwd: Path, text: str, jsonl=None) -> None:
+    """Create the local files an example names (and a batch file from the doc's JSONL)."""
+    names = {m.group("name") for m in SAMPLE_FILE.finditer(text)}
+    if jsonl is not None:
+        names |= {m.group("name") for m in SAMPLE_FILE.finditer(jsonl)}
+    for name in sorted(names):
+        path = cwd / name
+        if name.endswith(".jsonl") and jsonl is not None:
+            path.write_text(jsonl, encoding="utf-8")
+        elif not path.exists():
+            path.write_text("region,sales\nnorth,10\nsouth,7\n", encoding="utf-8")
+
+
+def workdir(tmp: Path) -> Path:
+    """A fresh directory that looks like the skill's folder: scripts/ is there."""
+    tmp.mkdir(parents=True)
+    (tmp / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
+    return tmp
+
+
+def route(path: str) -> str:
+    """/v1/tasks/<id>/prompts -> /tasks/{id}/prompts."""
+    relative = path[len("/v1") :] if path.startswith("/v1") else path
+    return re.sub(r"^/tasks/[^/]+", "/tasks/{id}", relative)
+
+
+def refused(server: FakeRebyte, allowed=()) -> list:
+    """Requests the server answered with an error (4xx/5xx), but for allowed statuses."""
+    return [
+        (e["method"], e["path"], e["status"])
+        for e in server.requests(listener=None)
+        if e["status"] is not None and e["status"] >= 400 and e["status"] not in allowed
+    ]
+
+
+class Runs:
+    """Runs every example once, all kinds together, each on its own server.
+
+    Most of an example's time is spent waiting (on polls, on a prompt), so one
+    pool runs many at once, the slow ones (those that wait) first.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self._base = base
+        self._results = None
+        self._lock = threading.Lock()
+
+    def outcome(self, kind: str, where: str) -> dict:
+        with self._lock:
+            if self._results is None:
+                self._results = self._run_all()
+        result = self._results[(kind, where)]
+        if isinstance(result, BaseException):  # the harness failed, not the example
+            raise result
+        return result
+
+    def _run_all(self) -> dict:
+        jobs = [("cli", c.where, c.text, lambda c=c: run_command(self, c)) for c in COMMANDS]
+        jobs += [
+            ("sh", b.where, b.body, lambda b=b: run_script(self, b))
+            for b in SCRIPTS
+            if not missing_tools(b)
+        ]
+        jobs += [("py", b.where, b.body, lambda b=b: run_python(self, b)) for b in PYTHON_BLOCKS]
+        jobs.sort(key=lambda job: -len(re.findall(r"wait|sleep", job[2])))
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            futures = {(kind, where): pool.submit(run) for kind, where, _, run in jobs}
+        return {key: future.exception() or future.result() for key, future in futures.items()}
+
+    def place(self, name: str) -> Path:
+        return workdir(self._base / re.sub(r"[^\w.-]", "_", name))
+
+
+def missing_tools(block: Block) -> list:
+    needs = {"bash"} | ({"curl"} if re.search(r"\bcurl\b", block.body) else set())
+    needs |= {"jq"} if re.search(r"\bjq\b", block.body) else set()
+    return sorted(tool for tool in needs if shutil.which(tool) is None)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Runs:
+    return Runs(tmp_path_factory.mktemp("docs"))
+
+
+def _server(**knobs) -> FakeRebyte:
+    return FakeRebyte(KEY, prompt_duration=0.3, **knobs).start()
+
+
+# -------------------------------------------------------------------- CLI command lines
+
+
+def fill(command: Command, server: FakeRebyte) -> list:
+    """The command's arguments with placeholders replaced by real ids on `server`."""
+    text = " ".join(command.args)
+    tasks = {name: placeholder_task(server) for name in set(PLACEHOLDER_TASKS.findall(text))}
+    main = tasks.get("TASK_ID") or next(iter(tasks.values()), None) or placeholder_task(server)
+    values = {
+        "WORKSPACE_ID": main["workspaceId"],
+        "PROMPT_ID": main["prompts"][0]["id"],
+        **{name: task["id"] for name, task in tasks.items()},
+    }
+    filled = []
+    for arg in command.args:
+        if arg == "FILE_ID:FILENAME":
+            ref = uploaded_file(server)
+            arg = f"{ref['id']}:{ref['filename']}"
+        for name, value in values.items():
+            arg = re.sub(rf"\b{name}\b", value, arg)
+        filled.append(arg)
+    return filled
+
+
+def run_command(runs: Runs, command: Command) -> dict:
+    server = _server()
+    try:
+        cwd = runs.place(f"cli-{command.where}")
+        make_samples(cwd, " ".join(command.args), jsonl_before(command.block))
+        args = fill(command, server)
+        result = run_cli(*args, env=cli_env(server.base_url, KEY), cwd=str(cwd), timeout=90)
+        return {"args": args, "result": result, "refused": refused(server)}
+    finally:
+        server.stop()
+
+
+def test_docs_have_cli_examples():
+    docs = {c.block.doc for c in COMMANDS} | {b.doc for b in SCRIPTS}
+    assert {"SKILL.md", "README.md", "references/examples.md"} <= docs
+    assert len(COMMANDS) >= 30
+
+
+def test_every_cli_command_is_shown_in_the_docs():
+    sys.path.insert(0, str(CLI.parent))
+    import rebyte_cli
+
+    parser = rebyte_cli.build_parser()
+    choices = next(a.choices for a in parser._actions if getattr(a, "choices", None))
+    shown = {c.command for c in COMMANDS}
+    shown |= {
+        m.group(1) for b in SCRIPTS for m in re.finditer(r"rebyte_cli\.py\s+([a-z-]+)", b.body)
+    }
+    assert set(choices) - shown == set(), "commands no doc shows"
+
+
+def test_cli_mentions_are_all_runnable_commands():
+    """Every line naming rebyte_cli.py in a shell block is run: alone, or in its script."""
+    for block in SHELL_BLOCKS:
+        if is_script(block):
+            continue
+        run_lines = {c.text for c in commands_in(block)}
+        for _, line in cli_mentions(block):
+            assert line.strip() in run_lines, f"{block.where}: not a runnable command: {line}"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[f"{c.where} {c.command}" for c in COMMANDS])
+def test_cli_command_line_runs(runs, command):
+    outcome = runs.outcome("cli", command.where)
+    result = outcome["result"]
+    shown = (
+        f"{command.text}\n-> {outcome['args']}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
+    assert result.returncode == command.expected_exit, shown
+    assert not outcome["refused"], f"requests refused: {outcome['refused']}\n{shown}"
+    if command.expected_exit != 0 or "--help" in command.args or not result.stdout.strip():
+        return
+    if command.quiet:
+        assert not result.stdout.lstrip().startswith("{"), shown
+    elif command.command == "batch" or "--json" in command.args:
+        assert result.json_lines(), shown
+    else:
+        result.json()
+
+
+# ---------------------------------------------------------------------- shell recipes
+
+
+def named_routes(script: str) -> set:
+    """(method, route) of every curl call to $BASE in a recipe."""
+    found = set()
+    for line in re.split(r"\n(?!\s)", script.replace("\\\n", " ")):
+        for call in re.split(r"\bcurl\b", line)[1:]:
+            url = re.search(r'\$BASE(/[^"\'\s?]*)', call)
+            if not url:
+                continue
+            given = re.search(r"-X\s+([A-Z]+)", call)
+            implied = "POST" if re.search(r"\s-d\s", call) else "GET"
+            method = given.group(1) if given else implied
+            path = re.sub(r"\$\{?\w+\}?", "{id}", url.group(1))
+            found.add((method, path))
+    return found
+
+
+def run_script(runs: Runs, block: Block) -> dict:
+    server = _server()
+    try:
+        cwd = runs.place(f"sh-{block.where}")
+        script = script_text(block)
+        make_samples(cwd, script, jsonl_before(block))
+        task = placeholder_task(server)
+        env = cli_env(
+            server.base_url,
+            KEY,
+            TASK_ID=task["id"],
+            WORKSPACE_ID=task["workspaceId"],
+            PROMPT_ID=task["prompts"][0]["id"],
+            PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        )
+        server.clear_log()
+        done = subprocess.run(
+            ["bash", "-eu", "-o", "pipefail", "-c", script],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        log = server.requests(listener=None)
+        errors = refused(server)  # before the checks below, whose 404s are expected
+        after = {t["id"]: t for t in api(server, "GET", "/tasks", params={"limit": 100})["data"]}
+        state = {task_id: _task_or_none(server, task_id) for task_id in after | {task["id"]: 1}}
+        return {
+            "done": done,
+            "log": log,
+            "refused": errors,
+            "placeholder": task["id"],
+            "state": state,
+        }
+    finally:
+        server.stop()
+
+
+def _task_or_none(server: FakeRebyte, task_id: str):
+    response = requests.get(
+        f"{server.base_url}/tasks/{task_id}", headers={"API_KEY": KEY}, timeout=10
+    )
+    return response.json() if response.status_code == 200 else None
+
+
+def check_effects(outcome: dict) -> list:
+    """What each logged write should have left on the server; returns the misses."""
+    misses = []
+    state, log = outcome["state"], outcome["log"]
+    api_log = [e for e in log if e["listener"] == "api" and e["status"] and e["status"] < 300]
+    for entry in api_log:
+        key = (entry["method"], route(entry["path"]))
+        task_id = entry["path"].split("/")[3] if entry["path"].startswith("/v1/tasks/") else None
+        task = state.get(task_id) if task_id else None
+        body = entry.get("json") or {}
+        if key == ("DELETE", "/tasks/{id}") and task is not None:
+            misses.append(f"task {task_id} still readable after DELETE")
+        if key == ("PATCH", "/tasks/{id}/visibility") and task is not None:
+            if task.get("visibility") != body.get("visibility"):
+                misses.append(f"task {task_id} visibility is {task.get('visibility')}")
+        if key == ("POST", "/tasks/{id}/prompts") and task is not None:
+            if len(task["prompts"]) < 2:
+                misses.append(f"task {task_id} shows no follow-up prompt")
+    slots = sum(1 for e in api_log if (e["method"], route(e["path"])) == ("POST", "/files"))
+    puts = [e for e in log if e["listener"] == "upload" and e["method"] == "PUT"]
+    if slots and sum(1 for e in puts if e["status"] and e["status"] < 300) < slots:
+        misses.append("an upload slot was reserved but never filled")
+    creates = [e for e in api_log if (e["method"], route(e["path"])) == ("POST", "/tasks")]
+    live = [t for t_id, t in state.items() if t is not None and t_id != outcome["placeholder"]]
+    deleted = sum(1 for e in api_log if e["method"] == "DELETE")
+    if len(live) < len(creates) - deleted:
+        misses.append(f"{len(creates)} creates but {len(live)} new tasks exist")
+    return misses
+
+
+@pytest.mark.parametrize("block", SCRIPTS, ids=[b.where for b in SCRIPTS])
+def test_shell_recipe_runs_and_does_what_it_says(runs, block):
+    missing = missing_tools(block)
+    if missing:
+        pytest.skip(f"not installed, and this shell recipe needs it: {', '.join(missing)}")
+    outcome = runs.outcome("sh", block.where)
+    done = outcome["done"]
+    shown = f"{block.where}\n{script_text(block)}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+    assert done.returncode == 0, shown
+    assert done.stdout.strip(), f"the recipe printed nothing\n{shown}"
+    assert not outcome["refused"], f"requests refused: {outcome['refused']}\n{shown}"
+    called = {
+        (e["method"], route(e["path"]))
+        for e in outcome["log"]
+        if e["listener"] == "api" and e["status"] and e["status"] < 300
+    }
+    assert named_routes(script_text(block)) <= called, f"calls it names but did not make\n{shown}"
+    assert check_effects(outcome) == [], shown
+
+
+def test_curl_recipes_cover_every_endpoint():
+    named = set()
+    for block in SCRIPTS:
+        named |= named_routes(script_text(block))
+    assert named == ENDPOINTS
+    for block in SCRIPTS:
+        if re.search(r"\bcurl\b", block.body) and "$BASE" in block.body:
+            assert "BASE=${REBYTE_BASE_URL:-https://api.rebyte.ai/v1}" in block.body, block.where
+
+
+# ---------------------------------------------------------------------- Python snippets
+
+
+def run_python(runs: Runs, block: Block) -> dict:
+    server = _server(seed_tasks=2)  # something to list
+    try:
+        cwd = runs.place(f"py-{block.where}")
+        make_samples(cwd, block.body)
+        done = subprocess.run(
+            [sys.executable, "-c", block.body],
+            cwd=cwd,
+            env=cli_env(server.base_url, KEY),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        return {"done": done, "refused": refused(server, allowed=(404,))}
+    finally:
+        server.stop()
+
+
+def test_references_have_python_snippets():
+    docs = {b.doc for b in PYTHON_BLOCKS}
+    assert "references/examples.md" in docs
+    assert len([b for b in PYTHON_BLOCKS if b.doc == "references/examples.md"]) >= 8
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[b.where for b in PYTHON_BLOCKS])
+def test_python_snippet_runs(runs, block):
+    outcome = runs.outcome("py", block.where)
+    done = outcome["done"]
+    shown = f"{block.where}\n{block.body}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+    assert done.returncode == 0, shown
+    assert done.stdout.strip(), f"the snippet printed nothing\n{shown}"
+    assert not outcome["refused"], f"requests refused: {outcome['refused']}\n{shown}"
+
+
+# ------------------------------------------------------------------ things that must agree
+
+
+def api_md_endpoints() -> set:
+    row = r"^\|\s*(GET|POST|PUT|PATCH|DELETE)\s*\|\s*`?(/v1/[^`|\s]+)`?\s*\|"
+    rows = re.findall(row, read("references/api.md"), re.M)
+    return {(method, path[len("/v1") :]) for method, path in rows}
+
+
+def client_endpoints(tmp_path) -> set:
+    """Drive every client method against the local server and note what it called."""
+    sys.path.insert(0, str(CLI.parent))
+    from rebyte_client import RebyteClient
+
+    sample = tmp_path / "sample.txt"
+    sample.write_text("sample\n")
+    with FakeRebyte(KEY, prompt_duration=0.2) as server:
+        client = RebyteClient(KEY, base_url=server.base_url)
+        ref = client.upload_file(str(sample))
+        task = client.create_task("Exercise every call", files=[ref])
+        client.list_tasks(limit=5)
+        client.get_task(task["id"])
+        prompt = client.follow_up(task["id"], "And another")["promptId"]
+        list(client.iter_events(task["id"], prompt_id=prompt))
+        client.get_task_content(task["id"])
+        client.set_visibility(task["id"], "public")
+        client.cancel_task(task["id"])
+        client.delete_task(task["id"])
+        client.close()
+        return {(e["method"], route(e["path"])) for e in server.requests()}
+
+
+def test_endpoints_agree_across_api_md_openapi_and_client(tmp_path):
+    assert set(operations()) == ENDPOINTS, "references/openapi.yaml"
+    assert api_md_endpoints() == ENDPOINTS, "the endpoint table of references/api.md"
+    assert client_endpoints(tmp_path) == ENDPOINTS, "the calls scripts/rebyte_client.py makes"
+    assert "openapi.yaml" in read("references/api.md")
+
+
+def exit_table(doc: str) -> dict:
+    """The rows of the table under the document's "Exit codes" heading."""
+    section = re.search(r"^##[^\n]*Exit codes[^\n]*\n(.*?)(?=^## |\Z)", read(doc), re.M | re.S)
+    assert section, f"{doc} has no Exit codes section"
+    rows = re.findall(r"^\|\s*(\d+)\s*\|([^\n]*)$", section.group(1), re.M)
+    return {int(code): text for code, text in rows}
+
+
+def help_exit_codes() -> dict:
+    result = run_cli("--help", env=cli_env(None, None))
+    assert result.returncode == 0
+    section = result.stdout.split("exit codes:", 1)[1].split("\n\n", 1)[0]
+    return {int(code): text for code, text in re.findall(r"^\s+(\d+)\s+(.+)$", section, re.M)}
+
+
+def test_exit_codes_agree_across_skill_md_readme_and_help():
+    helped = help_exit_codes()
+    assert set(helped) == EXIT_CODES
+    for doc in ("SKILL.md", "README.md"):
+        table = exit_table(doc)
+        assert set(table) == EXIT_CODES, doc
+    readme = exit_table("README.md")
+    for code, text in helped.items():
+        assert text.strip() in readme[code], f"README.md, exit {code}: help says {text!r}"
+    advice = {1: "failed", 3: "key", 4: "not found", 6: "list", 7: "still running"}
+    for code, word in advice.items():
+        assert word in exit_table("SKILL.md")[code], f"SKILL.md, exit {code} should say {word!r}"
+
+
+def test_batch_examples_parse_as_json_lines():
+    for block in all_blocks():
+        if block.lang == "jsonl":
+            specs = [json.loads(line) for line in block.body.splitlines() if line.strip()]
+            assert specs and all("prompt" in spec for spec in specs), block.where
