@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re  # already loaded by argparse: free at start-up
 import sys
 
 SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -132,6 +133,15 @@ def _whole(low: int, high: int = None):
     return parse
 
 
+_TASK_URL = re.compile(r"https?://[^/?#]+/run/([^/?#]+)/?")
+
+
+def _task_ref(text: str) -> str:
+    """A task id, or the id inside a task's live URL (https://.../run/ID) as create prints it."""
+    found = _TASK_URL.fullmatch(text.strip())
+    return found.group(1) if found else text
+
+
 def _add_global_options(parser: argparse.ArgumentParser, *, on_command: bool, timeout=True):
     """Global options are accepted before and after the command name.
 
@@ -202,12 +212,14 @@ def _add_prompt_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_wait_options(parser: argparse.ArgumentParser, *, flag: bool) -> None:
-    if flag:
+def _add_wait_options(parser: argparse.ArgumentParser, *, flags=("wait", "watch")) -> None:
+    if "wait" in flags:
         parser.add_argument("--wait", action="store_true", help="wait until it finishes")
+    if "watch" in flags:
         parser.add_argument(
             "--watch", action="store_true", help="show the agent's events until it finishes"
         )
+    if flags:
         parser.add_argument(
             "--wait-timeout",
             type=_seconds,
@@ -258,10 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--public", action="store_true", help="share it publicly once created")
     create.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
-    _add_wait_options(create, flag=True)
+    _add_wait_options(create)
 
     get = command("get", "show a task with its status and prompts")
-    get.add_argument("task_id", metavar="TASK_ID")
+    get.add_argument("task_id", metavar="TASK_ID", type=_task_ref)
 
     listing = command("list", "list tasks, newest first")
     listing.add_argument("--limit", type=_whole(1, 100), default=50, help="1 to 100 (default 50)")
@@ -269,12 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--all", action="store_true", help="every task, page by page")
 
     follow = command("follow-up", "send another prompt to a task")
-    follow.add_argument("task_id", metavar="TASK_ID")
+    follow.add_argument("task_id", metavar="TASK_ID", type=_task_ref)
     _add_prompt_options(follow)
-    _add_wait_options(follow, flag=True)
+    _add_wait_options(follow)
 
     wait = command("wait", "wait for tasks to finish", timeout=False)
-    wait.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    wait.add_argument("task_ids", nargs="+", metavar="TASK_ID", type=_task_ref)
     wait.add_argument("--prompt-id", help="wait for this prompt (one task only)")
     wait.add_argument(
         "--timeout",
@@ -285,10 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait (default 3600)",
     )
-    _add_wait_options(wait, flag=False)
+    _add_wait_options(wait, flags=())
 
     watch = command("watch", "show the agent's events as they come, until it finishes")
-    watch.add_argument("task_id", metavar="TASK_ID")
+    watch.add_argument("task_id", metavar="TASK_ID", type=_task_ref)
     watch.add_argument("--prompt-id", help="watch this prompt (default: the latest)")
     watch.add_argument("--json", action="store_true", help="events as JSON Lines on stdout")
     watch.add_argument(
@@ -300,29 +312,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     result = command("result", "print the agent's answer")
-    result.add_argument("task_id", metavar="TASK_ID")
+    result.add_argument("task_id", metavar="TASK_ID", type=_task_ref)
     result.add_argument("--prompt-id", help="the answer to this prompt (default: the latest)")
 
     cancel = command("cancel", "stop the running prompt (the task still takes follow-ups)")
-    cancel.add_argument("task_id", metavar="TASK_ID")
+    cancel.add_argument("task_id", metavar="TASK_ID", type=_task_ref)
 
     share = command("share", "set a task's visibility and print its share URL")
-    share.add_argument("task_id", metavar="TASK_ID")
+    share.add_argument("task_id", metavar="TASK_ID", type=_task_ref)
     share.add_argument("--visibility", choices=("public", "shared", "private"), default="public")
 
     upload = command("upload", "upload files and print references for `create --file-ref`")
     upload.add_argument("paths", nargs="+", metavar="PATH")
 
     delete = command("delete", "delete tasks")
-    delete.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    delete.add_argument("task_ids", nargs="+", metavar="TASK_ID", type=_task_ref)
 
     batch = command("batch", "create many tasks from a JSON, JSON Lines or YAML file")
     batch.add_argument("spec_file", metavar="FILE", help="task specs (- for stdin)")
     batch.add_argument(
         "--concurrency", type=_whole(1, 32), default=4, help="creates at once (default 4)"
     )
-    _add_wait_options(batch, flag=True)
-    batch.set_defaults(watch=False)
+    _add_wait_options(batch, flags=("wait",))
     return parser
 
 

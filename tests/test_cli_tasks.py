@@ -391,3 +391,21 @@ def test_cancel_during_a_watch_ends_the_watch_with_exit_1(cli, fake_rebyte, api_
     assert_clean(result, api_key)
     assert result.returncode == 1, result.stderr
     assert result.json()["status"] == "canceled"
+
+
+# ------------------------------------------------------------------- task references
+
+
+def test_a_task_url_stands_for_its_id(cli, new_task):
+    task = new_task("Find me by URL")
+    result = cli("get", task["url"])
+    assert result.returncode == 0, result.stderr
+    assert result.json()["id"] == task["id"]
+
+
+def test_batch_has_no_watch_option(cli, tmp_path):
+    specs = tmp_path / "tasks.jsonl"
+    specs.write_text('{"prompt": "one"}\n')
+    result = cli("batch", str(specs), "--watch")
+    assert result.returncode == 2
+    assert "--watch" in one_error(result)
