@@ -22,7 +22,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check scripts tests bench demo
-	$(PY) -m vermin --target=3.9- --violations --no-tips --eval-annotations scripts
+	$(VENV)/bin/vermin --target=3.9- --violations --no-tips --eval-annotations scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
