@@ -20,8 +20,10 @@ import json
 import logging
 import mimetypes
 import os
+import queue
 import random
 import re
+import threading
 import time
 import urllib.parse
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -787,7 +789,8 @@ class RebyteClient:
                     url, data=body, headers=headers, timeout=timeout, allow_redirects=False
                 )
 
-        response = self._with_retries("PUT", shown_url, attempt, idempotent=True)
+        # No watchdog: a large file may take longer than an API call is allowed to.
+        response = self._with_retries("PUT", shown_url, attempt, idempotent=True, watchdog=False)
         if not 200 <= response.status_code < 300:  # a redirect stored nothing either
             error = self._error_from_response("PUT", shown_url, response)
             reason = (
@@ -1121,12 +1124,23 @@ class RebyteClient:
                 cause=error,
             ) from error
 
-    def _with_retries(self, method, url, send, *, idempotent, read_timeout=None, deadline=None):
+    def _with_retries(
+        self,
+        method,
+        url,
+        send,
+        *,
+        idempotent,
+        read_timeout=None,
+        deadline=None,
+        watchdog=True,
+    ):
         """Run `send(timeout)` under the retry policy; return the final response.
 
         Idempotent calls retry on connection errors, timeouts and retryable
         statuses. Others retry only on 429 and on connections never made.
-        No attempt or pause runs past `deadline` (or `total_timeout` from now).
+        No attempt or pause runs past `deadline` (or `total_timeout` from now);
+        with `watchdog`, not even against a server that trickles its answer.
         """
         if self.total_timeout is not None:
             own_deadline = self._clock() + self.total_timeout
@@ -1145,7 +1159,10 @@ class RebyteClient:
                 timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
             started = time.monotonic()
             try:
-                response = send(timeout)
+                if watchdog and deadline is not None:
+                    response = self._send_before(deadline, send, timeout)
+                else:
+                    response = send(timeout)
             except requests.exceptions.RequestException as error:
                 failure = self._connection_error(method, url, error)
                 logger.debug(
@@ -1186,6 +1203,32 @@ class RebyteClient:
                 response.close()
             attempt += 1
             self._sleep(delay)
+
+    def _send_before(self, deadline: float, send, timeout):
+        """`send(timeout)`, abandoned at the deadline.
+
+        Read timeouts bound each read, not the whole answer: a server that sends a
+        byte now and then would hold the call forever. So the request runs in a
+        helper thread, and the caller stops waiting for it at the deadline.
+        """
+        outcome: queue.Queue = queue.Queue(maxsize=1)
+
+        def run() -> None:
+            try:
+                outcome.put((send(timeout), None))
+            except BaseException as error:  # handed to the caller, which raises it
+                outcome.put((None, error))
+
+        threading.Thread(target=run, name="rebyte-request", daemon=True).start()
+        try:
+            response, error = outcome.get(timeout=max(0.0, deadline - self._clock()))
+        except queue.Empty:
+            raise self._requests.exceptions.ReadTimeout(
+                "the answer did not arrive before the deadline"
+            ) from None
+        if error is not None:
+            raise error
+        return response
 
     @staticmethod
     def _backoff(attempt: int) -> float:

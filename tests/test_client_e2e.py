@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from rebyte_client import (  # noqa: E402
     NotFoundError,
     OutcomeUnknownError,
     RebyteClient,
+    WaitTimeoutError,
 )
 
 
@@ -272,3 +274,68 @@ def test_an_agent_question_arrives_as_its_own_event(make_fake_rebyte, client_for
     kinds = [e["eventType"] for e in _all_events(client, task["id"])]
     assert "ask_user_question" in kinds
     assert kinds.index("ask_user_question") < kinds.index("result")
+
+
+class TricklingServer:
+    """Answers every request one header line at a time, slowly, for as long as it may.
+
+    Each read arrives well within any read timeout, so only a deadline for the
+    whole call can stop the client from waiting on it.
+    """
+
+    def __init__(self, pause: float = 0.2, lasts: float = 20.0) -> None:
+        self.pause, self.lasts = pause, lasts
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+
+    def _trickle(self, connection: socket.socket) -> None:
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\n")
+            ends = time.monotonic() + self.lasts
+            while time.monotonic() < ends and not self.stopped.wait(self.pause):
+                try:
+                    connection.sendall(b"X-Slow: still here\r\n")
+                except OSError:
+                    return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def trickling_server():
+    server = TricklingServer()
+    yield server
+    server.stop()
+
+
+def test_a_trickling_server_cannot_outlast_the_total_timeout(trickling_server, api_key):
+    client = RebyteClient(api_key, base_url=trickling_server.base_url, total_timeout=1.5)
+    started = time.monotonic()
+    with pytest.raises(APITimeoutError):
+        client.get_task("t-1")
+    assert time.monotonic() - started < 1.5 + 1.0
+
+
+def test_a_trickling_server_cannot_outlast_a_wait(trickling_server, api_key):
+    client = RebyteClient(api_key, base_url=trickling_server.base_url)
+    started = time.monotonic()
+    with pytest.raises(WaitTimeoutError):
+        client.wait_for_task("t-1", timeout=1.0, poll_interval=0.2)
+    assert time.monotonic() - started < 1.0 + 2.0 + 1.0  # the deadline, the last poll's grace
