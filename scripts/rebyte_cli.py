@@ -102,10 +102,7 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        sys.path.insert(0, SCRIPTS_DIR)
-        from rebyte_client import __version__
-
-        print(f"{PROG} {__version__}")
+        print(f"{PROG} {load_client_module().__version__}")
         parser.exit(EXIT_OK)
 
 
@@ -467,9 +464,16 @@ class Run:
     """What the command has done so far, so Ctrl-C can say what exists."""
 
     def __init__(self) -> None:
+        import threading
+
         self.tasks = []  # (id, url) of tasks created or followed by this run
         self.creates_in_flight = 0
         self.followups_in_flight = 0
+        self._lock = threading.Lock()
+
+    def sending(self, what: str) -> _InFlight:
+        """Count a create or follow-up as in flight while it is sent (`with run.sending(...)`)."""
+        return _InFlight(self, f"{what}s_in_flight")
 
     def remember(self, task: dict) -> None:
         task_id, url = task.get("id"), task.get("url")
@@ -481,6 +485,24 @@ class Run:
                     self.tasks[index] = (task_id, url)
                 return
         self.tasks.append((task_id, url))
+
+
+class _InFlight:
+    """Counts a request while it is sent. Ctrl-C leaves it counted: the server may still act."""
+
+    def __init__(self, run: Run, counter: str) -> None:
+        self._run, self._counter = run, counter
+
+    def _add(self, step: int) -> None:
+        with self._run._lock:
+            setattr(self._run, self._counter, getattr(self._run, self._counter) + step)
+
+    def __enter__(self) -> None:
+        self._add(1)
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not KeyboardInterrupt:
+            self._add(-1)
 
 
 def load_client_module():
@@ -879,19 +901,18 @@ def cmd_create(args, out: Output, run: Run) -> int:
         return EXIT_OK
     uploaded = upload_all(client, out, args.files)
     files = refs + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
-    run.creates_in_flight += 1
     out.progress("creating the task (provisioning its VM can take a while)")
-    task = client.create_task(
-        prompt,
-        executor=args.executor,
-        model=args.model,
-        skills=skills,
-        files=files or None,
-        github_url=args.github_url,
-        branch_name=args.branch,
-        workspace_id=args.workspace,
-    )
-    run.creates_in_flight -= 1
+    with run.sending("create"):
+        task = client.create_task(
+            prompt,
+            executor=args.executor,
+            model=args.model,
+            skills=skills,
+            files=files or None,
+            github_url=args.github_url,
+            branch_name=args.branch,
+            workspace_id=args.workspace,
+        )
     run.remember(task)
     out.note(f"task {task['id']} is running: {task.get('url')}")
     if args.public:
@@ -964,11 +985,10 @@ def cmd_follow_up(args, out: Output, run: Run) -> int:
     client = make_client(args)
     uploaded = upload_all(client, out, args.files)
     files = refs + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
-    run.followups_in_flight += 1
-    answer = client.follow_up(
-        args.task_id, prompt, skills=split_skills(args.skills), files=files or None
-    )
-    run.followups_in_flight -= 1
+    with run.sending("followup"):
+        answer = client.follow_up(
+            args.task_id, prompt, skills=split_skills(args.skills), files=files or None
+        )
     prompt_id = answer["promptId"]
     task = client.get_task(args.task_id)
     run.remember(task)
@@ -1235,8 +1255,7 @@ def cmd_batch(args, out: Output, run: Run) -> int:
         uploaded = upload_all(client, quiet_uploads, spec["paths"])
         files = spec["refs"] + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
         body = dict(spec["body"], files=files) if files else spec["body"]
-        run.creates_in_flight += 1
-        try:
+        with run.sending("create"):
             task = client.create_task(
                 body["prompt"],
                 executor=body.get("executor"),
@@ -1247,8 +1266,6 @@ def cmd_batch(args, out: Output, run: Run) -> int:
                 branch_name=body.get("branchName"),
                 workspace_id=body.get("workspaceId"),
             )
-        finally:
-            run.creates_in_flight -= 1
         run.remember(task)
         if spec.get("public"):
             try:
