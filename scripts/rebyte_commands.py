@@ -1,0 +1,1477 @@
+"""The commands behind rebyte_cli.py: arguments in, client calls, results out.
+
+Results go to stdout as JSON (JSON Lines for `batch` and `watch --json`);
+progress and messages go to stderr. Every HTTP detail lives in
+rebyte_client.py beside this file. rebyte_cli.py is a small launcher, so that
+this module's bytecode is cached between runs and start-up stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re  # already loaded by argparse: free at start-up
+import sys
+
+SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
+PROG = "rebyte_cli.py"
+
+EXIT_OK = 0
+EXIT_TASK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_NOT_FOUND = 4
+EXIT_API = 5
+EXIT_NETWORK = 6
+EXIT_WAIT_TIMEOUT = 7
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+exit codes:
+  0    success (when waiting: the task completed)
+  1    a waited task failed or was canceled
+  2    bad usage or bad local input (nothing was sent)
+  3    missing or rejected API key, or an unsafe base URL
+  4    task not found
+  5    the API rejected the request (other 4xx, after retries)
+  6    network or server failure after retries, or a create that may or may not have happened
+  7    a wait timed out with the task still running
+  130  interrupted (Ctrl-C); a task already created keeps running
+
+environment:
+  REBYTE_API_KEY   your API key (get one at https://app.rebyte.ai/settings/api-keys)
+  REBYTE_BASE_URL  API base URL (default https://api.rebyte.ai/v1)
+  NO_COLOR         no colors in progress output
+
+stdout is JSON (one document; JSON Lines for batch and watch --json), or with -q
+one plain line per result. Progress and errors go to stderr.
+"""
+
+
+class UsageError(Exception):
+    """Bad arguments or local input, found before anything was sent (exit 2)."""
+
+
+class TaskOutcome(Exception):
+    """Ends a command with an exit code after its output was printed."""
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ------------------------------------------------------------------------ parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help at the terminal's width, found as shutil.get_terminal_size() does but without
+    importing shutil (and with it bz2, lzma, zlib and fnmatch): --help starts faster."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None, **kwargs):
+        if width is None:
+            try:
+                columns = int(os.environ["COLUMNS"])
+            except (KeyError, ValueError):
+                columns = 0
+            if columns <= 0:
+                try:
+                    columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+                except (AttributeError, ValueError, OSError):
+                    columns = 0
+            width = (columns or 80) - 2
+        super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
+
+
+class _VersionAction(argparse.Action):
+    """--version, importing the client (for its version) only when asked."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{PROG} {load_client_module().__version__}")
+        parser.exit(EXIT_OK)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
+def _whole(low: int, high: int = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}: {text!r}")
+        return value
+
+    return parse
+
+
+_TASK_URL = re.compile(r"https?://[^/?#]+/run/([^/?#]+)/?")
+
+
+def _task_ref(text: str) -> str:
+    """A task id, or the id inside a task's live URL (https://.../run/ID) as create prints it."""
+    found = _TASK_URL.fullmatch(text.strip())
+    return found.group(1) if found else text
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, on_command: bool, timeout=True):
+    """Global options are accepted before and after the command name.
+
+    On a command they default to SUPPRESS, so an option given before the
+    command is not overwritten by the command's unset copy.
+    """
+    unset = argparse.SUPPRESS if on_command else None
+    flag_unset = argparse.SUPPRESS if on_command else False
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--base-url",
+        default=unset,
+        metavar="URL",
+        help="API base URL (default: $REBYTE_BASE_URL or https://api.rebyte.ai/v1)",
+    )
+    if timeout:
+        group.add_argument(
+            "--timeout",
+            type=_seconds,
+            default=unset,
+            metavar="SECONDS",
+            help="time allowed for each API call, retries included",
+        )
+    group.add_argument(
+        "--max-retries", type=_whole(0, 10), default=unset, metavar="N", help="retries (default 2)"
+    )
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=flag_unset, help="one plain line per result"
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=flag_unset,
+        help="log requests on stderr (key redacted)",
+    )
+    group.add_argument(
+        "--no-progress", action="store_true", default=flag_unset, help="no progress on stderr"
+    )
+
+
+def _add_prompt_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", "-p", help="what the agent should do")
+    source.add_argument(
+        "--prompt-file", metavar="PATH", help="read the prompt from a file (- for stdin)"
+    )
+    parser.add_argument(
+        "--skills",
+        nargs="+",
+        action="extend",
+        metavar="SKILL",
+        help="skill slugs, e.g. deep-research pdf (also comma-separated)",
+    )
+    parser.add_argument(
+        "--file",
+        dest="files",
+        action="append",
+        metavar="PATH",
+        help="upload this file and attach it (repeatable); it appears at /code/<name>",
+    )
+    parser.add_argument(
+        "--file-ref",
+        dest="file_refs",
+        action="append",
+        metavar="ID:FILENAME",
+        help="attach a file uploaded earlier with `upload` (repeatable)",
+    )
+
+
+def _add_wait_options(parser: argparse.ArgumentParser, *, flags=("wait", "watch")) -> None:
+    if "wait" in flags:
+        parser.add_argument("--wait", action="store_true", help="wait until it finishes")
+    if "watch" in flags:
+        parser.add_argument(
+            "--watch", action="store_true", help="show the agent's events until it finishes"
+        )
+    if flags:
+        parser.add_argument(
+            "--wait-timeout",
+            type=_seconds,
+            default=3600.0,
+            metavar="SECONDS",
+            help="how long to wait (default 3600)",
+        )
+    parser.add_argument(
+        "--interval",
+        type=_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="first pause between polls; it grows to 10 s (default 2)",
+    )
+
+
+def _create_arguments(create: argparse.ArgumentParser) -> None:
+    _add_prompt_options(create)
+    create.add_argument("--executor", help="opencode, claude, gemini or codex")
+    create.add_argument("--model", help="model tier, e.g. lite")
+    create.add_argument("--github-url", metavar="REPO", help="owner/repo or a github.com URL")
+    create.add_argument("--branch", metavar="NAME", help="branch of the repo (default main)")
+    create.add_argument(
+        "--workspace", "--workspace-id", dest="workspace", metavar="ID", help="reuse a workspace"
+    )
+    create.add_argument("--public", action="store_true", help="share it publicly once created")
+    create.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
+    _add_wait_options(create)
+
+
+def _one_task_argument(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("task_id", metavar="TASK_ID", type=_task_ref)
+
+
+def _many_tasks_argument(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("task_ids", nargs="+", metavar="TASK_ID", type=_task_ref)
+
+
+def _list_arguments(listing: argparse.ArgumentParser) -> None:
+    listing.add_argument("--limit", type=_whole(1, 100), default=50, help="1 to 100 (default 50)")
+    listing.add_argument("--offset", type=_whole(0), default=0, help="skip this many (default 0)")
+    listing.add_argument("--all", action="store_true", help="every task, page by page")
+
+
+def _follow_up_arguments(follow: argparse.ArgumentParser) -> None:
+    _one_task_argument(follow)
+    _add_prompt_options(follow)
+    _add_wait_options(follow)
+
+
+def _wait_arguments(wait: argparse.ArgumentParser) -> None:
+    _many_tasks_argument(wait)
+    wait.add_argument("--prompt-id", help="wait for this prompt (one task only)")
+    wait.add_argument(
+        "--timeout",
+        "--wait-timeout",
+        dest="wait_timeout",
+        type=_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long to wait (default 3600)",
+    )
+    _add_wait_options(wait, flags=())
+
+
+def _watch_arguments(watch: argparse.ArgumentParser) -> None:
+    _one_task_argument(watch)
+    watch.add_argument("--prompt-id", help="watch this prompt (default: the latest)")
+    watch.add_argument("--json", action="store_true", help="events as JSON Lines on stdout")
+    watch.add_argument(
+        "--wait-timeout",
+        type=_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long to watch (default 3600)",
+    )
+
+
+def _result_arguments(result: argparse.ArgumentParser) -> None:
+    _one_task_argument(result)
+    result.add_argument("--prompt-id", help="the answer to this prompt (default: the latest)")
+
+
+def _share_arguments(share: argparse.ArgumentParser) -> None:
+    _one_task_argument(share)
+    share.add_argument("--visibility", choices=("public", "shared", "private"), default="public")
+
+
+def _upload_arguments(upload: argparse.ArgumentParser) -> None:
+    upload.add_argument("paths", nargs="+", metavar="PATH")
+
+
+def _batch_arguments(batch: argparse.ArgumentParser) -> None:
+    batch.add_argument("spec_file", metavar="FILE", help="task specs (- for stdin)")
+    batch.add_argument(
+        "--concurrency", type=_whole(1, 32), default=4, help="creates at once (default 4)"
+    )
+    _add_wait_options(batch, flags=("wait",))
+
+
+# name: (what it does, its own arguments, whether it takes the global --timeout)
+COMMAND_SHAPES = {
+    "create": ("create a task and print its live URL", _create_arguments, True),
+    "get": ("show a task with its status and prompts", _one_task_argument, True),
+    "list": ("list tasks, newest first", _list_arguments, True),
+    "follow-up": ("send another prompt to a task", _follow_up_arguments, True),
+    "wait": ("wait for tasks to finish", _wait_arguments, False),
+    "watch": ("show the agent's events as they come, until it finishes", _watch_arguments, True),
+    "result": ("print the agent's answer", _result_arguments, True),
+    "cancel": (
+        "stop the running prompt (the task still takes follow-ups)",
+        _one_task_argument,
+        True,
+    ),
+    "share": ("set a task's visibility and print its share URL", _share_arguments, True),
+    "upload": (
+        "upload files and print references for `create --file-ref`",
+        _upload_arguments,
+        True,
+    ),
+    "delete": ("delete tasks", _many_tasks_argument, True),
+    "batch": (
+        "create many tasks from a JSON, JSON Lines or YAML file",
+        _batch_arguments,
+        True,
+    ),
+}
+
+
+def build_parser(commands_used=None) -> argparse.ArgumentParser:
+    """The parser; with `commands_used`, only those commands get their arguments.
+
+    The others keep their name and help, which is all that `--help` and an
+    unknown command need: building every option of every command on each run
+    would slow start-up for nothing.
+    """
+    parser = _Parser(
+        prog=PROG,
+        description="Spawn cloud coding-agent tasks on Rebyte, watch them, and get their answers.",
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
+    _add_global_options(parser, on_command=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    for name, (help_text, add_arguments, takes_timeout) in COMMAND_SHAPES.items():
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=_HelpFormatter,
+        )
+        if commands_used is None or name in commands_used:
+            _add_global_options(sub, on_command=True, timeout=takes_timeout)
+            add_arguments(sub)
+    return parser
+
+
+# ------------------------------------------------------------------------- output
+
+
+class Output:
+    """Where results, progress and messages go; the only code here that writes."""
+
+    def __init__(self, *, quiet: bool, progress: bool) -> None:
+        self.quiet = quiet
+        self.progress_enabled = progress and not quiet
+        self.tty = sys.stderr.isatty()
+        self.color = self.tty and not os.environ.get("NO_COLOR")
+        self._live = None
+
+    def result(self, document, plain_lines=()) -> None:
+        """One JSON document on stdout, or with -q the plain lines."""
+        if self.quiet:
+            for line in plain_lines:
+                if line is not None:
+                    print(line, flush=True)
+        else:
+            print(json.dumps(document, indent=2, ensure_ascii=False), flush=True)
+
+    def json_line(self, document) -> None:
+        print(json.dumps(document, ensure_ascii=False, separators=(",", ":")), flush=True)
+
+    def note(self, message: str) -> None:
+        """A message for the person or agent watching stderr."""
+        if not self.quiet:
+            self._stderr(message)
+
+    def error(self, message: str) -> None:
+        self._stderr(f"{PROG}: error: {_one_line(message)}")
+
+    def progress(self, message: str) -> None:
+        if self.progress_enabled:
+            self._stderr(message)
+
+    def live(self, render) -> LiveLine:
+        """A line redrawn in place on a terminal; plain lines on change elsewhere."""
+        self._live = LiveLine(self, render)
+        return self._live
+
+    def paint(self, text: str, color: str) -> str:
+        codes = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
+        return f"\x1b[{codes[color]}m{text}\x1b[0m" if self.color else text
+
+    def _stderr(self, message: str) -> None:
+        live = self._live
+        if live is not None:
+            live.clear()
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+
+class LiveLine:
+    """A status line: redrawn every half second on a terminal, printed on change elsewhere."""
+
+    def __init__(self, output: Output, render) -> None:
+        import threading
+        import time
+
+        self._output = output
+        self._render = render
+        self._time = time
+        self._lock = threading.Lock()
+        self._shown = False
+        self._last_plain = None
+        self._stop = threading.Event()
+        self.started = time.monotonic()
+        if output.progress_enabled and output.tty:
+            threading.Thread(target=self._tick, daemon=True).start()
+
+    def elapsed(self) -> str:
+        seconds = int(self._time.monotonic() - self.started)
+        return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+    def update(self) -> None:
+        if not self._output.progress_enabled:
+            return
+        with self._lock:
+            text = self._render(self)
+            if self._output.tty:
+                sys.stderr.write("\r\x1b[K" + text)
+                self._shown = True
+            elif text != self._last_plain:
+                sys.stderr.write(text + "\n")
+            self._last_plain = text
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        with self._lock:
+            if self._shown:
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+                self._shown = False
+
+    def close(self) -> None:
+        self._stop.set()
+        self.clear()
+        if self._output._live is self:
+            self._output._live = None
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            self.update()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _short_id(task_id: str) -> str:
+    return task_id if len(task_id) <= 13 else task_id[:8] + "…"
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
+
+
+# ---------------------------------------------------------------------- the run
+
+
+class Run:
+    """What the command has done so far, so Ctrl-C can say what exists."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.tasks = []  # (id, url) of tasks created or followed by this run
+        self.creates_in_flight = 0
+        self.followups_in_flight = 0
+        self._lock = threading.Lock()
+
+    def sending(self, what: str) -> _InFlight:
+        """Count a create or follow-up as in flight while it is sent (`with run.sending(...)`)."""
+        return _InFlight(self, f"{what}s_in_flight")
+
+    def remember(self, task: dict) -> None:
+        task_id, url = task.get("id"), task.get("url")
+        if not task_id:
+            return
+        for index, (known_id, known_url) in enumerate(self.tasks):
+            if known_id == task_id:
+                if url and not known_url:  # learned its URL since (e.g. a wait's first poll)
+                    self.tasks[index] = (task_id, url)
+                return
+        self.tasks.append((task_id, url))
+
+
+class _InFlight:
+    """Counts a request while it is sent. Ctrl-C leaves it counted: the server may still act."""
+
+    def __init__(self, run: Run, counter: str) -> None:
+        self._run, self._counter = run, counter
+
+    def _add(self, step: int) -> None:
+        with self._run._lock:
+            setattr(self._run, self._counter, getattr(self._run, self._counter) + step)
+
+    def __enter__(self) -> None:
+        self._add(1)
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not KeyboardInterrupt:
+            self._add(-1)
+
+
+def load_client_module():
+    """Import rebyte_client from beside this file (so the CLI runs from any directory)."""
+    if SCRIPTS_DIR not in sys.path:
+        sys.path.insert(0, SCRIPTS_DIR)
+    import rebyte_client
+
+    return rebyte_client
+
+
+def make_client(args):
+    rc = load_client_module()
+    if args.verbose:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        logger = logging.getLogger("rebyte")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    timeout = getattr(args, "timeout", None)
+    return rc.RebyteClient(
+        base_url=args.base_url,
+        read_timeout=timeout,
+        create_timeout=timeout,
+        total_timeout=timeout,
+        max_retries=args.max_retries,
+    )
+
+
+def read_prompt(args) -> str:
+    """The prompt from --prompt or --prompt-file (- for stdin), as text."""
+    if args.prompt is not None:
+        return args.prompt
+    path = args.prompt_file
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
+    except FileNotFoundError:
+        raise UsageError(f"no such prompt file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"prompt file is a directory: {path}") from None
+    except OSError as error:
+        raise UsageError(f"cannot read prompt file {path}: {error.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"prompt file is not UTF-8 text: {path}") from None
+
+
+def split_skills(values):
+    if not values:
+        return None
+    return [skill.strip() for value in values for skill in value.split(",") if skill.strip()]
+
+
+def parse_file_refs(values) -> list:
+    refs = []
+    for value in values or ():
+        file_id, sep, filename = value.partition(":")
+        if not sep or not file_id.strip() or not filename.strip():
+            raise UsageError(f"--file-ref takes ID:FILENAME as printed by `upload`, got {value!r}")
+        # The name as printed, spaces kept: the API wants the exact name POST /v1/files gave.
+        refs.append({"id": file_id.strip(), "filename": filename})
+    return refs
+
+
+def check_upload_paths(rc, paths) -> None:
+    """Refuse every bad path before the first byte is uploaded."""
+    for path in paths or ():
+        rc.check_upload_path(path)
+
+
+def upload_all(client, out: Output, paths) -> list:
+    refs = []
+    for path in paths or ():
+        name = os.path.basename(path)
+        size = os.path.getsize(path)
+        bar = UploadBar(out, name, size)
+        try:
+            ref = client.upload_file(path, progress=bar.update)
+        finally:
+            bar.close()
+        out.progress(f"uploaded {name} ({_size(size)}) as {ref['filename']}")
+        refs.append({**ref, "path": path})
+    return refs
+
+
+class UploadBar:
+    """A byte bar with rate on a terminal; nothing per chunk elsewhere."""
+
+    WIDTH = 24
+
+    def __init__(self, out: Output, name: str, total: int) -> None:
+        import time
+
+        self._time = time
+        self._out = out
+        self._name = name
+        self._total = total
+        self._sent = 0
+        self._started = time.monotonic()
+        self._drawn_at = 0.0
+        self._line = out.live(self._render) if out.progress_enabled and out.tty else None
+        if self._line is None:
+            out.progress(f"uploading {name} ({_size(total)})")
+
+    def update(self, sent: int, total: int) -> None:
+        self._sent = sent
+        now = self._time.monotonic()
+        if self._line is not None and (now - self._drawn_at >= 0.1 or sent >= total):
+            self._drawn_at = now
+            self._line.update()
+
+    def close(self) -> None:
+        if self._line is not None:
+            self._line.close()
+
+    def _render(self, line) -> str:
+        fraction = self._sent / self._total if self._total else 1.0
+        filled = int(fraction * self.WIDTH)
+        elapsed = max(self._time.monotonic() - self._started, 1e-6)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        return (
+            f"uploading {self._name} [{bar}] {_size(self._sent)} / {_size(self._total)}"
+            f"  {_size(self._sent / elapsed)}/s"
+        )
+
+
+# ---------------------------------------------------------------- waiting helpers
+
+
+def _prompt_counts(task: dict):
+    prompts = [p for p in task.get("prompts") or [] if isinstance(p, dict)]
+    done = sum(1 for p in prompts if p.get("status") in ("succeeded", "failed", "canceled"))
+    return done, len(prompts)
+
+
+def _status_word(out: Output, status) -> str:
+    color = {"completed": "green", "succeeded": "green", "failed": "red", "canceled": "yellow"}
+    return out.paint(str(status), color.get(status, "bold"))
+
+
+class WaitDisplay:
+    """Shows what a wait sees: one live line for all tasks, or plain lines per change."""
+
+    def __init__(self, out: Output, task_ids) -> None:
+        self._out = out
+        self._states = {task_id: None for task_id in task_ids}
+        self._said = {}  # task id -> its last plain progress line
+        self._line = out.live(self._render) if out.tty else None
+
+    def seen(self, task: dict) -> None:
+        self._states[task.get("id")] = task
+        if self._line is not None:
+            self._line.update()
+        else:
+            done, total = _prompt_counts(task)
+            text = f"task {task.get('id')}: {task.get('status')} ({done}/{total} prompts done)"
+            if self._said.get(task.get("id")) != text:  # a line per change, not per poll
+                self._said[task.get("id")] = text
+                self._out.progress(text)
+
+    def close(self) -> None:
+        if self._line is not None:
+            self._line.close()
+
+    def _render(self, line) -> str:
+        tasks = [t for t in self._states.values() if t]
+        if len(self._states) == 1 and tasks:
+            task = tasks[0]
+            done, total = _prompt_counts(task)
+            return (
+                f"{line.elapsed()}  task {_short_id(task.get('id', ''))} "
+                f"{_status_word(self._out, task.get('status'))}  prompts {done}/{total}"
+            )
+        counts = {}
+        for task in tasks:
+            counts[task.get("status")] = counts.get(task.get("status"), 0) + 1
+        summary = ", ".join(f"{n} {_status_word(self._out, s)}" for s, n in sorted(counts.items()))
+        return f"{line.elapsed()}  {len(self._states)} tasks: {summary or 'starting'}"
+
+
+def outcome_code(task: dict, prompt_id=None) -> int:
+    """0 when the task (or that prompt) succeeded, 1 when it failed or was canceled."""
+    if prompt_id:
+        for prompt in task.get("prompts") or []:
+            if isinstance(prompt, dict) and prompt.get("id") == prompt_id:
+                return EXIT_OK if prompt.get("status") == "succeeded" else EXIT_TASK_FAILED
+    return EXIT_OK if task.get("status") == "completed" else EXIT_TASK_FAILED
+
+
+def with_result(client, task: dict, prompt_id=None) -> dict:
+    """The task, plus `result` (the agent's answer) when the server has one."""
+    rc = load_client_module()
+    try:
+        answer = client.get_result(task["id"], prompt_id=prompt_id)
+    except rc.RebyteError:  # the answer is a bonus: failing to fetch it does not fail the task
+        answer = None
+    return {**task, "result": answer} if answer is not None else dict(task)
+
+
+def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, interval):
+    """Wait for each task concurrently; return [(task_id, task or None, error or None)]."""
+    rc = load_client_module()
+    display = WaitDisplay(out, task_ids)
+
+    def seen(task: dict) -> None:
+        run.remember(task)  # so that Ctrl-C can print the URL of a task given by id
+        display.seen(task)
+
+    def wait_one(task_id):
+        task = client.wait_for_task(
+            task_id,
+            prompt_id=prompt_id,
+            timeout=timeout,
+            poll_interval=interval,
+            on_status=seen,
+        )
+        run.remember(task)
+        return task
+
+    try:
+        outcomes = run_concurrently(wait_one, task_ids, concurrency=min(len(task_ids), 16))
+    finally:
+        display.close()
+    finished = []
+    for task_id, (task, error) in zip(task_ids, outcomes):
+        if task is not None:
+            task = with_result(client, task, prompt_id)
+        elif isinstance(error, rc.WaitTimeoutError) and error.last_task:
+            task = {**error.last_task, "timedOut": True}
+        finished.append((task_id, task, error))
+    return finished
+
+
+def run_concurrently(func, items, *, concurrency: int, on_done=None):
+    """Run func over items in daemon threads; return [(result, error)] in order.
+
+    Daemon threads and a polling join keep Ctrl-C responsive: the main
+    thread never blocks in an uninterruptible wait.
+    """
+    import queue
+    import threading
+
+    items = list(items)
+    results = [(None, None)] * len(items)
+    todo = queue.Queue()
+    for index, item in enumerate(items):
+        todo.put((index, item))
+    finished = queue.Queue()
+
+    def worker():
+        while True:
+            try:
+                index, item = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                outcome = (func(item), None)
+            except Exception as error:  # reported per item; the others go on
+                outcome = (None, error)
+            finished.put((index, outcome))
+
+    for _ in range(max(1, min(concurrency, len(items)))):
+        threading.Thread(target=worker, daemon=True).start()
+    for _ in items:
+        while True:
+            try:
+                index, outcome = finished.get(timeout=0.2)
+                break
+            except queue.Empty:
+                continue
+        results[index] = outcome
+        if on_done is not None:
+            on_done(index, *outcome)
+    return results
+
+
+def watch_events(
+    client, out: Output, task_id: str, *, timeout: float, prompt_id=None, as_json=False
+) -> dict:
+    """Print the agent's events until the prompt ends; return the final task with its result.
+
+    When the time runs out, the task as it stands is printed before the timeout is raised.
+    """
+    rc = load_client_module()
+    done = None
+    events = client.iter_events(task_id, prompt_id=prompt_id, timeout=timeout)
+    try:
+        for event in events:
+            show_event(out, event, task_id, as_json)
+            if event.get("eventType") == "done":
+                done = event
+    except rc.WaitTimeoutError as error:
+        return report_wait_failure(out, None if as_json else client.get_task(task_id), error)
+    task = client.get_task(task_id)
+    final = with_result(client, task, prompt_id)
+    if done and done.get("finalResult") and "result" not in final:
+        final["result"] = done["finalResult"]
+    return final
+
+
+def show_event(out: Output, event: dict, task_id: str, as_json: bool) -> None:
+    if as_json:
+        out.json_line(event)
+    elif event.get("eventType") != "done":
+        text = format_event(out, event, task_id)
+        if text:
+            out.note(text)
+
+
+def _payload_text(payload) -> str:
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, dict):
+        for key in ("text", "message", "content", "question", "output", "result", "summary"):
+            if isinstance(payload.get(key), str):
+                return payload[key]
+    return json.dumps(payload, ensure_ascii=False) if payload is not None else ""
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = _one_line(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_event(out: Output, event: dict, task_id: str) -> str:
+    """One readable line for an agent event."""
+    kind = event.get("eventType")
+    payload = event.get("payload")
+    if kind == "init":
+        return out.paint("● agent started", "dim")
+    if kind == "thinking":
+        return out.paint(f"… {_clip(_payload_text(payload))}", "dim")
+    if kind == "tool_use":
+        tool = payload.get("tool") or payload.get("name") if isinstance(payload, dict) else None
+        given = payload.get("input") if isinstance(payload, dict) else payload
+        shown = (
+            _payload_text(given)
+            if not isinstance(given, dict)
+            else " ".join(str(v) for v in given.values())
+        )
+        return f"→ {tool or 'tool'}: {_clip(shown, 200)}"
+    if kind == "tool_result":
+        shown = _clip(_payload_text(payload), 200)
+        return out.paint(f"← {shown}", "dim") if shown else ""
+    if kind == "text":
+        return _payload_text(payload)
+    if kind == "result":
+        if isinstance(payload, dict) and payload.get("isError"):
+            reason = payload.get("error") or payload.get("message") or "no reason given"
+            return out.paint("✘ failed: ", "red") + _clip(str(reason), 2000)
+        return out.paint("✔ result: ", "green") + _clip(_payload_text(payload), 2000)
+    if kind == "ask_user_question":
+        question = _payload_text(payload)
+        return (
+            out.paint("? the agent asks: ", "yellow")
+            + _one_line(question)
+            + f'\n  answer with: {PROG} follow-up {task_id} --prompt "..."'
+        )
+    return f"[{kind}] {_clip(_payload_text(payload))}"
+
+
+# ----------------------------------------------------------------------- commands
+
+
+def cmd_create(args, out: Output, run: Run) -> int:
+    rc = load_client_module()
+    prompt = read_prompt(args)
+    skills = split_skills(args.skills)
+    refs = parse_file_refs(args.file_refs)
+    check_upload_paths(rc, args.files)
+    planned = refs + [
+        {"id": f"<upload of {path}>", "filename": os.path.basename(path)}
+        for path in args.files or ()
+    ]
+    body = rc.RebyteClient.task_body(
+        prompt,
+        executor=args.executor,
+        model=args.model,
+        skills=skills,
+        files=planned or None,
+        github_url=args.github_url,
+        branch_name=args.branch,
+        workspace_id=args.workspace,
+    )
+    client = make_client(args)
+    if args.dry_run:
+        request = client.describe_request("POST", "/tasks", body)
+        out.result({"dryRun": True, "uploads": list(args.files or ()), "request": request})
+        return EXIT_OK
+    uploaded = upload_all(client, out, args.files)
+    files = refs + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
+    out.progress("creating the task (provisioning its VM can take a while)")
+    with run.sending("create"):
+        task = client.create_task(
+            prompt,
+            executor=args.executor,
+            model=args.model,
+            skills=skills,
+            files=files or None,
+            github_url=args.github_url,
+            branch_name=args.branch,
+            workspace_id=args.workspace,
+        )
+    run.remember(task)
+    out.note(f"task {task['id']} is running: {task.get('url')}")
+    if args.public:
+        shared = client.set_visibility(task["id"], "public")
+        task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
+        out.note(f"shared publicly: {shared.get('shareUrl')}")
+    return finish_with_wait(client, out, run, args, task, prompt_id=None)
+
+
+def finish_with_wait(client, out: Output, run: Run, args, task: dict, *, prompt_id) -> int:
+    """Print the task, after waiting or watching when asked; return the exit code."""
+    if not (args.wait or args.watch):
+        out.result(task, [task.get("url")])
+        return EXIT_OK
+    if args.watch:
+        final = watch_events(
+            client, out, task["id"], timeout=args.wait_timeout, prompt_id=prompt_id
+        )
+    else:
+        [(task_id, final, error)] = wait_many(
+            client,
+            out,
+            run,
+            [task["id"]],
+            prompt_id=prompt_id,
+            timeout=args.wait_timeout,
+            interval=args.interval,
+        )
+        if error is not None:
+            return report_wait_failure(out, final, error)
+    merged = {**task, **final}
+    out.result(merged, [merged.get("url")])
+    code = outcome_code(merged, prompt_id)
+    if code != EXIT_OK:
+        out.note(f"task {merged['id']} ended {merged.get('status')}: {merged.get('url')}")
+    return code
+
+
+def report_wait_failure(out: Output, last_task, error) -> int:
+    """Print what is known of a task whose wait ended without an outcome, and re-raise."""
+    if last_task is not None:
+        out.result(last_task, [last_task.get("url")])
+    raise error
+
+
+def cmd_get(args, out: Output, run: Run) -> int:
+    task = make_client(args).get_task(args.task_id)
+    out.result(task, [task.get("url")])
+    return EXIT_OK
+
+
+def cmd_list(args, out: Output, run: Run) -> int:
+    client = make_client(args)
+    if args.all:
+        tasks = list(client.iter_tasks())
+        page = {"data": tasks, "total": len(tasks)}
+    else:
+        page = client.list_tasks(limit=args.limit, offset=args.offset)
+    out.result(page, [task.get("url") for task in page["data"] if isinstance(task, dict)])
+    return EXIT_OK
+
+
+def cmd_follow_up(args, out: Output, run: Run) -> int:
+    rc = load_client_module()
+    prompt = read_prompt(args)
+    rc.check_task_id(args.task_id)
+    rc.check_prompt(prompt)
+    check_upload_paths(rc, args.files)
+    refs = parse_file_refs(args.file_refs)
+    client = make_client(args)
+    uploaded = upload_all(client, out, args.files)
+    files = refs + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
+    with run.sending("followup"):
+        answer = client.follow_up(
+            args.task_id, prompt, skills=split_skills(args.skills), files=files or None
+        )
+    prompt_id = answer["promptId"]
+    task = client.get_task(args.task_id)
+    run.remember(task)
+    out.note(f"follow-up {prompt_id} sent to task {args.task_id}: {task.get('url')}")
+    summary = {**task, "promptId": prompt_id}
+    return finish_with_wait(client, out, run, args, summary, prompt_id=prompt_id)
+
+
+def cmd_wait(args, out: Output, run: Run) -> int:
+    if args.prompt_id and len(args.task_ids) > 1:
+        raise UsageError("--prompt-id goes with a single TASK_ID")
+    rc = load_client_module()
+    for task_id in args.task_ids:
+        rc.check_task_id(task_id)
+    client = make_client(args)
+    for task_id in args.task_ids:
+        run.tasks.append((task_id, None))
+    finished = wait_many(
+        client,
+        out,
+        run,
+        args.task_ids,
+        prompt_id=args.prompt_id,
+        timeout=args.wait_timeout,
+        interval=args.interval,
+    )
+    documents = [task if task is not None else {"id": task_id} for task_id, task, _ in finished]
+    errors = [error for _, _, error in finished if error is not None]
+    if len(documents) == 1:
+        document = documents[0]
+        if errors:
+            return report_wait_failure(out, finished[0][1], errors[0])
+    else:
+        for (task_id, _, error), doc in zip(finished, documents):
+            if error is not None:
+                doc["error"] = _one_line(str(error))
+                out.error(f"task {task_id}: {error}")
+        document = documents
+    out.result(document, [doc.get("url") for doc in documents])
+    if errors:
+        return max((exit_code_for(rc, e) for e in errors), key=_severity)
+    codes = [outcome_code(doc, args.prompt_id) for doc in documents]
+    return max(codes)
+
+
+def cmd_watch(args, out: Output, run: Run) -> int:
+    client = make_client(args)
+    run.tasks.append((args.task_id, None))
+    run.remember(client.get_task(args.task_id))  # its URL, for Ctrl-C; 404 before streaming
+    final = watch_events(
+        client,
+        out,
+        args.task_id,
+        timeout=args.wait_timeout,
+        prompt_id=args.prompt_id,
+        as_json=args.json,
+    )
+    if not args.json:
+        out.result(final, [final.get("url")])
+    return outcome_code(final, args.prompt_id)
+
+
+def cmd_result(args, out: Output, run: Run) -> int:
+    client = make_client(args)
+    task = client.get_task(args.task_id)
+    status = task.get("status")
+    if args.prompt_id:
+        matches = [p for p in task.get("prompts") or [] if p.get("id") == args.prompt_id]
+        if not matches:
+            raise UsageError(f"task {args.task_id} has no prompt {args.prompt_id}")
+        status = {"succeeded": "completed"}.get(matches[0].get("status"), matches[0].get("status"))
+    if status in ("running", "pending"):
+        out.result({"id": task["id"], "url": task.get("url"), "status": status, "result": None}, [])
+        raise TaskOutcome(
+            EXIT_WAIT_TIMEOUT,
+            f"task {args.task_id} is still running; wait for it with: {PROG} wait {args.task_id}",
+        )
+    answer = client.get_result(args.task_id, prompt_id=args.prompt_id)
+    document = {"id": task["id"], "url": task.get("url"), "status": status, "result": answer}
+    if args.prompt_id:
+        document["promptId"] = args.prompt_id
+    out.result(document, [answer] if answer is not None else [])
+    if status != "completed":
+        raise TaskOutcome(EXIT_TASK_FAILED, f"task {args.task_id} {status}: {task.get('url')}")
+    if answer is None:
+        out.note(f"task {args.task_id} completed but the server returned no answer text")
+    return EXIT_OK
+
+
+def cmd_cancel(args, out: Output, run: Run) -> int:
+    client = make_client(args)
+    answer = client.cancel_task(args.task_id)
+    document = {"id": args.task_id, **answer}
+    out.result(document, [document.get("status")])
+    return EXIT_OK
+
+
+def cmd_share(args, out: Output, run: Run) -> int:
+    answer = make_client(args).set_visibility(args.task_id, args.visibility)
+    document = {"id": args.task_id, **answer}
+    out.result(document, [answer.get("shareUrl") or answer.get("visibility")])
+    return EXIT_OK
+
+
+def cmd_upload(args, out: Output, run: Run) -> int:
+    rc = load_client_module()
+    check_upload_paths(rc, args.paths)
+    refs = upload_all(make_client(args), out, args.paths)
+    document = refs[0] if len(refs) == 1 else refs
+    out.result(document, [f"{ref['id']}:{ref['filename']}" for ref in refs])
+    return EXIT_OK
+
+
+def cmd_delete(args, out: Output, run: Run) -> int:
+    rc = load_client_module()
+    for task_id in args.task_ids:
+        rc.check_task_id(task_id)
+    client = make_client(args)
+    documents, errors = [], []
+    for task_id in args.task_ids:
+        try:
+            client.delete_task(task_id)
+            documents.append({"id": task_id, "deleted": True})
+        except rc.RebyteError as error:
+            if len(args.task_ids) == 1:
+                raise
+            errors.append(error)
+            out.error(f"task {task_id}: {error}")
+            documents.append({"id": task_id, "deleted": False, "error": _one_line(str(error))})
+    out.result(
+        documents[0] if len(documents) == 1 else documents,
+        [doc["id"] for doc in documents if doc["deleted"]],
+    )
+    return max((exit_code_for(rc, e) for e in errors), key=_severity) if errors else EXIT_OK
+
+
+# ------------------------------------------------------------------------- batch
+
+BATCH_FIELDS = {
+    "prompt": "prompt",
+    "prompt_file": "prompt_file",
+    "promptFile": "prompt_file",
+    "skills": "skills",
+    "executor": "executor",
+    "model": "model",
+    "files": "files",
+    "github_url": "github_url",
+    "githubUrl": "github_url",
+    "branch": "branch",
+    "branch_name": "branch",
+    "branchName": "branch",
+    "workspace": "workspace",
+    "workspace_id": "workspace",
+    "workspaceId": "workspace",
+    "public": "public",
+    "name": "name",
+}
+
+
+def load_batch_specs(path: str) -> list:
+    """Task specs from a JSON array, JSON Lines or YAML (when PyYAML is installed)."""
+    try:
+        if path == "-":
+            text = sys.stdin.buffer.read().decode("utf-8")
+        else:
+            with open(path, "rb") as handle:
+                text = handle.read().decode("utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no such batch file: {path}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"batch file is not UTF-8 text: {path}") from None
+    except OSError as error:
+        raise UsageError(f"cannot read batch file {path}: {error.strerror}") from None
+    specs = _parse_specs(text, path)
+    if not isinstance(specs, list) or not specs:
+        raise UsageError(f"batch file {path} holds no task specs (expected a list of objects)")
+    return specs
+
+
+def _parse_specs(text: str, path: str):
+    stripped = text.strip()
+    if not stripped:
+        return []
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        pass
+    lines = [line for line in stripped.splitlines() if line.strip()]
+    try:
+        return [json.loads(line) for line in lines]
+    except ValueError:
+        pass
+    try:
+        import yaml
+    except ImportError:
+        raise UsageError(
+            f"batch file {path} is not valid JSON or JSON Lines (YAML needs PyYAML installed)"
+        ) from None
+    try:
+        return yaml.safe_load(stripped)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise UsageError(f"batch file {path} is not valid JSON, JSON Lines or YAML{at}") from None
+
+
+def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
+    """Check one spec fully, so that a bad one stops the batch before anything is created."""
+    where = f"task spec #{index + 1}"
+    if not isinstance(spec, dict):
+        raise UsageError(f"{where} is not an object")
+    unknown = sorted(set(spec) - set(BATCH_FIELDS))
+    if unknown:
+        raise UsageError(f"{where}: unknown field {unknown[0]!r}")
+    fields = {BATCH_FIELDS[key]: value for key, value in spec.items()}
+    if "prompt_file" in fields and "prompt" not in fields:
+        path = os.path.join(base_dir, str(fields.pop("prompt_file")))
+        fields["prompt"] = read_prompt(argparse.Namespace(prompt=None, prompt_file=path))
+    if "prompt" not in fields:
+        raise UsageError(f"{where} has no prompt")
+    skills = fields.get("skills")
+    if isinstance(skills, str):
+        fields["skills"] = split_skills([skills])
+    paths, refs = [], []
+    files = fields.get("files") or []
+    if not isinstance(files, list):
+        raise UsageError(f"{where}: files must be a list of paths or {{id, filename}} objects")
+    for item in files:
+        if isinstance(item, str):
+            paths.append(item if os.path.isabs(item) else os.path.join(base_dir, item))
+        else:
+            refs.append(item)
+    fields["paths"], fields["refs"] = paths, refs
+    if not isinstance(fields.get("public", False), bool):
+        raise UsageError(f"{where}: public must be true or false")
+    try:
+        check_upload_paths(rc, paths)
+        planned = refs + [{"id": "<upload>", "filename": os.path.basename(p)} for p in paths]
+        fields["body"] = rc.RebyteClient.task_body(
+            fields["prompt"],
+            executor=fields.get("executor"),
+            model=fields.get("model"),
+            skills=fields.get("skills"),
+            files=planned or None,
+            github_url=fields.get("github_url"),
+            branch_name=fields.get("branch"),
+            workspace_id=fields.get("workspace"),
+        )
+    except rc.InputError as error:
+        raise UsageError(f"{where}: {error}") from None
+    return fields
+
+
+def cmd_batch(args, out: Output, run: Run) -> int:
+    rc = load_client_module()
+    specs = load_batch_specs(args.spec_file)
+    base_dir = os.getcwd() if args.spec_file == "-" else os.path.dirname(args.spec_file)
+    specs = [normalize_spec(rc, i, spec, base_dir) for i, spec in enumerate(specs)]
+    client = make_client(args)
+    quiet_uploads = Output(quiet=True, progress=False)
+
+    def create(index: int) -> dict:
+        spec = specs[index]
+        uploaded = upload_all(client, quiet_uploads, spec["paths"])
+        files = spec["refs"] + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
+        body = dict(spec["body"], files=files) if files else spec["body"]
+        with run.sending("create"):
+            task = client.create_task(
+                body["prompt"],
+                executor=body.get("executor"),
+                model=body.get("model"),
+                skills=body.get("skills"),
+                files=body.get("files"),
+                github_url=body.get("githubUrl"),
+                branch_name=body.get("branchName"),
+                workspace_id=body.get("workspaceId"),
+            )
+        run.remember(task)
+        if spec.get("public"):
+            try:
+                shared = client.set_visibility(task["id"], "public")
+                task = {**task, "shareUrl": shared.get("shareUrl")}
+            except rc.RebyteError as error:
+                task = {**task, "shareError": _one_line(str(error))}
+        return task
+
+    def reported(index: int, task, error) -> None:
+        line = {"index": index}
+        if spec_name := specs[index].get("name"):
+            line["name"] = spec_name
+        if task is not None:
+            line.update(stage="created", **task)
+            out.progress(f"created task {task['id']} ({index + 1}/{len(specs)}): {task.get('url')}")
+        else:
+            line.update(
+                stage="error", error=_one_line(str(error)), exitCode=exit_code_for(rc, error)
+            )
+            out.error(f"task spec #{index + 1}: {error}")
+        out.json_line(line)
+
+    outcomes = run_concurrently(
+        create, range(len(specs)), concurrency=args.concurrency, on_done=reported
+    )
+    codes = [exit_code_for(rc, error) for _, error in outcomes if error is not None]
+    created = [(i, task) for i, (task, _) in enumerate(outcomes) if task is not None]
+    if args.wait and created:
+        finished = wait_many(
+            client,
+            out,
+            run,
+            [task["id"] for _, task in created],
+            prompt_id=None,
+            timeout=args.wait_timeout,
+            interval=args.interval,
+        )
+        for (index, _), (task_id, task, error) in zip(created, finished):
+            line = {"index": index, "stage": "done", **(task or {"id": task_id})}
+            if error is not None:
+                line["error"] = _one_line(str(error))
+                codes.append(exit_code_for(rc, error))
+            else:
+                codes.append(outcome_code(task))
+            out.json_line(line)
+    return max(codes, key=_severity) if codes else EXIT_OK
+
+
+# ------------------------------------------------------------------------- errors
+
+
+def exit_code_for(rc, error: BaseException) -> int:
+    if isinstance(error, (UsageError, rc.InputError)):
+        return EXIT_USAGE
+    if isinstance(error, (rc.ConfigurationError, rc.AuthenticationError)):
+        return EXIT_AUTH
+    if isinstance(error, rc.NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(error, rc.WaitTimeoutError):
+        return EXIT_WAIT_TIMEOUT
+    if isinstance(error, (rc.ServerError, rc.MalformedResponseError)):
+        return EXIT_NETWORK
+    if isinstance(error, rc.APIError):
+        return EXIT_API if error.status and 400 <= error.status < 500 else EXIT_NETWORK
+    if isinstance(error, TaskOutcome):
+        return error.code
+    return EXIT_NETWORK
+
+
+def _severity(code: int) -> int:
+    """Which exit code wins when several tasks end differently: errors over outcomes."""
+    order = [EXIT_OK, EXIT_TASK_FAILED, EXIT_WAIT_TIMEOUT, EXIT_NOT_FOUND, EXIT_API, EXIT_NETWORK]
+    order += [EXIT_USAGE, EXIT_AUTH]
+    return order.index(code) if code in order else len(order)
+
+
+def explain(rc, error: BaseException) -> str:
+    """The one-line message for an error: what went wrong, then what to do."""
+    text = str(error)
+    if isinstance(error, rc.AuthenticationError):
+        return (
+            f"the API refused the key: {text}; check REBYTE_API_KEY (get a key at {rc.API_KEY_URL})"
+        )
+    if isinstance(error, rc.NotFoundError):
+        return f"{text}; the task may have been deleted: list tasks with `{PROG} list`"
+    if isinstance(error, rc.WaitTimeoutError):
+        return f"{text}; the task keeps running: wait again with `{PROG} wait {error.task_id}`"
+    if isinstance(error, rc.RateLimitError):
+        after = f" after {error.retry_after:g}s" if error.retry_after is not None else " later"
+        return f"{text}; rate limited: try again{after}"
+    if isinstance(error, rc.OutcomeUnknownError):
+        return text
+    if isinstance(error, rc.APIConnectionError):
+        return f"{text}; check the network and --base-url, then try again"
+    if isinstance(error, rc.ServerError):
+        return f"{text}; the server failed: try again later"
+    return text
+
+
+COMMANDS = {
+    "create": cmd_create,
+    "get": cmd_get,
+    "list": cmd_list,
+    "follow-up": cmd_follow_up,
+    "wait": cmd_wait,
+    "watch": cmd_watch,
+    "result": cmd_result,
+    "cancel": cmd_cancel,
+    "share": cmd_share,
+    "upload": cmd_upload,
+    "delete": cmd_delete,
+    "batch": cmd_batch,
+}
+
+
+def say_interrupted(out: Output, run: Run) -> None:
+    known = [(task_id, url) for task_id, url in run.tasks if task_id]
+    for task_id, url in known:
+        where = f": {url}" if url else ""
+        out.error(f"interrupted; task {task_id} keeps running{where}")
+    if known and out.quiet:
+        for task_id, url in known:
+            print(url or task_id, flush=True)
+    elif known:
+        # One line, so that it also fits the JSON Lines of batch and watch --json.
+        print(
+            json.dumps({"interrupted": True, "tasks": [{"id": i, "url": u} for i, u in known]}),
+            flush=True,
+        )
+    if run.creates_in_flight:
+        out.error(
+            "interrupted while a task was being created: it may exist anyway; "
+            f"check with `{PROG} list --limit 5`"
+        )
+    if run.followups_in_flight:
+        out.error("interrupted while a follow-up was being sent: it may have been sent anyway")
+    if not (known or run.creates_in_flight or run.followups_in_flight):
+        out.error("interrupted")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(commands_used=set(argv) & set(COMMAND_SHAPES)).parse_args(argv)
+    out = Output(quiet=args.quiet, progress=not args.no_progress)
+    run = Run()
+    try:
+        rc = load_client_module()
+    except ImportError as error:  # pragma: no cover - only without the client file
+        out.error(str(error))
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args, out, run)
+    except KeyboardInterrupt:
+        say_interrupted(out, run)
+        return EXIT_INTERRUPTED
+    except ImportError as error:
+        out.error(f"{error} (or run it with `uv run {PROG}`)")
+        return EXIT_USAGE
+    except TaskOutcome as outcome:
+        if str(outcome):
+            out.error(str(outcome))
+        return outcome.code
+    except (UsageError, rc.RebyteError) as error:
+        out.error(explain(rc, error))
+        return exit_code_for(rc, error)
+    except BrokenPipeError:
+        # A reader such as `head` went away: nothing more to say, and nowhere to say it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
