@@ -912,46 +912,51 @@ def format_event(out: Output, event: dict, task_id: str) -> str:
 # ----------------------------------------------------------------------- commands
 
 
+def plan_task(rc, prompt: str, *, paths, refs, **options) -> dict:
+    """Check a task whole before anything is uploaded or created; return its plan.
+
+    `options` are create_task's keywords. The plan's `body` is the request as it
+    will be sent, with each file still to upload standing in for its reference.
+    """
+    check_upload_paths(rc, paths)
+    planned = refs + [
+        {"id": f"<upload of {path}>", "filename": os.path.basename(path)} for path in paths
+    ]
+    body = rc.RebyteClient.task_body(prompt, files=planned or None, **options)
+    return {"prompt": prompt, "paths": list(paths), "refs": refs, "options": options, "body": body}
+
+
+def create_planned(client, out: Output, run: Run, plan: dict) -> dict:
+    """Upload the plan's files, then create its task (counted as in flight while it is sent)."""
+    uploaded = upload_all(client, out, plan["paths"])
+    files = plan["refs"] + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
+    out.progress("creating the task (provisioning its VM can take a while)")
+    with run.sending("create"):
+        task = client.create_task(plan["prompt"], files=files or None, **plan["options"])
+    run.remember(task)
+    return task
+
+
 def cmd_create(args, out: Output, run: Run) -> int:
     rc = load_client_module()
-    prompt = read_prompt(args)
-    skills = split_skills(args.skills)
-    refs = parse_file_refs(args.file_refs)
-    check_upload_paths(rc, args.files)
-    planned = refs + [
-        {"id": f"<upload of {path}>", "filename": os.path.basename(path)}
-        for path in args.files or ()
-    ]
-    body = rc.RebyteClient.task_body(
-        prompt,
+    plan = plan_task(
+        rc,
+        read_prompt(args),
+        paths=args.files or (),
+        refs=parse_file_refs(args.file_refs),
         executor=args.executor,
         model=args.model,
-        skills=skills,
-        files=planned or None,
+        skills=split_skills(args.skills),
         github_url=args.github_url,
         branch_name=args.branch,
         workspace_id=args.workspace,
     )
     client = make_client(args)
     if args.dry_run:
-        request = client.describe_request("POST", "/tasks", body)
-        out.result({"dryRun": True, "uploads": list(args.files or ()), "request": request})
+        request = client.describe_request("POST", "/tasks", plan["body"])
+        out.result({"dryRun": True, "uploads": plan["paths"], "request": request})
         return EXIT_OK
-    uploaded = upload_all(client, out, args.files)
-    files = refs + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
-    out.progress("creating the task (provisioning its VM can take a while)")
-    with run.sending("create"):
-        task = client.create_task(
-            prompt,
-            executor=args.executor,
-            model=args.model,
-            skills=skills,
-            files=files or None,
-            github_url=args.github_url,
-            branch_name=args.branch,
-            workspace_id=args.workspace,
-        )
-    run.remember(task)
+    task = create_planned(client, out, run, plan)
     out.note(f"task {task['id']} is running: {task.get('url')}")
     if args.public:
         shared = client.set_visibility(task["id"], "public")
@@ -1259,25 +1264,24 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
             paths.append(item if os.path.isabs(item) else os.path.join(base_dir, item))
         else:
             refs.append(item)
-    fields["paths"], fields["refs"] = paths, refs
     if not isinstance(fields.get("public", False), bool):
         raise UsageError(f"{where}: public must be true or false")
     try:
-        check_upload_paths(rc, paths)
-        planned = refs + [{"id": "<upload>", "filename": os.path.basename(p)} for p in paths]
-        fields["body"] = rc.RebyteClient.task_body(
+        plan = plan_task(
+            rc,
             fields["prompt"],
+            paths=paths,
+            refs=refs,
             executor=fields.get("executor"),
             model=fields.get("model"),
             skills=fields.get("skills"),
-            files=planned or None,
             github_url=fields.get("github_url"),
             branch_name=fields.get("branch"),
             workspace_id=fields.get("workspace"),
         )
     except rc.InputError as error:
         raise UsageError(f"{where}: {error}") from None
-    return fields
+    return {**plan, "public": fields.get("public", False), "name": fields.get("name")}
 
 
 def cmd_batch(args, out: Output, run: Run) -> int:
@@ -1286,26 +1290,12 @@ def cmd_batch(args, out: Output, run: Run) -> int:
     base_dir = os.getcwd() if args.spec_file == "-" else os.path.dirname(args.spec_file)
     specs = [normalize_spec(rc, i, spec, base_dir) for i, spec in enumerate(specs)]
     client = make_client(args)
-    quiet_uploads = Output(quiet=True, progress=False)
+    quiet = Output(quiet=True, progress=False)  # the JSON lines speak for each task
 
     def create(index: int) -> dict:
         spec = specs[index]
-        uploaded = upload_all(client, quiet_uploads, spec["paths"])
-        files = spec["refs"] + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
-        body = dict(spec["body"], files=files) if files else spec["body"]
-        with run.sending("create"):
-            task = client.create_task(
-                body["prompt"],
-                executor=body.get("executor"),
-                model=body.get("model"),
-                skills=body.get("skills"),
-                files=body.get("files"),
-                github_url=body.get("githubUrl"),
-                branch_name=body.get("branchName"),
-                workspace_id=body.get("workspaceId"),
-            )
-        run.remember(task)
-        if spec.get("public"):
+        task = create_planned(client, quiet, run, spec)
+        if spec["public"]:
             try:
                 shared = client.set_visibility(task["id"], "public")
                 task = {**task, "shareUrl": shared.get("shareUrl")}
