@@ -633,6 +633,12 @@ def upload_all(client, out: Output, paths) -> list:
     return refs
 
 
+def attach_files(client, out: Output, paths, refs) -> list:
+    """Upload the paths; return every file reference to attach, the given ones first."""
+    uploaded = upload_all(client, out, paths)
+    return refs + [{"id": ref["id"], "filename": ref["filename"]} for ref in uploaded]
+
+
 class UploadBar:
     """A byte bar with rate on a terminal; nothing per chunk elsewhere."""
 
@@ -928,8 +934,7 @@ def plan_task(rc, prompt: str, *, paths, refs, **options) -> dict:
 
 def create_planned(client, out: Output, run: Run, plan: dict) -> dict:
     """Upload the plan's files, then create its task (counted as in flight while it is sent)."""
-    uploaded = upload_all(client, out, plan["paths"])
-    files = plan["refs"] + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
+    files = attach_files(client, out, plan["paths"], plan["refs"])
     out.progress("creating the task (provisioning its VM can take a while)")
     with run.sending("create"):
         task = client.create_task(plan["prompt"], files=files or None, **plan["options"])
@@ -1026,8 +1031,8 @@ def cmd_follow_up(args, out: Output, run: Run) -> int:
     check_upload_paths(rc, args.files)
     refs = parse_file_refs(args.file_refs)
     client = make_client(args)
-    uploaded = upload_all(client, out, args.files)
-    files = refs + [{"id": r["id"], "filename": r["filename"]} for r in uploaded]
+    run.tasks.append((args.task_id, None))  # so that Ctrl-C names it, URL or not
+    files = attach_files(client, out, args.files, refs)
     with run.sending("followup"):
         answer = client.follow_up(
             args.task_id, prompt, skills=split_skills(args.skills), files=files or None
