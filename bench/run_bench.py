@@ -55,6 +55,7 @@ START_UP_RUNS = 60  # per command, interleaved; medians count
 START_UP_WARM_UPS = 2
 WAIT_TASK_SECONDS = 600.0
 WAIT_ROUND_TRIP = 0.1  # simulated seconds per GET
+WAIT_KEEPALIVE = 15.0  # simulated seconds between keep-alive comments on the event stream
 SEED_TASKS = 2000
 
 
@@ -496,13 +497,51 @@ class SimulatedResponse:
         pass
 
 
+class SimulatedStream:
+    """An event stream on the simulated clock: keep-alives until the task ends, then done."""
+
+    status_code = 200
+    headers = {"Content-Type": "text/event-stream"}
+
+    def __init__(self, host: SimulatedTaskHost) -> None:
+        self._host = host
+
+    def __enter__(self) -> SimulatedStream:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def iter_content(self, chunk_size: int = 1):
+        clock, ends_at = self._host.clock, self._host.ends_at
+        while clock.now < ends_at:
+            clock.now = min(ends_at, clock.now + WAIT_KEEPALIVE)
+            yield b": keep-alive\n\n"
+        clock.now += WAIT_ROUND_TRIP / 2  # the last bytes on their way
+        done = {"status": "completed", "lastSeq": 0, "finalResult": "done"}
+        event = {"seq": 0, "eventType": "result", "eventKey": "k0", "payload": {}}
+        yield f"event: event\ndata: {json.dumps(event)}\n\n".encode()
+        yield f"event: done\ndata: {json.dumps(done)}\n\n".encode()
+
+
 class SimulatedTaskHost:
-    """Stands in for the client's requests.Session: GET /tasks/{id} on a simulated clock."""
+    """Stands in for the client's requests.Session on a simulated clock: GET /tasks/{id},
+    and GET /tasks/{id}/events as a stream that lasts until the task ends."""
 
     def __init__(self, clock: SimulatedClock, runs_for: float) -> None:
         self.clock = clock
         self.ends_at = clock.now + runs_for
         self.gets = 0
+
+    def get(self, url: str, **kwargs) -> SimulatedStream:
+        if not url.endswith("/events") or not kwargs.get("stream"):
+            raise BenchError(f"unexpected request while waiting: GET {url}")
+        self.gets += 1
+        self.clock.now += WAIT_ROUND_TRIP / 2
+        return SimulatedStream(self)
 
     def request(self, method: str, url: str, **kwargs) -> SimulatedResponse:
         if method != "GET" or "/tasks/" not in url:
@@ -518,30 +557,30 @@ class SimulatedTaskHost:
         pass
 
 
-def simulate_wait(runs_for: float) -> tuple:
+def simulate_wait(runs_for: float, *, use_events: bool) -> tuple:
     """(GETs, detection lag in seconds) of wait_for_task with its default settings."""
     clock = SimulatedClock()
     host = SimulatedTaskHost(clock, runs_for)
     client = rc.RebyteClient(KEY, base_url="http://127.0.0.1:9/v1")
     client.close()
     client._session, client._clock, client._sleep = host, clock.time, clock.sleep
-    task = client.wait_for_task("task-1")
+    task = client.wait_for_task("task-1", use_events=use_events)
     if task.get("status") != "completed":
         raise BenchError(f"the simulated wait ended with {task.get('status')}")
     return host.gets, clock.now - host.ends_at
 
 
 def bench_waiting(report: Report) -> None:
-    gets, lag = simulate_wait(WAIT_TASK_SECONDS)
-    sweep = [simulate_wait(float(seconds)) for seconds in range(5, 601, 5)]
+    gets, lag = simulate_wait(WAIT_TASK_SECONDS, use_events=True)
+    polled_gets, polled_lag = simulate_wait(WAIT_TASK_SECONDS, use_events=False)
+    sweep = [simulate_wait(float(seconds), use_events=True) for seconds in range(5, 601, 5)]
     worst_lag = max(lag for _, lag in sweep)
-    floor = math.ceil(WAIT_TASK_SECONDS / 10) + 1
     report.rows.append(
         Row(
             "wait out a 10-minute task: GETs",
             f"{gets}",
-            f"fewest with polls <= 10 s apart: {floor}",
-            f"{gets / floor:.2f}x",
+            f"polling alone: {polled_gets}",
+            f"{gets / polled_gets:.2f}x",
             "<= 60",
             gets <= 60,
         )
@@ -550,18 +589,21 @@ def bench_waiting(report: Report) -> None:
         Row(
             "wait out a 10-minute task: detection lag",
             f"{lag:.1f} s",
-            f"worst over 5-600 s tasks: {worst_lag:.1f} s",
+            f"polling alone: {polled_lag:.1f} s; worst of 5-600 s tasks: {worst_lag:.1f} s",
             goal="<= 10 s",
-            ok=lag <= 10,
+            ok=lag <= 10 and worst_lag <= 10,
         )
     )
+    floor = math.ceil(WAIT_TASK_SECONDS / 10) + 1
     report.notes.append(
-        "Waiting: RebyteClient.wait_for_task with its defaults (poll 2 s, x1.5, at most 10 s) "
-        "on a simulated clock: its session is a stub answering `running` until the task's end, "
-        f"each GET taking {WAIT_ROUND_TRIP:g} simulated s; lag = detection time - end time. "
-        f"Any schedule that keeps the lag under 10 s polls at most 10 s apart, so it needs "
-        f"at least {floor} GETs to see a {WAIT_TASK_SECONDS:g} s task end (polls at 0, 10, ..., "
-        f"600 s): the two goals together cannot both hold for a polling wait."
+        "Waiting: RebyteClient.wait_for_task with its defaults and use_events=True, as the CLI "
+        "waits (one poll, then the task's event stream until `done`, then one poll), on a "
+        f"simulated clock: its session is a stub whose task runs {WAIT_TASK_SECONDS:g} s, each "
+        f"request taking {WAIT_ROUND_TRIP:g} simulated s, the stream sending a keep-alive every "
+        f"{WAIT_KEEPALIVE:g} s; the event stream counts as one GET; lag = detection time - end "
+        "time. 'Polling alone' is the same wait without the stream (poll 2 s, x1.5, at most "
+        "10 s), what the client falls back to where the stream fails: a lag under 10 s needs "
+        f"polls at most 10 s apart, so at least {floor} GETs for a {WAIT_TASK_SECONDS:g} s task."
     )
 
 

@@ -819,6 +819,7 @@ class RebyteClient:
         max_poll_interval: float = 10.0,
         backoff: float = 1.5,
         on_status: Optional[Callable[[dict], None]] = None,
+        use_events: bool = False,
     ) -> dict:
         """Poll until the task (or, with `prompt_id`, that prompt) is terminal; return the task.
 
@@ -826,6 +827,10 @@ class RebyteClient:
         previous prompt, so waiting on a follow-up means passing its `prompt_id`.
         Transient failures are ridden out until the deadline; on timeout a
         WaitTimeoutError carries the last task seen.
+
+        With `use_events`, the wait listens on the task's event stream after the
+        first poll: one long request instead of a poll every few seconds, and the
+        end is seen at once. Where the stream fails, polling takes over.
         """
         check_task_id(task_id)
         timeout = _check_positive(timeout, "wait timeout", InputError)
@@ -839,6 +844,7 @@ class RebyteClient:
         last_task: Optional[dict] = None
         last_error: Optional[BaseException] = None
         last_seen_state = None
+        events_tried = not use_events
         while True:
             try:
                 # The last poll lands on the deadline: a short grace lets it be made, but
@@ -862,6 +868,10 @@ class RebyteClient:
                         on_status(task)
                 if _is_done(task, prompt_id):
                     return task
+                if not events_tried:
+                    events_tried = True
+                    self._await_done_event(task_id, prompt_id, deadline)
+                    continue  # poll at once: the stream says it ended, or it gave up
             remaining = deadline - self._clock()
             if remaining <= 0:
                 what = f"prompt {prompt_id} of task {task_id}" if prompt_id else f"task {task_id}"
@@ -875,6 +885,19 @@ class RebyteClient:
                 )
             self._sleep(min(interval, remaining))
             interval = min(interval * backoff, max_interval)
+
+    def _await_done_event(self, task_id: str, prompt_id: Optional[str], deadline: float) -> None:
+        """Return when the event stream says the prompt ended, the deadline passes, or the
+        stream fails (the caller polls either way, so a failure here costs nothing)."""
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            return
+        try:
+            for event in self.iter_events(task_id, prompt_id=prompt_id, timeout=remaining):
+                if event.get("eventType") == "done":
+                    return
+        except RebyteError as error:  # WaitTimeoutError included: the final poll decides
+            logger.debug("wait %s: no help from the event stream (%s); polling", task_id, error)
 
     # -------------------------------------------------------------- events
 

@@ -769,6 +769,7 @@ def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, in
             timeout=timeout,
             poll_interval=interval,
             on_status=seen,
+            use_events=True,  # one long request instead of a poll every few seconds
         )
         run.remember(task)
         return task

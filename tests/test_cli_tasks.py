@@ -178,14 +178,22 @@ def test_wait_timeout_exits_7_with_the_task_and_one_line(cli, fake_rebyte, new_t
     assert shown["id"] == task["id"] and shown["status"] == "running"
     message = one_error(result)
     assert "timed out" in message and f"wait {task['id']}" in message
-    polls_fast = len(fake_rebyte.requests("GET", r"/v1/tasks/[^/]+"))
+    # It listened on the event stream rather than polling every 0.2 s.
+    assert len(fake_rebyte.requests("GET", r"/v1/tasks/[^/]+/events")) >= 1
+    assert len(fake_rebyte.requests("GET", r"/v1/tasks/[^/]+")) <= 2
 
-    # --interval: a long pause polls less within the same timeout
-    fake_rebyte.clear_log()
-    slow = cli("wait", task["id"], "--timeout", "0.6", "--interval", "5")
-    assert slow.returncode == 7, slow.stderr
-    polls_slow = len(fake_rebyte.requests("GET", r"/v1/tasks/[^/]+"))
-    assert polls_fast >= 3 and polls_slow < polls_fast
+
+def test_wait_polls_at_its_interval_when_the_event_stream_fails(cli, fake_rebyte, new_task):
+    task = new_task("Long [duration=30]")
+    fake_rebyte.inject("GET", r"/v1/tasks/[^/]+/events", "500", count=100)
+    polls = {}
+    for interval in ("0.2", "5"):
+        fake_rebyte.clear_log()
+        args = ("wait", task["id"], "--timeout", "1", "--interval", interval, "--max-retries", "0")
+        result = cli(*args)
+        assert result.returncode == 7, result.stderr
+        polls[interval] = len(fake_rebyte.requests("GET", r"/v1/tasks/[^/]+"))
+    assert polls["0.2"] >= 4 and polls["5"] < polls["0.2"]
 
 
 def test_create_wait_timeout_exits_7(cli):

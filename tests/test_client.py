@@ -2190,3 +2190,54 @@ def test_iter_events_timeout_ends_a_stream_that_only_keeps_alive(client, request
         list(client.iter_events("t1", timeout=3))
     assert caught.value.task_id == "t1"
     assert "watching task t1" in str(caught.value)
+
+
+# --------------------------------------------------- waiting on the event stream
+
+
+def test_wait_with_events_listens_instead_of_polling(client, requests_mock, clock):
+    polls = requests_mock.get(
+        f"{BASE}/tasks/t1",
+        [
+            {"json": task("running", [("p1", "running")])},
+            {"json": task("completed", [("p1", "succeeded")])},
+        ],
+    )
+    stream = requests_mock.get(
+        f"{BASE}/tasks/t1/events",
+        text=sse(("event", event("k0", 0)), ("done", done(0))),
+        headers=SSE_HEADERS,
+    )
+    finished = client.wait_for_task("t1", use_events=True)
+    assert finished["status"] == "completed"
+    assert (polls.call_count, stream.call_count) == (2, 1)
+    assert clock.sleeps == []  # the end was seen at once, not at the next poll
+
+
+def test_wait_with_events_falls_back_to_polling_without_a_stream(client, requests_mock, clock):
+    requests_mock.get(
+        f"{BASE}/tasks/t1",
+        [
+            {"json": task("running", [("p1", "running")])},
+            {"json": task("running", [("p1", "running")])},
+            {"json": task("completed", [("p1", "succeeded")])},
+        ],
+    )
+    requests_mock.get(f"{BASE}/tasks/t1/events", status_code=404, json=api_error("not_found", "x"))
+    finished = client.wait_for_task("t1", use_events=True)
+    assert finished["status"] == "completed"
+    assert clock.sleeps == [2]
+
+
+def test_wait_with_events_times_out_with_the_last_task(client, requests_mock, clock):
+    running = task("running", [("p1", "running")])
+    requests_mock.get(f"{BASE}/tasks/t1", json=running)
+
+    def quiet_stream(request, context):
+        clock.now += 4.0  # each connection brings only keep-alives for a while
+        return sse((":", "keep-alive"))
+
+    requests_mock.get(f"{BASE}/tasks/t1/events", text=quiet_stream, headers=SSE_HEADERS)
+    with pytest.raises(WaitTimeoutError) as caught:
+        client.wait_for_task("t1", timeout=10, use_events=True)
+    assert caught.value.last_task == running

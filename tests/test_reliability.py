@@ -923,9 +923,8 @@ def test_ctrl_c_during_wait_prints_the_task_and_leaves_it_running(server, comman
         args = ["create", "-p", "[duration=30] Another long job", "--wait"]
     else:
         args = ["follow-up", task["id"], "-p", "[duration=30] More", "--wait"]
-    before = len(server.requests("GET", r"/v1/tasks/[^/]+"))
     process = start_cli(*args, "--interval", "0.2", env=env)
-    wait_until(lambda: len(server.requests("GET", r"/v1/tasks/[^/]+")) >= before + 2)
+    wait_until(lambda: server.requests("GET", r"/v1/tasks/[^/]+/events"))  # it is waiting
     result = keep(interrupt(process, after=0.1))
     assert result.returncode == 130, result.stderr
     assert "Traceback" not in result.stderr
