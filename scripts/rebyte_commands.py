@@ -569,6 +569,8 @@ def make_client(args):
         create_timeout=timeout,
         total_timeout=timeout,
         max_retries=args.max_retries,
+        # A connection per concurrent request: a full pool would drop some, with a warning.
+        pool_size=max(16, getattr(args, "concurrency", 0)),
     )
 
 
