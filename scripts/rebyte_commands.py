@@ -27,6 +27,8 @@ EXIT_NETWORK = 6
 EXIT_WAIT_TIMEOUT = 7
 EXIT_INTERRUPTED = 130
 
+MAX_PARALLEL_WAITS = 32  # tasks waited on at once; each mostly sleeps or listens
+
 EPILOG = """\
 exit codes:
   0    success (when waiting: the task completed)
@@ -570,7 +572,7 @@ def make_client(args):
         total_timeout=timeout,
         max_retries=args.max_retries,
         # A connection per concurrent request: a full pool would drop some, with a warning.
-        pool_size=max(16, getattr(args, "concurrency", 0)),
+        pool_size=max(16, getattr(args, "concurrency", 0), MAX_PARALLEL_WAITS),
     )
 
 
@@ -764,11 +766,15 @@ def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, in
         run.remember(task)  # so that Ctrl-C can print the URL of a task given by id
         display.seen(task)
 
+    import time
+
+    deadline = time.monotonic() + timeout  # one deadline for all, however many wait at once
+
     def wait_one(task_id):
         task = client.wait_for_task(
             task_id,
             prompt_id=prompt_id,
-            timeout=timeout,
+            timeout=max(deadline - time.monotonic(), 0.001),
             poll_interval=interval,
             on_status=seen,
             use_events=True,  # one long request instead of a poll every few seconds
@@ -777,7 +783,7 @@ def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, in
         return task
 
     try:
-        outcomes = run_concurrently(wait_one, task_ids, concurrency=min(len(task_ids), 16))
+        outcomes = run_concurrently(wait_one, task_ids, concurrency=MAX_PARALLEL_WAITS)
     finally:
         display.close()
     finished = []

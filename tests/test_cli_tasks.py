@@ -417,3 +417,13 @@ def test_batch_has_no_watch_option(cli, tmp_path):
     result = cli("batch", str(specs), "--watch")
     assert result.returncode == 2
     assert "--watch" in one_error(result)
+
+
+def test_waiting_on_more_tasks_than_run_at_once_keeps_one_deadline(cli, new_task):
+    ids = [new_task(f"Long {n} [duration=30]")["id"] for n in range(70)]  # over twice 32
+    started = time.monotonic()
+    result = cli("wait", *ids, "--timeout", "1", *FAST)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 7, result.stderr
+    assert [task["status"] for task in result.json()] == ["running"] * 70
+    assert elapsed < 1 + 2.5  # the deadline, then a last poll each, on a busy machine
