@@ -771,14 +771,24 @@ def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, in
     deadline = time.monotonic() + timeout  # one deadline for all, however many wait at once
 
     def wait_one(task_id):
-        task = client.wait_for_task(
-            task_id,
-            prompt_id=prompt_id,
-            timeout=max(deadline - time.monotonic(), 0.001),
-            poll_interval=interval,
-            on_status=seen,
-            use_events=True,  # one long request instead of a poll every few seconds
-        )
+        try:
+            task = client.wait_for_task(
+                task_id,
+                prompt_id=prompt_id,
+                timeout=max(deadline - time.monotonic(), 0.001),
+                poll_interval=interval,
+                on_status=seen,
+                use_events=True,  # one long request instead of a poll every few seconds
+            )
+        except rc.WaitTimeoutError as error:  # said with the time the user gave, not what was left
+            status = (error.last_task or {}).get("status", "unknown")
+            raise rc.WaitTimeoutError(
+                f"timed out after {timeout:g}s waiting for task {task_id} (last status: {status})",
+                task_id=task_id,
+                prompt_id=prompt_id,
+                last_task=error.last_task,
+                last_error=error.last_error,
+            ) from None
         run.remember(task)
         return task
 
