@@ -214,19 +214,24 @@ def _add_wait_options(parser: argparse.ArgumentParser, *, flags=("wait", "watch"
             "--watch", action="store_true", help="show the agent's events until it finishes"
         )
     if flags:
-        parser.add_argument(
-            "--wait-timeout",
-            type=_seconds,
-            default=3600.0,
-            metavar="SECONDS",
-            help="how long to wait (default 3600)",
-        )
+        _add_wait_timeout(parser, "--wait-timeout")
     parser.add_argument(
         "--interval",
         type=_seconds,
         default=2.0,
         metavar="SECONDS",
         help="first pause between polls; it grows to 10 s (default 2)",
+    )
+
+
+def _add_wait_timeout(parser: argparse.ArgumentParser, *names: str, verb: str = "wait") -> None:
+    parser.add_argument(
+        *names,
+        dest="wait_timeout",
+        type=_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help=f"how long to {verb} (default 3600)",
     )
 
 
@@ -267,15 +272,7 @@ def _follow_up_arguments(follow: argparse.ArgumentParser) -> None:
 def _wait_arguments(wait: argparse.ArgumentParser) -> None:
     _many_tasks_argument(wait)
     wait.add_argument("--prompt-id", help="wait for this prompt (one task only)")
-    wait.add_argument(
-        "--timeout",
-        "--wait-timeout",
-        dest="wait_timeout",
-        type=_seconds,
-        default=3600.0,
-        metavar="SECONDS",
-        help="how long to wait (default 3600)",
-    )
+    _add_wait_timeout(wait, "--timeout", "--wait-timeout")
     _add_wait_options(wait, flags=())
 
 
@@ -283,13 +280,7 @@ def _watch_arguments(watch: argparse.ArgumentParser) -> None:
     _one_task_argument(watch)
     watch.add_argument("--prompt-id", help="watch this prompt (default: the latest)")
     watch.add_argument("--json", action="store_true", help="events as JSON Lines on stdout")
-    watch.add_argument(
-        "--wait-timeout",
-        type=_seconds,
-        default=3600.0,
-        metavar="SECONDS",
-        help="how long to watch (default 3600)",
-    )
+    _add_wait_timeout(watch, "--wait-timeout", verb="watch")
 
 
 def _result_arguments(result: argparse.ArgumentParser) -> None:
