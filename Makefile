@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean
+.PHONY: test test-py39 lint demo bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,5 +24,21 @@ lint: $(STAMP)
 	$(PY) -m ruff check scripts tests bench demo
 	$(VENV)/bin/vermin --target=3.9- --violations --no-tips --eval-annotations scripts
 
+# The client, the CLI and the local server on the oldest Python supported.
+# python3.9 on the PATH, else one that pyenv has installed.
+PY39 ?= $(shell for p in python3.9 $$(pyenv root 2>/dev/null)/versions/3.9*/bin/python3.9; do \
+	"$$p" -c "" 2>/dev/null && { echo "$$p"; break; }; done)
+VENV39 := .venv39
+
+$(VENV39)/.installed: requirements.txt requirements-py39.txt
+	@test -n "$(PY39)" || { echo "test-py39: no Python 3.9 found (set PY39=/path/to/python3.9)"; exit 2; }
+	$(PY39) -m venv $(VENV39)
+	$(VENV39)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-py39.txt
+	touch $@
+
+test-py39: $(VENV39)/.installed
+	$(VENV39)/bin/python -m pytest tests/test_client.py tests/test_client_e2e.py \
+		tests/test_fake_server.py tests/test_cli_create.py tests/test_cli_tasks.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV39) .pytest_cache .ruff_cache
