@@ -26,6 +26,7 @@ EXIT_API = 5
 EXIT_NETWORK = 6
 EXIT_WAIT_TIMEOUT = 7
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug here, not a problem of the user's
 
 MAX_PARALLEL_WAITS = 32  # tasks waited on at once; each mostly sleeps or listens
 
@@ -39,6 +40,7 @@ exit codes:
   5    the API rejected the request (other 4xx, after retries)
   6    network or server failure after retries, or a create that may or may not have happened
   7    a wait timed out with the task still running
+  70   an internal error of this CLI (a bug): run again with -v and report it
   130  interrupted (Ctrl-C); a task already created keeps running
 
 environment:
@@ -1376,7 +1378,9 @@ def exit_code_for(rc, error: BaseException) -> int:
         return EXIT_API if error.status and 400 <= error.status < 500 else EXIT_NETWORK
     if isinstance(error, TaskOutcome):
         return error.code
-    return EXIT_NETWORK
+    if isinstance(error, (rc.APIConnectionError, rc.OutcomeUnknownError)):
+        return EXIT_NETWORK
+    return EXIT_INTERNAL
 
 
 def _severity(code: int) -> int:
@@ -1480,3 +1484,13 @@ def main(argv=None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except Exception as error:  # a bug: one line, not a traceback, unless asked for details
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        out.error(
+            f"internal error ({type(error).__name__}: {_one_line(str(error))[:200]}); "
+            f"run again with -v for details and report it"
+        )
+        return EXIT_INTERNAL

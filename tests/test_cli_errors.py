@@ -425,3 +425,33 @@ def test_on_a_terminal_one_live_line_and_no_color_respected(fake_rebyte, api_key
     assert code == 0, plain
     assert "prompts 1/1" in plain
     assert not re.search(r"\x1b\[[0-9;]*m", plain)  # no colors
+
+
+BROKEN_COMMAND = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import rebyte_commands
+
+def broken(args, out, run):
+    raise ZeroDivisionError("a bug in the CLI")
+
+rebyte_commands.COMMANDS["list"] = broken
+sys.exit(rebyte_commands.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_bug_is_one_line_and_exit_70_not_a_traceback(verbose):
+    args = ["list", "-v"] if verbose else ["list"]
+    result = subprocess.run(
+        [sys.executable, "-c", BROKEN_COMMAND, str(CLI.parent), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=cli_env(None, None),
+    )
+    assert result.returncode == 70
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("rebyte_cli.py: error: internal error (ZeroDivisionError: a bug")
+    assert ("Traceback" in result.stderr) == verbose  # details only when asked for
+    assert result.stdout == ""

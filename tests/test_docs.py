@@ -73,7 +73,7 @@ ENDPOINTS = {
     ("GET", "/tasks/{id}/content"),
     ("GET", "/tasks/{id}/events"),
 }
-EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 130}
+EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 70, 130}
 
 SHELL_BLOCKS = [b for b in all_blocks() if is_shell(b) and mentions_api(b)]
 SCRIPTS = [b for b in SHELL_BLOCKS if is_script(b)]
