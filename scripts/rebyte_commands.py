@@ -573,7 +573,11 @@ def read_prompt(args) -> str:
     """The prompt from --prompt or --prompt-file (- for stdin), as text."""
     if args.prompt is not None:
         return args.prompt
-    path = args.prompt_file
+    return read_text(args.prompt_file, "prompt file")
+
+
+def read_text(path: str, what: str) -> str:
+    """A UTF-8 text file, or stdin for `-`; each way it can fail is a one-line UsageError."""
     try:
         if path == "-":
             data = sys.stdin.buffer.read()
@@ -581,15 +585,15 @@ def read_prompt(args) -> str:
             with open(path, "rb") as handle:
                 data = handle.read()
     except FileNotFoundError:
-        raise UsageError(f"no such prompt file: {path}") from None
+        raise UsageError(f"no such {what}: {path}") from None
     except IsADirectoryError:
-        raise UsageError(f"prompt file is a directory: {path}") from None
+        raise UsageError(f"{what} is a directory: {path}") from None
     except OSError as error:
-        raise UsageError(f"cannot read prompt file {path}: {error.strerror}") from None
+        raise UsageError(f"cannot read {what} {path}: {error.strerror}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"prompt file is not UTF-8 text: {path}") from None
+        raise UsageError(f"{what} is not UTF-8 text: {path}") from None
 
 
 def split_skills(values):
@@ -1210,19 +1214,7 @@ BATCH_FIELDS = {
 
 def load_batch_specs(path: str) -> list:
     """Task specs from a JSON array, JSON Lines or YAML (when PyYAML is installed)."""
-    try:
-        if path == "-":
-            text = sys.stdin.buffer.read().decode("utf-8")
-        else:
-            with open(path, "rb") as handle:
-                text = handle.read().decode("utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"no such batch file: {path}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"batch file is not UTF-8 text: {path}") from None
-    except OSError as error:
-        raise UsageError(f"cannot read batch file {path}: {error.strerror}") from None
-    specs = _parse_specs(text, path)
+    specs = _parse_specs(read_text(path, "batch file"), path)
     if not isinstance(specs, list) or not specs:
         raise UsageError(f"batch file {path} holds no task specs (expected a list of objects)")
     return specs
@@ -1266,7 +1258,7 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
     fields = {BATCH_FIELDS[key]: value for key, value in spec.items()}
     if "prompt_file" in fields and "prompt" not in fields:
         path = os.path.join(base_dir, str(fields.pop("prompt_file")))
-        fields["prompt"] = read_prompt(argparse.Namespace(prompt=None, prompt_file=path))
+        fields["prompt"] = read_text(path, "prompt file")
     if "prompt" not in fields:
         raise UsageError(f"{where} has no prompt")
     skills = fields.get("skills")
