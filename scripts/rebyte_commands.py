@@ -1047,7 +1047,7 @@ def cmd_follow_up(args, out: Output, run: Run) -> int:
     check_upload_paths(rc, args.files)
     refs = parse_file_refs(args.file_refs)
     client = make_client(args)
-    run.tasks.append((args.task_id, None))  # so that Ctrl-C names it, URL or not
+    run.remember({"id": args.task_id})  # so that Ctrl-C names it, URL or not
     files = attach_files(client, out, args.files, refs)
     with run.sending("followup"):
         answer = client.follow_up(
@@ -1069,7 +1069,7 @@ def cmd_wait(args, out: Output, run: Run) -> int:
         rc.check_task_id(task_id)
     client = make_client(args)
     for task_id in args.task_ids:
-        run.tasks.append((task_id, None))
+        run.remember({"id": task_id})
     finished = wait_many(
         client,
         out,
@@ -1100,7 +1100,7 @@ def cmd_wait(args, out: Output, run: Run) -> int:
 
 def cmd_watch(args, out: Output, run: Run) -> int:
     client = make_client(args)
-    run.tasks.append((args.task_id, None))
+    run.remember({"id": args.task_id})
     run.remember(client.get_task(args.task_id))  # its URL, for Ctrl-C; 404 before streaming
     final = watch_events(
         client,
