@@ -1093,9 +1093,8 @@ def cmd_wait(args, out: Output, run: Run) -> int:
         document = documents
     out.result(document, [doc.get("url") for doc in documents])
     if errors:
-        return max((exit_code_for(rc, e) for e in errors), key=_severity)
-    codes = [outcome_code(doc, args.prompt_id) for doc in documents]
-    return max(codes)
+        return worst_exit([exit_code_for(rc, e) for e in errors])
+    return worst_exit([outcome_code(doc, args.prompt_id) for doc in documents])
 
 
 def cmd_watch(args, out: Output, run: Run) -> int:
@@ -1186,7 +1185,7 @@ def cmd_delete(args, out: Output, run: Run) -> int:
         documents[0] if len(documents) == 1 else documents,
         [doc["id"] for doc in documents if doc["deleted"]],
     )
-    return max((exit_code_for(rc, e) for e in errors), key=_severity) if errors else EXIT_OK
+    return worst_exit([exit_code_for(rc, e) for e in errors])
 
 
 # ------------------------------------------------------------------------- batch
@@ -1349,7 +1348,7 @@ def cmd_batch(args, out: Output, run: Run) -> int:
             else:
                 codes.append(outcome_code(task))
             out.json_line(line)
-    return max(codes, key=_severity) if codes else EXIT_OK
+    return worst_exit(codes)
 
 
 # ------------------------------------------------------------------------- errors
@@ -1375,11 +1374,11 @@ def exit_code_for(rc, error: BaseException) -> int:
     return EXIT_INTERNAL
 
 
-def _severity(code: int) -> int:
-    """Which exit code wins when several tasks end differently: errors over outcomes."""
+def worst_exit(codes) -> int:
+    """The exit code of several tasks that ended differently: errors over outcomes, 0 if none."""
     order = [EXIT_OK, EXIT_TASK_FAILED, EXIT_WAIT_TIMEOUT, EXIT_NOT_FOUND, EXIT_API, EXIT_NETWORK]
     order += [EXIT_USAGE, EXIT_AUTH]
-    return order.index(code) if code in order else len(order)
+    return max(codes, key=lambda c: order.index(c) if c in order else len(order), default=EXIT_OK)
 
 
 def explain(rc, error: BaseException) -> str:
