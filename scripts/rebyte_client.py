@@ -37,6 +37,7 @@ from typing import (
     List,
     Optional,
     Tuple,
+    TypeVar,
 )
 
 __version__ = "0.1.0"
@@ -505,7 +506,7 @@ def _import_requests():
     return requests
 
 
-# ----------------------------------------------------------------------- the client
+# ------------------------------------------------------------------- the transport
 
 
 class _ProgressReader:
@@ -529,6 +530,9 @@ class _ProgressReader:
             self._sent += len(chunk)
             self._progress(self._sent, self._total)
         return chunk
+
+
+_Self = TypeVar("_Self", bound="_Transport")
 
 
 class _Transport:
@@ -602,7 +606,7 @@ class _Transport:
         key = _redact_key(self._api_key)
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key!r})"
 
-    def __enter__(self) -> Any:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -1111,6 +1115,9 @@ class _Transport:
                 return
 
 
+# ------------------------------------------------------------------- the endpoints
+
+
 class RebyteClient(_Transport):
     """A client for the Rebyte v1 API.
 
@@ -1122,9 +1129,6 @@ class RebyteClient(_Transport):
     whose connection pool (`pool_size` connections per host) is safe for
     concurrent requests, and it holds no other mutable state.
     """
-
-    def __enter__(self) -> RebyteClient:
-        return self
 
     def describe_request(self, method: str, path: str, body: Optional[dict] = None) -> dict:
         """What a call would send, with the key redacted: for dry runs and logs."""
