@@ -700,6 +700,26 @@ class _Transport:
             watchdog=watchdog,
         )
 
+    def _redirect_target(self, method: str, url: str, response: Any) -> str:
+        """Where a 3xx answer points, for a caller that follows it itself, without the key.
+
+        The Location is untrusted: it must be an absolute https URL (plain http
+        only on loopback), or the answer is refused as any redirect is.
+        """
+        location = response.headers.get("Location") or ""
+        target = urllib.parse.urljoin(url, location.strip())
+        try:
+            parts = urllib.parse.urlsplit(target)
+            host = parts.hostname or ""
+        except ValueError:
+            host, parts = "", None
+        secure = parts is not None and (
+            parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))
+        )
+        if not location.strip() or not host or not secure:
+            self._raise_for_status(method, url, response)
+        return target
+
     def _iter_body(self, method: str, url: str, response: Any, chunk_size: int) -> Iterator[bytes]:
         """The chunks of a streamed answer, a broken connection mapped like any other."""
         try:

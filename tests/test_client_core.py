@@ -185,6 +185,31 @@ def test_send_does_not_follow_a_redirect_to_storage(client, requests_mock):
     assert [r.url.split("?")[0] for r in requests_mock.request_history] == [f"{BASE}/tasks/t1"]
 
 
+@pytest.mark.parametrize(
+    "location,target",
+    [
+        (STORAGE, STORAGE),
+        ("/v1/blobs/1", "https://api.example.test/v1/blobs/1"),
+        ("http://127.0.0.1:9000/b?sig=1", "http://127.0.0.1:9000/b?sig=1"),
+        ("http://storage.example.test/b", None),
+        ("ftp://storage.example.test/b", None),
+        ("", None),
+    ],
+)
+def test_redirect_target_is_checked_before_anyone_follows_it(
+    client, requests_mock, location, target
+):
+    url = f"{BASE}/tasks/t1"
+    requests_mock.get(url, status_code=302, headers={"Location": location} if location else {})
+    response, _ = client._send("GET", url)
+    if target is None:
+        with pytest.raises(rc.APIError, match="not followed") as caught:
+            client._redirect_target("GET", url, response)
+        assert "sig" not in str(caught.value)
+    else:
+        assert client._redirect_target("GET", url, response) == target
+
+
 def test_with_retries_returns_the_attempt_count(client, requests_mock, clock):
     requests_mock.get(f"{BASE}/tasks", [{"status_code": 500}] * 2 + [{"json": {"data": []}}])
     response, attempts = client._send("GET", f"{BASE}/tasks")
