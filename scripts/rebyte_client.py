@@ -164,7 +164,7 @@ class ValidationError(APIError):
 class RateLimitError(APIError):
     """429 after the allowed retries; `retry_after` is the server's hint in seconds."""
 
-    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs: Any):
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
@@ -496,7 +496,7 @@ def _retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> O
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _import_requests():
+def _import_requests() -> Any:
     try:
         import requests  # noqa: PLC0415 - kept lazy so that start-up stays fast
     except ImportError:
