@@ -543,7 +543,9 @@ class SimulatedTaskHost:
         self.clock.now += WAIT_ROUND_TRIP / 2
         return SimulatedStream(self)
 
-    def request(self, method: str, url: str, **kwargs) -> SimulatedResponse:
+    def request(self, method: str, url: str, **kwargs):
+        if method == "GET" and kwargs.get("stream"):
+            return self.get(url, **kwargs)
         if method != "GET" or "/tasks/" not in url:
             raise BenchError(f"unexpected request while waiting: {method} {url}")
         self.gets += 1

@@ -14,6 +14,7 @@ module (for its errors or validators) costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
@@ -26,7 +27,18 @@ import re
 import threading
 import time
 import urllib.parse
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import (
+    Any,
+    Callable,
+    ContextManager,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    TypeVar,
+)
 
 __version__ = "0.1.0"
 
@@ -49,6 +61,7 @@ __all__ = [
     "WaitTimeoutError",
     "normalize_github_repo",
     "check_prompt",
+    "check_id",
     "check_task_id",
     "check_upload_path",
     "is_terminal",
@@ -61,7 +74,8 @@ API_KEY_URL = "https://app.rebyte.ai/settings/api-keys"
 
 MAX_PROMPT_CHARS = 100_000
 MAX_FILENAME_CHARS = 255
-MAX_TASK_ID_CHARS = 128
+MAX_ID_CHARS = 128
+MAX_TASK_ID_CHARS = MAX_ID_CHARS
 MAX_PAGE_SIZE = 100
 VISIBILITIES = ("private", "shared", "public")
 EXECUTORS = ("opencode", "claude", "gemini", "codex")
@@ -114,6 +128,7 @@ class APIError(RebyteError):
         request_id: Optional[str] = None,
         method: Optional[str] = None,
         url: Optional[str] = None,
+        resource: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -122,6 +137,8 @@ class APIError(RebyteError):
         self.request_id = request_id
         self.method = method
         self.url = url
+        # The noun of the one resource the request path names ("task", ...); None for a collection.
+        self.resource = resource
 
     def __str__(self) -> str:
         details = [f"HTTP {self.status}"] if self.status else []
@@ -137,7 +154,7 @@ class AuthenticationError(APIError):
 
 
 class NotFoundError(APIError):
-    """404: no such task (or it was deleted)."""
+    """404: no such resource (`resource` says which kind), or no such route (`resource` None)."""
 
 
 class ValidationError(APIError):
@@ -147,7 +164,7 @@ class ValidationError(APIError):
 class RateLimitError(APIError):
     """429 after the allowed retries; `retry_after` is the server's hint in seconds."""
 
-    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs: Any):
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
@@ -184,28 +201,49 @@ class OutcomeUnknownError(RebyteError):
     """A create or follow-up failed after the server may have acted on it.
 
     It is not retried, since a second try could start a second VM or run the
-    prompt twice; `hint` says how to check what happened.
+    prompt twice. `hint` says in library terms how to check what happened;
+    `operation` ("create_task", "follow_up", ...) and `resource_id` let a caller
+    word its own advice.
     """
-
-    def __init__(self, message: str, *, hint: str, cause: Optional[BaseException] = None):
-        super().__init__(f"{message}; {hint}")
-        self.hint = hint
-        self.cause = cause
-
-
-class WaitTimeoutError(RebyteError):
-    """The wait ran out while the task (or prompt) was still running."""
 
     def __init__(
         self,
         message: str,
         *,
-        task_id: str,
+        hint: str,
+        cause: Optional[BaseException] = None,
+        operation: str,
+        resource_id: Optional[str] = None,
+    ) -> None:
+        super().__init__(f"{message}; {hint}")
+        self.message = message
+        self.hint = hint
+        self.cause = cause
+        self.operation = operation
+        self.resource_id = resource_id
+
+
+class WaitTimeoutError(RebyteError):
+    """The wait ran out while the task (or prompt) was still running.
+
+    `resource` is the kind of thing waited on and `resource_id` its id; for a
+    task, `task_id` is that id too.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: Optional[str] = None,
         prompt_id: Optional[str] = None,
         last_task: Optional[dict] = None,
         last_error: Optional[BaseException] = None,
+        resource: str = "task",
+        resource_id: Optional[str] = None,
     ) -> None:
         super().__init__(message)
+        self.resource = resource
+        self.resource_id = resource_id if resource_id is not None else task_id
         self.task_id = task_id
         self.prompt_id = prompt_id
         self.last_task = last_task
@@ -255,17 +293,25 @@ def check_prompt(prompt: Any) -> str:
     return prompt
 
 
+def check_id(value: Any, what: str) -> str:
+    """Reject ids that could never name a resource, and ids that would change the route.
+
+    `what` names the id in the message ("task id", "computer id", ...).
+    """
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{what} is empty")
+    if len(value) > MAX_ID_CHARS:
+        raise InputError(f"{what} is longer than {MAX_ID_CHARS} characters")
+    if _CONTROL_OR_SPACE.search(value):
+        raise InputError(f"{what} {value!r} contains spaces or control characters")
+    if value in (".", ".."):
+        raise InputError(f"{what} {value!r} is not valid")
+    return value
+
+
 def check_task_id(task_id: Any) -> str:
     """Reject ids that could never name a task, and ids that would change the route."""
-    if not isinstance(task_id, str) or not task_id:
-        raise InputError("task id is empty")
-    if len(task_id) > MAX_TASK_ID_CHARS:
-        raise InputError(f"task id is longer than {MAX_TASK_ID_CHARS} characters")
-    if _CONTROL_OR_SPACE.search(task_id):
-        raise InputError(f"task id {task_id!r} contains spaces or control characters")
-    if task_id in (".", ".."):
-        raise InputError(f"task id {task_id!r} is not valid")
-    return task_id
+    return check_id(task_id, "task id")
 
 
 def _check_string_list(values: Any, what: str) -> List[str]:
@@ -450,7 +496,7 @@ def _retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> O
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _import_requests():
+def _import_requests() -> Any:
     try:
         import requests  # noqa: PLC0415 - kept lazy so that start-up stays fast
     except ImportError:
@@ -460,13 +506,15 @@ def _import_requests():
     return requests
 
 
-# ----------------------------------------------------------------------- the client
+# ------------------------------------------------------------------- the transport
 
 
 class _ProgressReader:
     """A file wrapper that reports bytes read, so an upload can show progress without buffering."""
 
-    def __init__(self, handle, total: int, progress: Optional[Callable[[int, int], None]]):
+    def __init__(
+        self, handle: Any, total: int, progress: Optional[Callable[[int, int], None]]
+    ) -> None:
         self._handle = handle
         self._total = total
         self._sent = 0
@@ -484,16 +532,15 @@ class _ProgressReader:
         return chunk
 
 
-class RebyteClient:
-    """A client for the Rebyte v1 API.
+_Self = TypeVar("_Self", bound="_Transport")
 
-    Configuration comes from the arguments, then the environment
-    (`REBYTE_API_KEY`, `REBYTE_BASE_URL`, `REBYTE_CONNECT_TIMEOUT`,
-    `REBYTE_READ_TIMEOUT`, `REBYTE_CREATE_TIMEOUT`, `REBYTE_MAX_RETRIES`).
 
-    One client may be shared across threads: it keeps one `requests.Session`
-    whose connection pool (`pool_size` connections per host) is safe for
-    concurrent requests, and it holds no other mutable state.
+class _Transport:
+    """Configuration, the session, and the one send path: retries, deadlines, error mapping.
+
+    Every HTTP request goes through `_send`, which refuses redirects, gives the
+    API key only to the API host, keeps the deadline and maps transport errors.
+    The endpoint verbs live in `RebyteClient`, over `_request` and `_send_once_only`.
     """
 
     def __init__(
@@ -556,9 +603,10 @@ class RebyteClient:
         self._session.headers["User-Agent"] = self.user_agent
 
     def __repr__(self) -> str:
-        return f"RebyteClient(base_url={self.base_url!r}, api_key={_redact_key(self._api_key)!r})"
+        key = _redact_key(self._api_key)
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key!r})"
 
-    def __enter__(self) -> RebyteClient:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -567,6 +615,547 @@ class RebyteClient:
     def close(self) -> None:
         """Close pooled connections."""
         self._session.close()
+
+    # -------------------------------------------------------------- paths and headers
+
+    @staticmethod
+    def _path(template: str, **ids: str) -> str:
+        """`template` with each id checked and escaped as one path segment.
+
+        `_path("/tasks/{task_id}/prompts", task_id=...)`: the message names the id
+        after its keyword ("task id"), and `../files` or `a/b` cannot reach another route.
+        """
+        segments = {
+            name: urllib.parse.quote(check_id(value, name.replace("_", " ")), safe="")
+            for name, value in ids.items()
+        }
+        return template.format(**segments)
+
+    def _is_api_url(self, url: str) -> bool:
+        return url == self.base_url or url.startswith(self.base_url + "/")
+
+    def _headers_for(self, url: str, with_key: bool, extra: Optional[Dict[str, str]]) -> dict:
+        """The API key and JSON Accept for the API host; nothing of ours for any other host."""
+        headers: Dict[str, str] = {}
+        if with_key:
+            if not self._is_api_url(url):
+                raise RebyteError(
+                    f"refusing to send the API key to {_without_query(url)}: not the API host"
+                )
+            headers = {"API_KEY": self._api_key, "Accept": "application/json"}
+        headers.update(extra or {})
+        return headers
+
+    # -------------------------------------------------------------- the one send path
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        with_key: bool = True,
+        stream: bool = False,
+        params: Optional[dict] = None,
+        json_body: Optional[dict] = None,
+        body: Optional[Callable[[], ContextManager[Any]]] = None,
+        headers: Optional[Dict[str, str]] = None,
+        idempotent: bool = True,
+        read_timeout: Optional[float] = None,
+        deadline: Optional[float] = None,
+        watchdog: bool = True,
+    ) -> Tuple[Any, int]:
+        """Send one request under the retry policy; return (final response, attempts made).
+
+        Redirects are never followed (the caller sees the 3xx). `with_key` sends the
+        API key and is allowed only for the API host; a storage URL goes without it.
+        `body` opens a fresh request body per attempt (a retried upload restarts at
+        byte 0). With `stream`, the caller reads the body (through `_iter_body`, which
+        maps its transport errors) and closes the response.
+        """
+        sent_headers = self._headers_for(url, with_key, headers)
+        if json_body is not None:
+            sent_headers.setdefault("Content-Type", "application/json")
+
+        def attempt(timeout: Tuple[float, float]) -> Any:
+            with body() if body is not None else _no_body() as data:
+                return self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    data=data,
+                    headers=sent_headers,
+                    timeout=timeout,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+
+        return self._with_retries(
+            method,
+            url,
+            attempt,
+            idempotent=idempotent,
+            read_timeout=read_timeout,
+            deadline=deadline,
+            watchdog=watchdog,
+        )
+
+    def _redirect_target(self, method: str, url: str, response: Any) -> str:
+        """Where a 3xx answer points, for a caller that follows it itself, without the key.
+
+        The Location is untrusted: it must be an absolute https URL (plain http
+        only on loopback), or the answer is refused as any redirect is.
+        """
+        location = response.headers.get("Location") or ""
+        target = urllib.parse.urljoin(url, location.strip())
+        try:
+            parts = urllib.parse.urlsplit(target)
+            host = parts.hostname or ""
+        except ValueError:
+            host, parts = "", None
+        secure = parts is not None and (
+            parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))
+        )
+        if not location.strip() or not host or not secure:
+            self._raise_for_status(method, url, response)
+        return target
+
+    def _iter_body(self, method: str, url: str, response: Any, chunk_size: int) -> Iterator[bytes]:
+        """The chunks of a streamed answer, a broken connection mapped like any other."""
+        try:
+            yield from response.iter_content(chunk_size=chunk_size)
+        except self._requests.exceptions.RequestException as error:
+            raise self._connection_error(method, url, error) from None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        resource: Optional[str] = None,
+        json_body: Optional[dict] = None,
+        params: Optional[dict] = None,
+        idempotent: bool = True,
+        expect_json: bool = True,
+        read_timeout: Optional[float] = None,
+        deadline: Optional[float] = None,
+        gone_is_done: bool = False,
+    ) -> Any:
+        """Send an API request with retries, and return its parsed JSON body.
+
+        `resource` is the noun of the one resource `path` names (None for a
+        collection), carried by the errors. With `gone_is_done`, a 404 after a
+        retry means the first attempt did the work.
+        """
+        url = self.base_url + path
+        response, attempts = self._send(
+            method,
+            url,
+            params=params,
+            json_body=json_body,
+            idempotent=idempotent,
+            read_timeout=read_timeout,
+            deadline=deadline,
+        )
+        if gone_is_done and response.status_code == 404 and attempts > 1:
+            return None
+        self._raise_for_status(method, url, response, resource)
+        return self._parse_body(method, url, response) if expect_json else None
+
+    def _fetch(
+        self,
+        path: str,
+        *,
+        resource: Optional[str],
+        fields: Tuple[str, ...],
+        what: str,
+        deadline: Optional[float] = None,
+    ) -> dict:
+        """GET a JSON object that must carry `fields`; the waits pass their deadline."""
+        body = self._request("GET", path, resource=resource, deadline=deadline)
+        return self._expect_fields(body, fields, what)
+
+    def _send_once_only(
+        self,
+        method: str,
+        path: str,
+        body: dict,
+        *,
+        fields: Tuple[str, ...],
+        what: str,
+        operation: str,
+        hint: str,
+        resource: Optional[str] = None,
+        resource_id: Optional[str] = None,
+        read_timeout: Optional[float] = None,
+    ) -> dict:
+        """A POST that must not run twice: retried only when the server certainly did nothing.
+
+        Any failure after the server may have acted is an OutcomeUnknownError
+        carrying `operation`, `resource_id` and `hint`.
+        """
+
+        def unknown(message: str, cause: BaseException) -> OutcomeUnknownError:
+            return OutcomeUnknownError(
+                message, hint=hint, cause=cause, operation=operation, resource_id=resource_id
+            )
+
+        try:
+            answer = self._request(
+                method,
+                path,
+                resource=resource,
+                json_body=body,
+                idempotent=False,
+                read_timeout=read_timeout,
+            )
+            return self._expect_fields(answer, fields, what)
+        except APIConnectionError as error:
+            if not error.maybe_sent:
+                raise
+            raise unknown(str(error), error) from error
+        except ServerError as error:
+            raise unknown(str(error), error) from error
+        except MalformedResponseError as error:
+            raise unknown(
+                f"the server accepted the request but its answer was unreadable ({error.message})",
+                error,
+            ) from error
+
+    # -------------------------------------------------------------- retries and deadlines
+
+    def _with_retries(
+        self,
+        method: str,
+        url: str,
+        send: Callable[[Tuple[float, float]], Any],
+        *,
+        idempotent: bool,
+        read_timeout: Optional[float] = None,
+        deadline: Optional[float] = None,
+        watchdog: bool = True,
+    ) -> Tuple[Any, int]:
+        """Run `send(timeout)` under the retry policy; return (final response, attempts made).
+
+        Idempotent calls retry on connection errors, timeouts and retryable
+        statuses. Others retry only on 429 and on connections never made.
+        No attempt or pause runs past `deadline` (or `total_timeout` from now);
+        with `watchdog`, not even against a server that trickles its answer.
+        """
+        if self.total_timeout is not None:
+            own_deadline = self._clock() + self.total_timeout
+            deadline = own_deadline if deadline is None else min(deadline, own_deadline)
+        requests = self._requests
+        attempt = 0
+        while True:
+            timeout = (self.connect_timeout, read_timeout or self.read_timeout)
+            if deadline is not None:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise APITimeoutError(
+                        f"{method} {_without_query(url)}: no answer within the time allowed",
+                        maybe_sent=attempt > 0,
+                    )
+                timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
+            started = time.monotonic()
+            try:
+                if watchdog and deadline is not None:
+                    response = self._send_before(deadline, send, timeout)
+                else:
+                    response = send(timeout)
+            except requests.exceptions.RequestException as error:
+                failure = self._connection_error(method, url, error)
+                logger.debug(
+                    "%s %s -> %s (attempt %d)",
+                    method,
+                    _without_query(url),
+                    type(failure).__name__,
+                    attempt + 1,
+                )
+                retryable = idempotent or not failure.maybe_sent
+                delay = self._backoff(attempt)
+                if (
+                    not retryable
+                    or attempt >= self.max_retries
+                    or _past(deadline, delay, self._clock)
+                ):
+                    raise failure from None
+            else:
+                logger.debug(
+                    "%s %s -> %d in %.3fs (attempt %d)",
+                    method,
+                    _without_query(url),
+                    response.status_code,
+                    time.monotonic() - started,
+                    attempt + 1,
+                )
+                status = response.status_code
+                retryable = status == 429 or (idempotent and status in RETRYABLE_STATUSES)
+                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                delay = retry_after if retry_after is not None else self._backoff(attempt)
+                if (
+                    not retryable
+                    or attempt >= self.max_retries
+                    or delay > MAX_RETRY_AFTER
+                    or _past(deadline, delay, self._clock)
+                ):
+                    return response, attempt + 1
+                response.close()
+            attempt += 1
+            self._sleep(delay)
+
+    def _send_before(
+        self,
+        deadline: float,
+        send: Callable[[Tuple[float, float]], Any],
+        timeout: Tuple[float, float],
+    ) -> Any:
+        """`send(timeout)`, abandoned at the deadline.
+
+        Read timeouts bound each read, not the whole answer: a server that sends a
+        byte now and then would hold the call forever. So the request runs in a
+        helper thread, and the caller stops waiting for it at the deadline.
+        """
+        outcome: queue.Queue = queue.Queue(maxsize=1)
+
+        def run() -> None:
+            try:
+                outcome.put((send(timeout), None))
+            except BaseException as error:  # handed to the caller, which raises it
+                outcome.put((None, error))
+
+        threading.Thread(target=run, name="rebyte-request", daemon=True).start()
+        try:
+            response, error = outcome.get(timeout=max(0.0, deadline - self._clock()))
+        except queue.Empty:
+            raise self._requests.exceptions.ReadTimeout(
+                "the answer did not arrive before the deadline"
+            ) from None
+        if error is not None:
+            raise error
+        return response
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        delay = min(INITIAL_RETRY_DELAY * 2**attempt, MAX_RETRY_DELAY)
+        return delay * (1 - 0.25 * random.random())
+
+    # -------------------------------------------------------------- error mapping
+
+    def _raise_for_status(
+        self, method: str, url: str, response: Any, resource: Optional[str] = None
+    ) -> None:
+        """Raise the typed error for a failure; a redirect is refused, so the key never follows."""
+        if 300 <= response.status_code < 400:
+            target = _without_query(response.headers.get("Location") or "elsewhere")
+            raise APIError(
+                f"{method} {_without_query(url)} was redirected to {target}; "
+                "not followed, so the key stays with the configured host",
+                status=response.status_code,
+                request_id=_request_id(response),
+                method=method,
+                url=_without_query(url),
+                resource=resource,
+            )
+        if response.status_code >= 400:
+            raise self._error_from_response(method, url, response, resource)
+
+    def _connection_error(self, method: str, url: str, error: BaseException) -> APIConnectionError:
+        shown = _without_query(url)
+        timeouts = (self._requests.exceptions.Timeout,)
+        maybe_sent = not _never_connected(error)
+        if isinstance(error, timeouts) or _caused_by_read_timeout(error):
+            return APITimeoutError(
+                f"{method} {shown}: no answer within the timeout", maybe_sent=maybe_sent
+            )
+        reason = _short_reason(error)
+        return APIConnectionError(
+            f"{method} {shown}: connection failed ({reason})", maybe_sent=maybe_sent
+        )
+
+    def _parse_body(self, method: str, url: str, response: Any) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            snippet = _describe_body(response)
+            raise MalformedResponseError(
+                f"{method} {_without_query(url)}: expected JSON, got {self._scrub(snippet)}",
+                status=response.status_code,
+                request_id=_request_id(response),
+                method=method,
+                url=_without_query(url),
+            ) from None
+
+    def _error_from_response(
+        self, method: str, url: str, response: Any, resource: Optional[str] = None
+    ) -> APIError:
+        status = response.status_code
+        code = message = None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            error = payload.get("error")
+            if isinstance(error, dict):
+                code = error.get("code") if isinstance(error.get("code"), str) else None
+                message = error.get("message") if isinstance(error.get("message"), str) else None
+            elif isinstance(error, str):
+                message = error
+            elif isinstance(payload.get("message"), str):
+                message = payload["message"]
+        if not message:
+            message = f"{_reason_phrase(status)} (body: {_describe_body(response)})"
+        message = self._scrub(message)[:500]  # scrub first: a cut key would slip through
+        kwargs: Dict[str, Any] = {
+            "status": status,
+            "code": code,
+            "request_id": _request_id(response),
+            "method": method,
+            "url": _without_query(url),
+            "resource": resource,
+        }
+        if status in (401, 403):
+            return AuthenticationError(message, **kwargs)
+        if status == 404:
+            return NotFoundError(message, **kwargs)
+        if status in (400, 422):
+            return ValidationError(message, **kwargs)
+        if status == 429:
+            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            return RateLimitError(message, retry_after=retry_after, **kwargs)
+        if status >= 500:
+            return ServerError(message, **kwargs)
+        return APIError(message, **kwargs)
+
+    @staticmethod
+    def _expect_fields(body: Any, fields: Tuple[str, ...], what: str) -> dict:
+        if isinstance(body, dict) and all(field in body for field in fields):
+            return body
+        raise MalformedResponseError(
+            f"{what}: the answer lacks {', '.join(fields)} (got {type(body).__name__})", status=None
+        )
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, _redact_key(self._api_key))
+
+    # -------------------------------------------------------------- shared loops
+
+    def _poll_until(
+        self,
+        fetch: Callable[[float], dict],
+        is_done: Callable[[dict], bool],
+        *,
+        timeout: float,
+        poll_interval: float,
+        max_poll_interval: float,
+        backoff: float,
+        on_timeout: Callable[[Optional[dict], Optional[BaseException]], BaseException],
+        state_of: Callable[[dict], Any] = lambda obj: obj,
+        on_status: Optional[Callable[[dict], None]] = None,
+        on_pending: Optional[Callable[[float], None]] = None,
+        label: str = "",
+    ) -> dict:
+        """Call `fetch(poll_deadline)` until `is_done(obj)`; return that object.
+
+        Transient failures are ridden out until the deadline, then `on_timeout(last
+        object, last error)` is raised. `on_status` hears each change of
+        `state_of(obj)`. `on_pending(deadline)` runs once, after the first poll that
+        is not done (to wait some other way), and the next poll follows at once.
+        """
+        timeout = _check_positive(timeout, "wait timeout", InputError)
+        interval = _check_positive(poll_interval, "poll interval", InputError)
+        max_interval = max(
+            interval, _check_positive(max_poll_interval, "max poll interval", InputError)
+        )
+        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or backoff < 1:
+            raise InputError(f"backoff must be a number of at least 1, got {backoff!r}")
+        deadline = self._clock() + timeout
+        last: Optional[dict] = None
+        last_error: Optional[BaseException] = None
+        last_state: Any = _UNSEEN
+        pending_tried = on_pending is None
+        while True:
+            try:
+                # The last poll lands on the deadline: a short grace lets it be made, but
+                # an earlier poll to a server that never answers ends at the deadline.
+                obj = fetch(max(deadline, self._clock() + FINAL_POLL_GRACE))
+                last, last_error = obj, None
+            except (
+                APIConnectionError,
+                ServerError,
+                RateLimitError,
+                MalformedResponseError,
+            ) as error:
+                last_error = error
+                logger.debug("wait %s: transient failure, still waiting: %s", label, error)
+            else:
+                state = state_of(obj)
+                if state != last_state:
+                    last_state = state
+                    if on_status is not None:
+                        on_status(obj)
+                if is_done(obj):
+                    return obj
+                if not pending_tried and on_pending is not None:
+                    pending_tried = True
+                    on_pending(deadline)
+                    continue
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise on_timeout(last, last_error)
+            self._sleep(min(interval, remaining))
+            interval = min(interval * backoff, max_interval)
+
+    @staticmethod
+    def _iter_pages(list_page: Callable[[int, int], dict], page_size: int) -> Iterator[dict]:
+        """Every item of `list_page(limit, offset)` pages, each id once.
+
+        It stops on a short page, at `total`, or on a full page of nothing new
+        (a server ignoring offset would otherwise loop forever).
+        """
+        _check_int(page_size, "page size", 1, MAX_PAGE_SIZE)
+        seen = set()
+        offset = 0
+        while True:
+            page = list_page(page_size, offset)
+            fresh = 0
+            for item in page["data"]:
+                item_id = item.get("id") if isinstance(item, dict) else None
+                if item_id in seen:
+                    continue
+                seen.add(item_id)
+                fresh += 1
+                yield item
+            offset += len(page["data"])
+            total = page.get("total")
+            if len(page["data"]) < page_size or (isinstance(total, int) and offset >= total):
+                return
+            if not fresh:
+                return
+
+
+# ------------------------------------------------------------------- the endpoints
+
+
+class RebyteClient(_Transport):
+    """A client for the Rebyte v1 API.
+
+    Configuration comes from the arguments, then the environment
+    (`REBYTE_API_KEY`, `REBYTE_BASE_URL`, `REBYTE_CONNECT_TIMEOUT`,
+    `REBYTE_READ_TIMEOUT`, `REBYTE_CREATE_TIMEOUT`, `REBYTE_MAX_RETRIES`).
+
+    One client may be shared across threads: it keeps one `requests.Session`
+    whose connection pool (`pool_size` connections per host) is safe for
+    concurrent requests, and it holds no other mutable state.
+    """
+
+    def describe_request(self, method: str, path: str, body: Optional[dict] = None) -> dict:
+        """What a call would send, with the key redacted: for dry runs and logs."""
+        headers = {"API_KEY": _redact_key(self._api_key), "User-Agent": self.user_agent}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return {"method": method, "url": self.base_url + path, "headers": headers, "json": body}
 
     # -------------------------------------------------------------- tasks
 
@@ -597,14 +1186,19 @@ class RebyteClient:
             branch_name=branch_name,
             workspace_id=workspace_id,
         )
-        hint = (
-            "the task may have been created: check with `rebyte_cli.py list --limit 5` "
-            "before creating it again"
+        return self._send_once_only(
+            "POST",
+            "/tasks",
+            body,
+            fields=("id",),
+            what="create task",
+            operation="create_task",
+            hint=(
+                "the task may have been created: check with list_tasks(limit=5) "
+                "before creating it again"
+            ),
+            read_timeout=self.create_timeout,
         )
-        task = self._send_once_only(
-            "POST", "/tasks", body, hint=hint, read_timeout=self.create_timeout
-        )
-        return self._expect_fields(task, ("id",), "create task", unknown_outcome_hint=hint)
 
     @staticmethod
     def task_body(
@@ -636,17 +1230,15 @@ class RebyteClient:
             body["workspaceId"] = _check_optional_string(workspace_id, "workspace id")
         return body
 
-    def describe_request(self, method: str, path: str, body: Optional[dict] = None) -> dict:
-        """What a call would send, with the key redacted: for dry runs and logs."""
-        headers = {"API_KEY": _redact_key(self._api_key), "User-Agent": self.user_agent}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        return {"method": method, "url": self.base_url + path, "headers": headers, "json": body}
-
-    def get_task(self, task_id: str, *, _deadline: Optional[float] = None) -> dict:
+    def get_task(self, task_id: str) -> dict:
         """The task with its derived `status` and its `prompts`."""
-        task = self._request("GET", self._task_path(task_id), deadline=_deadline)
-        return self._expect_fields(task, ("id",), "get task")
+        return self._get_task(task_id)
+
+    def _get_task(self, task_id: str, deadline: Optional[float] = None) -> dict:
+        path = self._path("/tasks/{task_id}", task_id=task_id)
+        return self._fetch(
+            path, resource="task", fields=("id",), what="get task", deadline=deadline
+        )
 
     def list_tasks(self, limit: int = 50, offset: int = 0) -> dict:
         """One page, newest first: `{"data", "total", "limit", "offset"}`."""
@@ -662,25 +1254,9 @@ class RebyteClient:
 
     def iter_tasks(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict]:
         """Every task, newest first, page by page; a task already yielded is not repeated."""
-        _check_int(page_size, "page size", 1, MAX_PAGE_SIZE)
-        seen = set()
-        offset = 0
-        while True:
-            page = self.list_tasks(limit=page_size, offset=offset)
-            fresh = 0
-            for task in page["data"]:
-                task_id = task.get("id") if isinstance(task, dict) else None
-                if task_id in seen:
-                    continue
-                seen.add(task_id)
-                fresh += 1
-                yield task
-            offset += len(page["data"])
-            total = page.get("total")
-            if len(page["data"]) < page_size or (isinstance(total, int) and offset >= total):
-                return
-            if not fresh:  # a full page of nothing new: a server ignoring offset would loop forever
-                return
+        return self._iter_pages(
+            lambda limit, offset: self.list_tasks(limit=limit, offset=offset), page_size
+        )
 
     def follow_up(
         self,
@@ -690,21 +1266,28 @@ class RebyteClient:
         files: Optional[Iterable[dict]] = None,
     ) -> dict:
         """Send another prompt to a task (its VM is resumed if stopped); returns `{"promptId"}`."""
-        path = self._task_path(task_id, "prompts")
+        path = self._path("/tasks/{task_id}/prompts", task_id=task_id)
         body: Dict[str, Any] = {"prompt": check_prompt(prompt)}
         if skills is not None:
             body["skills"] = _check_string_list(skills, "skills")
         if files is not None:
             body["files"] = _check_file_refs(files)
-        hint = (
-            f"the follow-up may have been sent: check with `rebyte_cli.py get {task_id}` "
-            "before sending it again"
-        )
         # Like a create, a follow-up may first resume a stopped VM: it gets the long timeout.
-        answer = self._send_once_only(
-            "POST", path, body, hint=hint, read_timeout=self.create_timeout
+        return self._send_once_only(
+            "POST",
+            path,
+            body,
+            fields=("promptId",),
+            what="follow up",
+            operation="follow_up",
+            hint=(
+                f"the follow-up may have been sent: check with get_task({task_id!r}) "
+                "before sending it again"
+            ),
+            resource="task",
+            resource_id=task_id,
+            read_timeout=self.create_timeout,
         )
-        return self._expect_fields(answer, ("promptId",), "follow up", unknown_outcome_hint=hint)
 
     def set_visibility(self, task_id: str, visibility: str = "public") -> dict:
         """Set who can see a task; `shareUrl` comes back when it is public."""
@@ -712,24 +1295,26 @@ class RebyteClient:
             raise InputError(
                 f"visibility must be one of {', '.join(VISIBILITIES)}, got {visibility!r}"
             )
-        answer = self._request(
-            "PATCH", self._task_path(task_id, "visibility"), json_body={"visibility": visibility}
-        )
+        path = self._path("/tasks/{task_id}/visibility", task_id=task_id)
+        answer = self._request("PATCH", path, resource="task", json_body={"visibility": visibility})
         return self._expect_fields(answer, ("visibility",), "set visibility")
 
     def delete_task(self, task_id: str) -> None:
         """Soft-delete a task. A retry that finds it already gone counts as success."""
-        self._request("DELETE", self._task_path(task_id), expect_json=False, gone_is_done=True)
+        path = self._path("/tasks/{task_id}", task_id=task_id)
+        self._request("DELETE", path, resource="task", expect_json=False, gone_is_done=True)
 
     def cancel_task(self, task_id: str) -> dict:
         """Stop the running prompt; the task still takes follow-ups afterwards."""
-        answer = self._request("POST", self._task_path(task_id, "cancel"), idempotent=True)
+        path = self._path("/tasks/{task_id}/cancel", task_id=task_id)
+        answer = self._request("POST", path, resource="task", idempotent=True)
         return answer if isinstance(answer, dict) else {}
 
     def get_task_content(self, task_id: str, *, include_events: bool = False) -> dict:
         """The prompts with `userPrompt` and the agent's `response`."""
         params = {"include": "events"} if include_events else None
-        content = self._request("GET", self._task_path(task_id, "content"), params=params)
+        path = self._path("/tasks/{task_id}/content", task_id=task_id)
+        content = self._request("GET", path, resource="task", params=params)
         return self._expect_fields(content, ("prompts",), "get task content")
 
     def get_result(self, task_id: str, prompt_id: Optional[str] = None) -> Optional[str]:
@@ -753,61 +1338,7 @@ class RebyteClient:
         response = entries[-1].get("response")
         return response if isinstance(response, str) else None
 
-    # -------------------------------------------------------------- files
-
-    def upload_file(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        content_type: Optional[str] = None,
-        progress: Optional[Callable[[int, int], None]] = None,
-    ) -> dict:
-        """Upload a file for a task; returns `{"id", "filename"}` for `create_task(files=...)`.
-
-        The bytes are streamed from disk with their Content-Length (constant memory),
-        straight to the storage host, which never sees the API key. `progress` is
-        called with (bytes sent, total bytes).
-        """
-        path, name, size = check_upload_path(path)
-        content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        slot = self._request(
-            "POST", "/files", json_body={"filename": name, "contentType": content_type}
-        )
-        slot = self._expect_fields(slot, ("id", "filename", "uploadUrl"), "create upload slot")
-        self._put_file(slot["uploadUrl"], path, size, content_type, progress)
-        return {"id": slot["id"], "filename": slot["filename"]}
-
-    def _put_file(self, url, path, size, content_type, progress) -> None:
-        headers = {"Content-Type": content_type, "Content-Length": str(size)}
-        shown_url = _without_query(url)
-
-        def attempt(timeout):
-            # A fresh handle per attempt: a retried PUT starts the file from its first byte.
-            with open(path, "rb") as handle:
-                body = _ProgressReader(handle, size, progress) if size else b""
-                return self._session.put(
-                    url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-                )
-
-        # No watchdog: a large file may take longer than an API call is allowed to.
-        response = self._with_retries("PUT", shown_url, attempt, idempotent=True, watchdog=False)
-        if not 200 <= response.status_code < 300:  # a redirect stored nothing either
-            error = self._error_from_response("PUT", shown_url, response)
-            reason = (
-                "the upload URL expired or its signature was refused"
-                if response.status_code == 403
-                else error.message
-            )
-            raise UploadError(
-                f"the storage host refused the upload: {reason}",
-                status=response.status_code,
-                code=error.code,
-                request_id=error.request_id,
-                method="PUT",
-                url=shown_url,
-            )
-
-    # -------------------------------------------------------------- waiting
+    # -------------------------------------------------------------- task waits
 
     def wait_for_task(
         self,
@@ -833,58 +1364,35 @@ class RebyteClient:
         end is seen at once. Where the stream fails, polling takes over.
         """
         check_task_id(task_id)
-        timeout = _check_positive(timeout, "wait timeout", InputError)
-        interval = _check_positive(poll_interval, "poll interval", InputError)
-        max_interval = max(
-            interval, _check_positive(max_poll_interval, "max poll interval", InputError)
+
+        def timed_out(last: Optional[dict], last_error: Optional[BaseException]) -> BaseException:
+            what = f"prompt {prompt_id} of task {task_id}" if prompt_id else f"task {task_id}"
+            status = (last or {}).get("status", "unknown")
+            return WaitTimeoutError(
+                f"timed out after {timeout:g}s waiting for {what} (last status: {status})",
+                task_id=task_id,
+                prompt_id=prompt_id,
+                last_task=last,
+                last_error=last_error,
+            )
+
+        return self._poll_until(
+            lambda deadline: self._get_task(task_id, deadline),
+            lambda task: _is_done(task, prompt_id),
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            backoff=backoff,
+            on_timeout=timed_out,
+            state_of=_progress_state,
+            on_status=on_status,
+            on_pending=(
+                (lambda deadline: self._await_done_event(task_id, prompt_id, deadline))
+                if use_events
+                else None
+            ),
+            label=task_id,
         )
-        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or backoff < 1:
-            raise InputError(f"backoff must be a number of at least 1, got {backoff!r}")
-        deadline = self._clock() + timeout
-        last_task: Optional[dict] = None
-        last_error: Optional[BaseException] = None
-        last_seen_state = None
-        events_tried = not use_events
-        while True:
-            try:
-                # The last poll lands on the deadline: a short grace lets it be made, but
-                # an earlier poll to a server that never answers ends at the deadline.
-                poll_deadline = max(deadline, self._clock() + FINAL_POLL_GRACE)
-                task = self.get_task(task_id, _deadline=poll_deadline)
-                last_task, last_error = task, None
-            except (
-                APIConnectionError,
-                ServerError,
-                RateLimitError,
-                MalformedResponseError,
-            ) as error:
-                last_error = error
-                logger.debug("wait %s: transient failure, still waiting: %s", task_id, error)
-            else:
-                state = _progress_state(task)
-                if state != last_seen_state:
-                    last_seen_state = state
-                    if on_status is not None:
-                        on_status(task)
-                if _is_done(task, prompt_id):
-                    return task
-                if not events_tried:
-                    events_tried = True
-                    self._await_done_event(task_id, prompt_id, deadline)
-                    continue  # poll at once: the stream says it ended, or it gave up
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                what = f"prompt {prompt_id} of task {task_id}" if prompt_id else f"task {task_id}"
-                status = (last_task or {}).get("status", "unknown")
-                raise WaitTimeoutError(
-                    f"timed out after {timeout:g}s waiting for {what} (last status: {status})",
-                    task_id=task_id,
-                    prompt_id=prompt_id,
-                    last_task=last_task,
-                    last_error=last_error,
-                )
-            self._sleep(min(interval, remaining))
-            interval = min(interval * backoff, max_interval)
 
     def _await_done_event(self, task_id: str, prompt_id: Optional[str], deadline: float) -> None:
         """Return when the event stream says the prompt ended, the deadline passes, or the
@@ -899,7 +1407,7 @@ class RebyteClient:
         except RebyteError as error:  # WaitTimeoutError included: the final poll decides
             logger.debug("wait %s: no help from the event stream (%s); polling", task_id, error)
 
-    # -------------------------------------------------------------- events
+    # -------------------------------------------------------------- task events
 
     def iter_events(
         self,
@@ -920,7 +1428,7 @@ class RebyteClient:
         has the client's read timeout, and reconnects without progress are bounded.
         With `timeout`, a WaitTimeoutError ends the stream once that many seconds pass.
         """
-        path = self._task_path(task_id, "events")
+        path = self._path("/tasks/{task_id}/events", task_id=task_id)
         deadline = None
         if timeout is not None:
             deadline = self._clock() + _check_positive(timeout, "watch timeout", InputError)
@@ -1019,331 +1527,108 @@ class RebyteClient:
         """Yield ("open", {}) once connected, then (event name, data) per server-sent event,
         and ("tick", {}) per comment line, so a caller can keep time on a quiet stream."""
         url = self.base_url + path
-        response = self._with_retries(
+        response, _ = self._send(
             "GET",
             url,
-            lambda timeout: self._session.get(
-                url,
-                headers=self._auth_headers({"Accept": "text/event-stream"}),
-                timeout=timeout,
-                stream=True,
-                allow_redirects=False,
-            ),
-            idempotent=True,
+            headers={"Accept": "text/event-stream"},
+            stream=True,
             deadline=deadline,
         )
         with response:
-            self._raise_for_status("GET", url, response)
+            self._raise_for_status("GET", url, response, "task")
             yield "open", {}
             event_name, data_lines = "message", []
-            try:
-                for line in _sse_lines(response.iter_content(chunk_size=1)):
-                    if not line:
-                        if data_lines:
-                            yield event_name, _parse_event_data("\n".join(data_lines))
-                        event_name, data_lines = "message", []
-                    elif line.startswith(":"):
-                        yield "tick", {}
-                    else:
-                        field, _, value = line.partition(":")
-                        value = value[1:] if value.startswith(" ") else value
-                        if field == "event":
-                            event_name = value
-                        elif field == "data":
-                            data_lines.append(value)
-            except self._requests.exceptions.RequestException as error:
-                raise self._connection_error("GET", url, error) from None
-
-    # -------------------------------------------------------------- HTTP core
-
-    def _task_path(self, task_id: str, *rest: str) -> str:
-        """`/tasks/{id}`, the id escaped as one segment: `../files` cannot reach another route."""
-        segment = urllib.parse.quote(check_task_id(task_id), safe="")
-        return "/".join(["/tasks", segment, *rest])
-
-    def _auth_headers(self, extra: Optional[dict] = None) -> dict:
-        headers = {"API_KEY": self._api_key, "Accept": "application/json"}
-        headers.update(extra or {})
-        return headers
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Optional[dict] = None,
-        params: Optional[dict] = None,
-        idempotent: bool = True,
-        expect_json: bool = True,
-        read_timeout: Optional[float] = None,
-        deadline: Optional[float] = None,
-        gone_is_done: bool = False,
-    ) -> Any:
-        """Send an API request with retries, and return its parsed JSON body."""
-        url = self.base_url + path
-        headers = self._auth_headers(
-            {"Content-Type": "application/json"} if json_body is not None else None
-        )
-        attempts = []
-
-        def attempt(timeout):
-            attempts.append(1)
-            return self._session.request(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-            )
-
-        response = self._with_retries(
-            method,
-            url,
-            attempt,
-            idempotent=idempotent,
-            read_timeout=read_timeout,
-            deadline=deadline,
-        )
-        if gone_is_done and response.status_code == 404 and len(attempts) > 1:
-            return None
-        self._raise_for_status(method, url, response)
-        return self._parse_body(method, url, response) if expect_json else None
-
-    def _raise_for_status(self, method: str, url: str, response) -> None:
-        """Raise the typed error for a failure; a redirect is refused, so the key never follows."""
-        if 300 <= response.status_code < 400:
-            target = _without_query(response.headers.get("Location") or "elsewhere")
-            raise APIError(
-                f"{method} {_without_query(url)} was redirected to {target}; "
-                "not followed, so the key stays with the configured host",
-                status=response.status_code,
-                request_id=_request_id(response),
-                method=method,
-                url=_without_query(url),
-            )
-        if response.status_code >= 400:
-            raise self._error_from_response(method, url, response)
-
-    def _send_once_only(
-        self, method: str, path: str, body: dict, *, hint: str, read_timeout=None
-    ) -> Any:
-        """POST that must not run twice: retried only when the server certainly did nothing."""
-        try:
-            return self._request(
-                method, path, json_body=body, idempotent=False, read_timeout=read_timeout
-            )
-        except APIConnectionError as error:
-            if not error.maybe_sent:
-                raise
-            raise OutcomeUnknownError(str(error), hint=hint, cause=error) from error
-        except ServerError as error:
-            raise OutcomeUnknownError(str(error), hint=hint, cause=error) from error
-        except MalformedResponseError as error:
-            raise OutcomeUnknownError(
-                f"the server accepted the request but its answer was unreadable ({error.message})",
-                hint=hint,
-                cause=error,
-            ) from error
-
-    def _with_retries(
-        self,
-        method,
-        url,
-        send,
-        *,
-        idempotent,
-        read_timeout=None,
-        deadline=None,
-        watchdog=True,
-    ):
-        """Run `send(timeout)` under the retry policy; return the final response.
-
-        Idempotent calls retry on connection errors, timeouts and retryable
-        statuses. Others retry only on 429 and on connections never made.
-        No attempt or pause runs past `deadline` (or `total_timeout` from now);
-        with `watchdog`, not even against a server that trickles its answer.
-        """
-        if self.total_timeout is not None:
-            own_deadline = self._clock() + self.total_timeout
-            deadline = own_deadline if deadline is None else min(deadline, own_deadline)
-        requests = self._requests
-        attempt = 0
-        while True:
-            timeout = (self.connect_timeout, read_timeout or self.read_timeout)
-            if deadline is not None:
-                remaining = deadline - self._clock()
-                if remaining <= 0:
-                    raise APITimeoutError(
-                        f"{method} {_without_query(url)}: no answer within the time allowed",
-                        maybe_sent=attempt > 0,
-                    )
-                timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
-            started = time.monotonic()
-            try:
-                if watchdog and deadline is not None:
-                    response = self._send_before(deadline, send, timeout)
+            for line in _sse_lines(self._iter_body("GET", url, response, chunk_size=1)):
+                if not line:
+                    if data_lines:
+                        yield event_name, _parse_event_data("\n".join(data_lines))
+                    event_name, data_lines = "message", []
+                elif line.startswith(":"):
+                    yield "tick", {}
                 else:
-                    response = send(timeout)
-            except requests.exceptions.RequestException as error:
-                failure = self._connection_error(method, url, error)
-                logger.debug(
-                    "%s %s -> %s (attempt %d)",
-                    method,
-                    _without_query(url),
-                    type(failure).__name__,
-                    attempt + 1,
-                )
-                retryable = idempotent or not failure.maybe_sent
-                delay = self._backoff(attempt)
-                if (
-                    not retryable
-                    or attempt >= self.max_retries
-                    or _past(deadline, delay, self._clock)
-                ):
-                    raise failure from None
-            else:
-                logger.debug(
-                    "%s %s -> %d in %.3fs (attempt %d)",
-                    method,
-                    _without_query(url),
-                    response.status_code,
-                    time.monotonic() - started,
-                    attempt + 1,
-                )
-                status = response.status_code
-                retryable = status == 429 or (idempotent and status in RETRYABLE_STATUSES)
-                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-                delay = retry_after if retry_after is not None else self._backoff(attempt)
-                if (
-                    not retryable
-                    or attempt >= self.max_retries
-                    or delay > MAX_RETRY_AFTER
-                    or _past(deadline, delay, self._clock)
-                ):
-                    return response
-                response.close()
-            attempt += 1
-            self._sleep(delay)
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        event_name = value
+                    elif field == "data":
+                        data_lines.append(value)
 
-    def _send_before(self, deadline: float, send, timeout):
-        """`send(timeout)`, abandoned at the deadline.
+    # -------------------------------------------------------------- files (task inputs)
 
-        Read timeouts bound each read, not the whole answer: a server that sends a
-        byte now and then would hold the call forever. So the request runs in a
-        helper thread, and the caller stops waiting for it at the deadline.
-        """
-        outcome: queue.Queue = queue.Queue(maxsize=1)
-
-        def run() -> None:
-            try:
-                outcome.put((send(timeout), None))
-            except BaseException as error:  # handed to the caller, which raises it
-                outcome.put((None, error))
-
-        threading.Thread(target=run, name="rebyte-request", daemon=True).start()
-        try:
-            response, error = outcome.get(timeout=max(0.0, deadline - self._clock()))
-        except queue.Empty:
-            raise self._requests.exceptions.ReadTimeout(
-                "the answer did not arrive before the deadline"
-            ) from None
-        if error is not None:
-            raise error
-        return response
-
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        delay = min(INITIAL_RETRY_DELAY * 2**attempt, MAX_RETRY_DELAY)
-        return delay * (1 - 0.25 * random.random())
-
-    def _connection_error(self, method: str, url: str, error: BaseException) -> APIConnectionError:
-        shown = _without_query(url)
-        timeouts = (self._requests.exceptions.Timeout,)
-        maybe_sent = not _never_connected(error)
-        if isinstance(error, timeouts) or _caused_by_read_timeout(error):
-            return APITimeoutError(
-                f"{method} {shown}: no answer within the timeout", maybe_sent=maybe_sent
-            )
-        reason = _short_reason(error)
-        return APIConnectionError(
-            f"{method} {shown}: connection failed ({reason})", maybe_sent=maybe_sent
-        )
-
-    def _parse_body(self, method: str, url: str, response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            snippet = _describe_body(response)
-            raise MalformedResponseError(
-                f"{method} {_without_query(url)}: expected JSON, got {self._scrub(snippet)}",
-                status=response.status_code,
-                request_id=_request_id(response),
-                method=method,
-                url=_without_query(url),
-            ) from None
-
-    def _error_from_response(self, method: str, url: str, response) -> APIError:
-        status = response.status_code
-        code = message = None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict):
-            error = payload.get("error")
-            if isinstance(error, dict):
-                code = error.get("code") if isinstance(error.get("code"), str) else None
-                message = error.get("message") if isinstance(error.get("message"), str) else None
-            elif isinstance(error, str):
-                message = error
-            elif isinstance(payload.get("message"), str):
-                message = payload["message"]
-        if not message:
-            message = f"{_reason_phrase(status)} (body: {_describe_body(response)})"
-        message = self._scrub(message)[:500]  # scrub first: a cut key would slip through
-        kwargs = {
-            "status": status,
-            "code": code,
-            "request_id": _request_id(response),
-            "method": method,
-            "url": _without_query(url),
-        }
-        if status in (401, 403):
-            return AuthenticationError(message, **kwargs)
-        if status == 404:
-            return NotFoundError(message, **kwargs)
-        if status in (400, 422):
-            return ValidationError(message, **kwargs)
-        if status == 429:
-            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            return RateLimitError(message, retry_after=retry_after, **kwargs)
-        if status >= 500:
-            return ServerError(message, **kwargs)
-        return APIError(message, **kwargs)
-
-    def _expect_fields(
-        self, body: Any, fields: Tuple[str, ...], what: str, unknown_outcome_hint=None
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        content_type: Optional[str] = None,
+        progress: Optional[Callable[[int, int], None]] = None,
     ) -> dict:
-        if isinstance(body, dict) and all(field in body for field in fields):
-            return body
-        error = MalformedResponseError(
-            f"{what}: the answer lacks {', '.join(fields)} (got {type(body).__name__})", status=None
-        )
-        if unknown_outcome_hint:
-            raise OutcomeUnknownError(
-                f"the server accepted the request but its answer was unreadable ({error.message})",
-                hint=unknown_outcome_hint,
-                cause=error,
-            )
-        raise error
+        """Upload a file for a task; returns `{"id", "filename"}` for `create_task(files=...)`.
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, _redact_key(self._api_key))
+        The bytes are streamed from disk with their Content-Length (constant memory),
+        straight to the storage host, which never sees the API key. `progress` is
+        called with (bytes sent, total bytes).
+        """
+        path, name, size = check_upload_path(path)
+        content_type = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        slot = self._request(
+            "POST", "/files", json_body={"filename": name, "contentType": content_type}
+        )
+        slot = self._expect_fields(slot, ("id", "filename", "uploadUrl"), "create upload slot")
+        self._put_file(slot["uploadUrl"], path, size, content_type, progress)
+        return {"id": slot["id"], "filename": slot["filename"]}
+
+    def _put_file(
+        self,
+        url: str,
+        path: str,
+        size: int,
+        content_type: str,
+        progress: Optional[Callable[[int, int], None]],
+    ) -> None:
+        """PUT the file to a signed storage URL, without the API key."""
+        shown_url = _without_query(url)
+
+        @contextlib.contextmanager
+        def file_body() -> Iterator[Any]:
+            # A fresh handle per attempt: a retried PUT starts the file from its first byte.
+            with open(path, "rb") as handle:
+                yield _ProgressReader(handle, size, progress) if size else b""
+
+        # No watchdog: a large file may take longer than an API call is allowed to.
+        response, _ = self._send(
+            "PUT",
+            url,
+            with_key=False,
+            body=file_body,
+            headers={"Content-Type": content_type, "Content-Length": str(size)},
+            watchdog=False,
+        )
+        if not 200 <= response.status_code < 300:  # a redirect stored nothing either
+            error = self._error_from_response("PUT", shown_url, response)
+            reason = (
+                "the upload URL expired or its signature was refused"
+                if response.status_code == 403
+                else error.message
+            )
+            raise UploadError(
+                f"the storage host refused the upload: {reason}",
+                status=response.status_code,
+                code=error.code,
+                request_id=error.request_id,
+                method="PUT",
+                url=shown_url,
+            )
 
 
 # ------------------------------------------------------------------------- helpers
+
+
+_UNSEEN = object()  # the state before the first poll: unequal to any state
+
+
+@contextlib.contextmanager
+def _no_body() -> Iterator[None]:
+    yield None
 
 
 def _past(deadline: Optional[float], delay: float, clock: Callable[[], float]) -> bool:
@@ -1448,7 +1733,7 @@ def _reason_phrase(status: int) -> str:
         return f"HTTP {status}"
 
 
-def _request_id(response) -> Optional[str]:
+def _request_id(response: Any) -> Optional[str]:
     for name in REQUEST_ID_HEADERS:
         value = response.headers.get(name)
         if value:
@@ -1456,7 +1741,7 @@ def _request_id(response) -> Optional[str]:
     return None
 
 
-def _describe_body(response) -> str:
+def _describe_body(response: Any) -> str:
     """A short, safe description of a body that is not the JSON we wanted."""
     content = response.content or b""
     if not content.strip():

@@ -1389,19 +1389,48 @@ def explain(rc, error: BaseException) -> str:
             f"the API refused the key: {text}; check REBYTE_API_KEY (get a key at {rc.API_KEY_URL})"
         )
     if isinstance(error, rc.NotFoundError):
-        return f"{text}; the task may have been deleted: list tasks with `{PROG} list`"
+        advice = NOT_FOUND_ADVICE.get(getattr(error, "resource", None), NOT_FOUND_ADVICE[None])
+        return f"{text}; {advice}"
     if isinstance(error, rc.WaitTimeoutError):
         return f"{text}; the task keeps running: wait again with `{PROG} wait {error.task_id}`"
     if isinstance(error, rc.RateLimitError):
         after = f" after {error.retry_after:g}s" if error.retry_after is not None else " later"
         return f"{text}; rate limited: try again{after}"
     if isinstance(error, rc.OutcomeUnknownError):
-        return text
+        advice = OUTCOME_UNKNOWN_ADVICE.get(getattr(error, "operation", None))
+        if advice is None:
+            return text
+        return f"{error.message}; {advice.format(id=error.resource_id or 'ID')}"
     if isinstance(error, rc.APIConnectionError):
         return f"{text}; check the network and --base-url, then try again"
     if isinstance(error, rc.ServerError):
         return f"{text}; the server failed: try again later"
     return text
+
+
+# The advice after a 404, by the kind of resource the request named (None: a collection route).
+NOT_FOUND_ADVICE = {
+    "task": f"the task may have been deleted: list tasks with `{PROG} list`",
+    "computer": f"the computer may have been deleted: list computers with `{PROG} computer list`",
+    "webhook": f"the webhook may have been deleted: list webhooks with `{PROG} webhook list`",
+    "artifact": f"the artifact may have been deleted: list them with `{PROG} artifacts list ID`",
+    "workspace": "no such workspace or task",
+    None: "the API has no such route: check --base-url / REBYTE_BASE_URL (it should end in /v1)",
+}
+
+# How to check whether a once-only call the server may have run did, by operation; {id}: its id.
+OUTCOME_UNKNOWN_ADVICE = {
+    "create_task": "the task may have been created: "
+    f"check with `{PROG} list --limit 5` before creating it again",
+    "follow_up": "the follow-up may have been sent: "
+    f"check with `{PROG} get {{id}}` before sending it again",
+    "create_computer": "the computer may have been created: "
+    f"check with `{PROG} computer list --limit 5` before creating it again",
+    "add_webhook": "the webhook may have been added: "
+    f"check with `{PROG} webhook list` before adding it again",
+    "upload_artifacts": "the files may have been uploaded: "
+    f"check with `{PROG} artifacts list {{id}}` before uploading them again",
+}
 
 
 COMMANDS = {

@@ -1172,7 +1172,7 @@ def test_once_only_calls_raise_outcome_unknown_after_one_request(
     assert clock.sleeps == []
     hint = caught.value.hint
     assert "may have been" in hint
-    assert ("list" if name == "create_task" else "get t1") in hint
+    assert ("list_tasks(limit=5)" if name == "create_task" else "get_task('t1')") in hint
     assert hint in str(caught.value)
     assert KEY not in str(caught.value)
 
