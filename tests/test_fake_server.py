@@ -318,7 +318,7 @@ def test_list_is_newest_first_and_pages(make_fake_rebyte):
     created = [entry["createdAt"] for entry in everything["data"]]
     assert created == sorted(created, reverse=True)
     entry = everything["data"][0]
-    assert set(entry) == {"id", "url", "title", "executor", "model", "createdAt",
+    assert set(entry) == {"id", "workspaceId", "url", "title", "executor", "model", "createdAt",
                           "completedAt"}
     assert everything["data"][-1]["title"] == "Seeded task 1"
     assert everything["data"][-1]["completedAt"] is not None
