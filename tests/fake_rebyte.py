@@ -104,9 +104,11 @@ Faults (inject() scripts them; FAULT_KINDS lists them): "429" (with Retry-After)
 stop() or the client goes away), "empty-200", "html-200", "truncated-json" (2xx whose JSON
 is cut), "short-body" (Content-Length promises more than is sent, then close),
 "wrong-shape" (2xx with a JSON list), "204" (no body), "403-expired" (GCS-style XML).
+On an artifact download (API or storage listener), "short-body" sends the headers of
+the whole artifact and half its bytes, then closes: a download interrupted half-way.
 The 2xx of "truncated-json", "wrong-shape" and "short-body" is the route's own (201 for
-creates). Faults come before authentication, like a proxy's. On /events, after=True
-acts as after=False (a stream cannot be replaced once sent).
+creates). Faults come before authentication, like a proxy's. On /events and artifact
+downloads, after=True acts as after=False (a stream cannot be replaced once sent).
 
 For tests: request_log (every request on both listeners, with "request_id" of the answer
 besides the documented keys), requests(method, path_regex, listener), clear_log(),
@@ -460,6 +462,14 @@ class _Artifact:
     data: bytes | None = None
     path: str | None = None
     seed: str | None = None
+
+    def discard(self) -> None:
+        """Remove an uploaded artifact's file (a download already open keeps reading it)."""
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
     def chunks(self):
         if self.data is not None:
@@ -1366,6 +1376,8 @@ class FakeRebyte:
             now = self._now()
             made = []
             for filename, content_type, data in parts:
+                if filename in files:
+                    files[filename].discard()
                 files[filename] = _Artifact(filename, len(data), content_type, now, data=data)
                 made.append(self._artifact_json(files[filename]))
         return Reply.json(201, {"data": made})
@@ -1408,6 +1420,8 @@ class FakeRebyte:
                            content_type: str | None) -> None:
         with self._lock:
             files = self._artifacts.setdefault(slot.workspace_id, {})
+            if slot.filename in files:
+                files[slot.filename].discard()
             files[slot.filename] = _Artifact(
                 slot.filename, size,
                 slot.content_type or content_type or _content_type_for(slot.filename),
@@ -1415,13 +1429,16 @@ class FakeRebyte:
 
     def _delete_artifact(self, request: _Request, workspace_id: str, name: str) -> Reply:
         with self._lock:
-            self._artifact(workspace_id, name)
+            self._artifact(workspace_id, name).discard()
             del self._artifacts[workspace_id][name]
         return Reply(204)
 
     def _delete_all_artifacts(self, request: _Request, workspace_id: str) -> Reply:
         with self._lock:
-            self._workspace_artifacts(workspace_id, self._now()).clear()
+            files = self._workspace_artifacts(workspace_id, self._now())
+            for artifact in files.values():
+                artifact.discard()
+            files.clear()
         return Reply(204)
 
     # -- webhooks
@@ -1686,12 +1703,14 @@ class _Handler(BaseHTTPRequestHandler):
             entry["json"] = json.loads(raw) if raw and not _is_multipart(self.headers) else None
         except ValueError:
             pass
-        if fault and not after:
+        if fault and not after and not self._cuts_a_download(fault, path):
             self._answer_fault(entry, fault, None, path)
             return
         reply = self.fake._api(_Request(self.command, path, query, self.headers, raw), too_large)
         if isinstance(reply, (_EventStream, _ByteStream)):
-            if fault:
+            if fault == "short-body" and isinstance(reply, _ByteStream):
+                self._stream_bytes(entry, reply.artifact, cut=True)
+            elif fault:
                 self._answer_fault(entry, fault, None, path)
             elif isinstance(reply, _ByteStream):
                 self._stream_bytes(entry, reply.artifact)
@@ -1702,15 +1721,20 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(entry, reply)
 
+    def _cuts_a_download(self, fault, path: str) -> bool:
+        """A "short-body" fault on an artifact download cuts the real bytes half-way."""
+        return fault == "short-body" and self.command in ("GET", "HEAD") and bool(
+            re.fullmatch(_ARTIFACTS + "/[^/]+", path) or _ARTIFACT_DOWNLOAD_RE.fullmatch(path))
+
     def _serve_upload(self, entry: dict, path: str, query: dict, fault, after: bool) -> None:
-        if fault and not after:
+        if fault and not after and not self._cuts_a_download(fault, path):
             entry["body_bytes"] = self._drop_body(limit=None)
             self._answer_fault(entry, fault, None, path)
             return
         if self.command in ("GET", "HEAD") and path.startswith("/artifacts/"):
             target = self.fake._download_target(path, query)
-            if isinstance(target, _Artifact) and not fault:
-                self._stream_bytes(entry, target)
+            if isinstance(target, _Artifact) and fault in (None, "short-body"):
+                self._stream_bytes(entry, target, cut=fault == "short-body")
                 return
             reply = target if isinstance(target, Reply) else Reply(200)
         elif self.command == "PUT" and path.startswith("/artifact-upload/"):
@@ -1784,8 +1808,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake._artifact_uploaded(slot, temporary, received, sent_type)
         return Reply(200, headers={"ETag": f'"{secrets.token_hex(16)}"'})
 
-    def _stream_bytes(self, entry: dict, artifact: _Artifact) -> None:
-        """An artifact's bytes, CHUNK at a time, with Content-Length (never held whole)."""
+    def _stream_bytes(self, entry: dict, artifact: _Artifact, cut: bool = False) -> None:
+        """An artifact's bytes, CHUNK at a time, with Content-Length (never held whole).
+
+        cut=True (the "short-body" fault): the headers promise every byte, half is sent,
+        then the connection closes: a download interrupted half-way.
+        """
         request_id = "req_" + secrets.token_hex(12)
         entry["request_id"], entry["status"] = request_id, 200
         self.send_response(200)
@@ -1795,10 +1823,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        left = artifact.size // 2 if cut else artifact.size
         for piece in artifact.chunks():
             if self.fake._stopping.is_set():
                 raise _Abort()
-            self.wfile.write(piece)
+            self.wfile.write(piece[:left])
+            left -= len(piece)
+            if left <= 0:
+                break
+        if cut:
+            self.close_connection = True
 
     def _store_body(self, record: _File, length: int) -> int:
         """Copy the body in CHUNK pieces to upload_dir (replacing at the end) or count it."""

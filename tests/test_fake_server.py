@@ -1400,3 +1400,31 @@ def test_command_line_knobs_for_computers_artifacts_and_webhooks():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("download", ["direct", "redirect"])
+def test_short_body_fault_cuts_a_download_half_way(make_fake_rebyte, download):
+    server = make_fake_rebyte(artifact_download=download)
+    server.add_artifact("ws-cut", "data.bin", size=1_000_000)
+    route = r"/v1/workspaces/.*" if download == "direct" else r"/artifacts/.*"
+    server.inject("GET", route, "short-body")
+    path = "/workspaces/ws-cut/artifacts/data.bin"
+    with call(server, "GET", path, stream=True) as response:
+        assert response.headers["Content-Length"] == "1000000"
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            b"".join(response.iter_content(65536))
+    again = call(server, "GET", path)
+    assert again.content == server.artifact_bytes("ws-cut", "data.bin")
+
+
+def test_replaced_and_deleted_uploads_leave_no_file(fake_rebyte):
+    base = "/workspaces/ws-up/artifacts"
+    fake_rebyte.add_artifact("ws-up", "seed.txt", data=b"x")
+    for body in (b"first", b"second"):
+        slot = call(fake_rebyte, "POST", f"{base}/upload-url", json={"filename": "f.bin"}).json()
+        assert requests.put(slot["uploadUrl"], data=body, timeout=TIMEOUT).status_code == 200
+    assert fake_rebyte.artifact_bytes("ws-up", "f.bin") == b"second"
+    folder = fake_rebyte._artifact_dir.name
+    assert len(os.listdir(folder)) == 1
+    assert call(fake_rebyte, "DELETE", f"{base}/f.bin").status_code == 204
+    assert os.listdir(folder) == []
