@@ -145,7 +145,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, HeaderParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -1587,7 +1587,8 @@ def _multipart_files(headers, raw: bytes) -> list:
     """(filename, content type, bytes) of each part named "file" of a multipart/form-data body.
 
     A small splitter on the boundary (the body is at most MAX_ARTIFACT_FORM bytes); each
-    part's headers go through the stdlib's header parser.
+    part's headers (UTF-8, as browsers and requests send them; filename* works too) go
+    through the stdlib's header parser.
     """
     if not _is_multipart(headers):
         raise _invalid("upload artifacts as multipart/form-data with parts named 'file' "
@@ -1606,10 +1607,17 @@ def _multipart_files(headers, raw: bytes) -> list:
         head, separator, data = piece.partition(b"\r\n\r\n")
         if not separator or not head.startswith(b"\r\n"):
             raise _invalid("malformed multipart/form-data part")
-        part = BytesHeaderParser().parsebytes(head[2:] + b"\r\n\r\n")
+        try:
+            part = HeaderParser().parsestr(head[2:].decode("utf-8") + "\r\n\r\n")
+        except UnicodeDecodeError:
+            raise _invalid("multipart part headers must be UTF-8") from None
         if part.get_param("name", header="content-disposition") != "file":
             continue
-        filename = _valid_artifact_name(part.get_filename())
+        filename = part.get_filename()
+        if isinstance(filename, str):  # the HTML form encoding of these three characters
+            for escaped, character in (("%22", '"'), ("%0D", "\r"), ("%0A", "\n")):
+                filename = filename.replace(escaped, character)
+        filename = _valid_artifact_name(filename)
         content_type = part.get_content_type() if part.get("Content-Type") else (
             _content_type_for(filename))
         files.append((filename, content_type, data))

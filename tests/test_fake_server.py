@@ -1229,6 +1229,14 @@ def test_multipart_upload(fake_rebyte):
     no_file = call(fake_rebyte, "POST", base, files=[("other", ("a.txt", b"a"))])
     assert_error(no_file, 400, "validation_error")
     assert fake_rebyte.artifact_names(workspace) == ["nested/blob.bin", "notes.txt"]
+    response = call(fake_rebyte, "POST", base, files=[("file", ('ünï "q".md', b"u"))])
+    assert response.json()["data"][0]["filename"] == 'ünï "q".md'
+    encoded = (b"--BB\r\nContent-Disposition: form-data; name=\"file\"; "
+               b"filename*=UTF-8''%C3%BC.txt\r\n\r\nabc\r\n--BB--\r\n")
+    response = call(fake_rebyte, "POST", base, data=encoded,
+                    headers={"Content-Type": "multipart/form-data; boundary=BB"})
+    assert response.json()["data"][0]["filename"] == "ü.txt"
+    assert fake_rebyte.artifact_bytes(workspace, "ü.txt") == b"abc"
 
 
 def test_upload_url_then_put(fake_rebyte):
