@@ -275,3 +275,8 @@ def test_not_http():
         with pytest.raises(http.client.HTTPException):
             connection.getresponse()
         connection.close()
+
+
+def test_fixture_starts_and_stops(make_hostile_server):
+    server = make_hostile_server("echo-error", echo="code-x", lifetime=5)
+    assert fetch(server, "GET", "/v1/tasks")[1]["x-request-id"] == "code-x"
