@@ -6,7 +6,9 @@ only, Python 3.9+, and no code shared with scripts/, so a mistake cannot hide on
 
 Two listeners, both HTTP/1.1 with keep-alive:
   api     http://127.0.0.1:PORT/v1   the REST API; API_KEY (or api-key, x-api-key) checked
-  upload  http://127.0.0.2:PORT2     the storage host that the signed uploadUrl points at
+  upload  http://127.0.0.2:PORT2     the storage host: signed uploadUrls (files and artifacts)
+                                     and signed artifact download URLs point here; it needs
+                                     no key, and logs request headers like the API does
 
     with FakeRebyte("rbk_test_key", prompt_duration=0.3) as server:
         requests.get(server.base_url + "/tasks", headers={"API_KEY": "rbk_test_key"})
@@ -20,6 +22,9 @@ Marker words in a prompt (case-sensitive, anywhere in the text):
   [ask]             an ask_user_question event ({"question": ...}) comes before the result
   [duration=SECS]   the prompt runs SECS seconds instead of prompt_duration
 
+Marker in an Agent Computer's name:
+  [provision-error] the computer ends in `error` (not `ready`) with a provisionError text
+
 A prompt of duration D is pending for the first 10% of D, running until D, then succeeded
 (or failed). Its events (init, thinking, tool_use, tool_result, text, [ask_user_question])
 are spread over the running part and the result event comes at D. Everything is computed
@@ -27,6 +32,14 @@ lazily from the clock: nothing runs in the background. The finalResult of a succ
 prompt is final_result_for(prompt) = "Result for: " + its first 60 characters (markers
 removed, whitespace collapsed). A follow-up runs on its own clock from when it is sent,
 even if an earlier prompt is still running; cancel cancels every unfinished prompt.
+
+Agent Computers are `provisioning` for computer_ready_delay seconds after their create,
+then `ready` (sandboxId set) or `error`; also lazily, from the clock. A task created with a
+computer's id as workspaceId skips provision_delay; a computer not ready is 400.
+When a prompt succeeds its workspace gets report-<n>.md (text naming the prompt) and
+output-<n>.bin (artifact_bytes deterministic bytes), n the prompt's 1-based number in its
+task; they appear at the first artifact request after the prompt's end (a later prompt
+with the same n in another task of the same computer replaces them).
 
 Choices where the documents are silent:
   - an unknown workspaceId on POST /v1/tasks is 400 validation_error (naming the field);
@@ -36,7 +49,24 @@ Choices where the documents are silent:
     (and running in the early, empty done);
   - unread request bodies up to 16 MiB are read and dropped before an error answer, larger
     ones are answered and the connection is closed (the client may see a reset);
-  - seeded tasks do not count in tasks_created; a deleted task's workspace stays reusable.
+  - seeded tasks do not count in tasks_created; a deleted task's workspace stays reusable;
+  - task list entries carry workspaceId, like the task object;
+  - computers: DELETE answers 204; a deleted computer is 404 and its id no longer a
+    workspace; updatedAt is the moment the status last changed;
+  - artifact list: 200 {"data": [{"filename", "size", "contentType", "updatedAt"}]}, sorted
+    by name (knobs change the wrapper and the name field); an unknown workspace is 404;
+  - artifact download: 200 with the bytes (Content-Length, Content-Type), or 302 to a signed
+    URL on the storage listener (GET /artifacts/<ws>/<name>?expires=&signature=); the name
+    is ONE percent-encoded path segment (%2F for nested names);
+  - artifact upload: multipart/form-data, parts named "file" (others ignored), filename from
+    the part, at most 8 MiB per request (413 payload_too_large); 201 {"data": [entries]};
+    an existing name is replaced. upload-url: {filename, contentType?} -> 201 {uploadUrl,
+    filename, expiresAt}; a PUT to uploadUrl with Content-Length (and the signed
+    Content-Type, if one was given) makes the artifact, streamed to a temporary folder;
+  - webhooks: the same url again is 200 with the existing one; a 4th is 400
+    limit_exceeded; events are checked against the five names; GET /v1/webhooks/public_key
+    is {"publicKey": PEM of an Ed25519 key, "algorithm": "ed25519"} (nothing is delivered
+    or signed: the server makes no outbound requests).
 
 Knobs (constructor keywords, configure(**knobs) at run time, and command-line options):
   provision_delay      seconds POST /v1/tasks blocks (not when reusing a workspaceId)
@@ -58,6 +88,13 @@ Knobs (constructor keywords, configure(**knobs) at run time, and command-line op
   keepalive_interval   seconds between ": keep-alive" comments on a quiet events stream
   upload_dir           where uploaded bodies are written (as the returned filename); None:
                        counted and dropped. Bodies are streamed, never held in memory.
+  computer_ready_delay seconds a new Agent Computer provisions (default 0.5)
+  artifact_bytes       size of each output-<n>.bin (default 65536; kept as the attribute
+                       artifact_bytes_knob, since artifact_bytes() is a test helper)
+  artifacts_wrapper    "data" (default), "artifacts" or "bare" (a JSON list)
+  artifact_name_field  "filename" (default) or "name"
+  artifact_download    "direct" (default: 200 with the bytes) or "redirect" (302 to storage)
+  webhooks_wrapper     "data" (default) or "webhooks"
   log_sink             called with each request-log entry once it is answered (for --log)
   key                  the API key; host, port, upload_host, upload_port only before start()
 
@@ -67,22 +104,32 @@ Faults (inject() scripts them; FAULT_KINDS lists them): "429" (with Retry-After)
 stop() or the client goes away), "empty-200", "html-200", "truncated-json" (2xx whose JSON
 is cut), "short-body" (Content-Length promises more than is sent, then close),
 "wrong-shape" (2xx with a JSON list), "204" (no body), "403-expired" (GCS-style XML).
+On an artifact download (API or storage listener), "short-body" sends the headers of
+the whole artifact and half its bytes, then closes: a download interrupted half-way.
 The 2xx of "truncated-json", "wrong-shape" and "short-body" is the route's own (201 for
-creates). Faults come before authentication, like a proxy's. On /events, after=True
-acts as after=False (a stream cannot be replaced once sent).
+creates). Faults come before authentication, like a proxy's. On /events and artifact
+downloads, after=True acts as after=False (a stream cannot be replaced once sent).
 
 For tests: request_log (every request on both listeners, with "request_id" of the answer
 besides the documented keys), requests(method, path_regex, listener), clear_log(),
-tasks_created, prompts_created, file_info(file_id), clear_faults(), final_result_for().
+tasks_created, prompts_created, file_info(file_id), clear_faults(), final_result_for(),
+add_artifact(workspace_id, name, data=None, size=None) (any name; size alone: generated
+bytes), artifact_bytes(workspace_id, name), artifact_sha256(workspace_id, name) (constant
+memory), artifact_names(workspace_id), webhook_secret(webhook_id), generated_chunks(seed,
+size) (the generated bytes; an artifact's seed is "<workspace_id>/<name>").
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import functools
+import hashlib
 import hmac
 import itertools
 import json
 import math
+import mimetypes
 import os
 import random
 import re
@@ -98,8 +145,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email.parser import BytesHeaderParser, HeaderParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 DEFAULT_KEY = "rbk_test_key"
 EXECUTORS = ("opencode", "claude", "gemini", "codex")
@@ -110,6 +158,17 @@ MAX_PROMPT_CHARS = 100_000
 MAX_FILENAME_CHARS = 255
 MAX_JSON_BODY = 1024 * 1024
 MAX_DRAIN = 16 * 1024 * 1024
+MAX_ARTIFACT_FORM = 8 * 1024 * 1024
+MAX_COMPUTER_NAME = 200
+MAX_COMPUTER_ICON = 50
+MAX_WEBHOOK_TEXT = 500
+MAX_WEBHOOK_URL = 2048
+MAX_WEBHOOKS = 3
+WEBHOOK_EVENTS = ("task.created", "task.running", "task.completed", "task.failed",
+                  "task.canceled")
+PROVISION_ERROR_MARKER = "[provision-error]"
+DEFAULT_COMPUTER_NAME = "Agent Computer"
+PATTERN_BYTES = 65521  # prime: generated bytes do not line up with chunk boundaries
 CHUNK = 64 * 1024
 PENDING_FRACTION = 0.1
 API_KEY_HEADERS = ("API_KEY", "api-key", "x-api-key")
@@ -129,7 +188,12 @@ _MARKER_RE = re.compile(r"\[(?:fail|ask|duration=[^\]]*)\]")
 _DURATION_RE = re.compile(r"\[duration=(\d+(?:\.\d*)?|\.\d+)\]")
 _GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 _UPLOAD_PATH_RE = re.compile(r"/upload/([0-9a-f-]{36})")
+_ARTIFACT_UPLOAD_RE = re.compile(r"/artifact-upload/([0-9a-f-]{36})")
+_ARTIFACT_DOWNLOAD_RE = re.compile(r"/artifacts/([^/]+)/([^/]+)")
 _TASK = r"/v1/tasks/(?P<task_id>[^/]+)"
+_COMPUTER = r"/v1/agent-computers/(?P<computer_id>[^/]+)"
+_ARTIFACTS = r"/v1/workspaces/(?P<workspace_id>[^/]+)/artifacts"
+_WEBHOOK = r"/v1/webhooks/(?P<webhook_id>[^/]+)"
 
 
 def final_result_for(prompt: str) -> str:
@@ -185,8 +249,10 @@ def _proxy_page(status: int) -> Reply:
 
 
 def _success_status(method: str, path: str) -> int:
-    creates = method == "POST" and (path in ("/v1/files", "/v1/tasks")
-                                    or re.fullmatch(_TASK + "/prompts", path))
+    creates = method == "POST" and (
+        path in ("/v1/files", "/v1/tasks", "/v1/agent-computers", "/v1/webhooks")
+        or any(re.fullmatch(pattern, path) for pattern in (
+            _TASK + "/prompts", _ARTIFACTS, _ARTIFACTS + "/upload-url")))
     return 201 if creates else 200
 
 
@@ -259,6 +325,7 @@ class _Prompt:
     duration: float
     canceled_at: float | None = None
     stream_connections: int = 0
+    artifacts_left: bool = False
 
     @property
     def fails(self) -> bool:
@@ -362,6 +429,111 @@ class _File:
     size: int = 0
 
 
+@functools.lru_cache(maxsize=32)
+def _pattern(seed: str) -> bytes:
+    """Three copies of PATTERN_BYTES random bytes from `seed` (slices never wrap twice)."""
+    return random.Random(seed).randbytes(PATTERN_BYTES) * 3
+
+
+def generated_chunks(seed: str, size: int, chunk: int = CHUNK):
+    """The deterministic bytes of a generated artifact, `chunk` at a time (constant memory)."""
+    pattern, sent = _pattern(seed), 0
+    while sent < size:
+        count = min(chunk, size - sent, 2 * PATTERN_BYTES)
+        start = sent % PATTERN_BYTES
+        yield pattern[start:start + count]
+        sent += count
+
+
+def _content_type_for(name: str) -> str:
+    if name.endswith(".md"):
+        return "text/markdown; charset=utf-8"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+@dataclass
+class _Artifact:
+    """One file of a workspace: bytes in memory, a file on disk, or generated from a seed."""
+
+    name: str
+    size: int
+    content_type: str
+    updated: float  # monotonic
+    data: bytes | None = None
+    path: str | None = None
+    seed: str | None = None
+
+    def discard(self) -> None:
+        """Remove an uploaded artifact's file (a download already open keeps reading it)."""
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    def chunks(self):
+        if self.data is not None:
+            for start in range(0, len(self.data), CHUNK):
+                yield self.data[start:start + CHUNK]
+        elif self.path is not None:
+            with open(self.path, "rb") as handle:
+                while True:
+                    piece = handle.read(CHUNK)
+                    if not piece:
+                        return
+                    yield piece
+        else:
+            yield from generated_chunks(self.seed or self.name, self.size)
+
+
+@dataclass
+class _Computer:
+    """An Agent Computer: provisioning until ready_at, then ready (or error by its marker)."""
+
+    id: str
+    name: str
+    icon: str | None
+    created: float
+    ready_at: float
+    deleted: bool = False
+
+    @property
+    def fails(self) -> bool:
+        return PROVISION_ERROR_MARKER in self.name
+
+    def status(self, now: float) -> str:
+        if now < self.ready_at:
+            return "provisioning"
+        return "error" if self.fails else "ready"
+
+
+@dataclass
+class _Webhook:
+    id: str
+    url: str
+    events: list
+    description: str | None
+    secret: str | None
+    created: float
+
+
+@dataclass
+class _ArtifactUpload:
+    """A signed upload-url slot: the PUT of its bytes makes the artifact."""
+
+    id: str
+    workspace_id: str
+    filename: str
+    content_type: str | None
+
+
+@dataclass
+class _ByteStream:
+    """Returned by the download routes: the handler streams it (it is not held whole)."""
+
+    artifact: _Artifact
+
+
 @dataclass
 class _FaultRule:
     method: str
@@ -407,7 +579,16 @@ _KNOBS = frozenset({
     "seed", "fault_rate", "fault_kinds", "fault_routes", "fault_after", "retry_after",
     "upload_url_ttl", "seed_tasks", "events_early_done", "events_drop_after", "events_drops",
     "events_drop_mode", "keepalive_interval", "upload_dir", "log_sink",
+    "computer_ready_delay", "artifact_bytes", "artifacts_wrapper", "artifact_name_field",
+    "artifact_download", "webhooks_wrapper",
 })
+_CHOICES = {
+    "events_drop_mode": ("reset", "eof"),
+    "artifacts_wrapper": ("data", "artifacts", "bare"),
+    "artifact_name_field": ("filename", "name"),
+    "artifact_download": ("direct", "redirect"),
+    "webhooks_wrapper": ("data", "webhooks"),
+}
 _ADDRESS_KNOBS = frozenset({"host", "port", "upload_host", "upload_port"})
 
 
@@ -423,7 +604,10 @@ class FakeRebyte:
                  events_early_done: bool = False, events_drop_after: int | None = None,
                  events_drops: int = 1, events_drop_mode: str = "reset",
                  keepalive_interval: float = 2.0, upload_dir: str | None = None,
-                 log_sink=None):
+                 log_sink=None, computer_ready_delay: float = 0.5,
+                 artifact_bytes: int = 65536, artifacts_wrapper: str = "data",
+                 artifact_name_field: str = "filename", artifact_download: str = "direct",
+                 webhooks_wrapper: str = "data"):
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # wakes event streams
         self._generation = 0
@@ -432,6 +616,12 @@ class FakeRebyte:
         self._tasks: dict = {}  # id -> _Task, in creation order
         self._workspaces: set = set()
         self._files: dict = {}  # id -> _File
+        self._computers: dict = {}  # id -> _Computer, in creation order
+        self._artifacts: dict = {}  # workspace id -> {name: _Artifact}
+        self._artifact_uploads: dict = {}  # id -> _ArtifactUpload
+        self._webhooks: dict = {}  # id -> _Webhook, in creation order
+        self._artifact_dir = tempfile.TemporaryDirectory(prefix="fake-rebyte-artifacts-")
+        self._public_key = self._make_public_key(seed)
         self._scripted: list = []
         self._signing_key = secrets.token_bytes(32)
         self._connection_ids = itertools.count(1)
@@ -450,7 +640,10 @@ class FakeRebyte:
             seed_tasks=seed_tasks, events_early_done=events_early_done,
             events_drop_after=events_drop_after, events_drops=events_drops,
             events_drop_mode=events_drop_mode, keepalive_interval=keepalive_interval,
-            upload_dir=upload_dir, log_sink=log_sink)
+            upload_dir=upload_dir, log_sink=log_sink, computer_ready_delay=computer_ready_delay,
+            artifact_bytes=artifact_bytes, artifacts_wrapper=artifacts_wrapper,
+            artifact_name_field=artifact_name_field, artifact_download=artifact_download,
+            webhooks_wrapper=webhooks_wrapper)
         self._seed_tasks(seed_tasks)
         self._routes = [
             (re.compile(r"/v1/files"), {"POST": self._create_file}),
@@ -461,6 +654,18 @@ class FakeRebyte:
             (re.compile(_TASK + "/cancel"), {"POST": self._cancel}),
             (re.compile(_TASK + "/content"), {"GET": self._content}),
             (re.compile(_TASK + "/events"), {"GET": self._events}),
+            (re.compile(r"/v1/agent-computers"),
+             {"GET": self._list_computers, "POST": self._create_computer}),
+            (re.compile(_COMPUTER), {"GET": self._get_computer, "DELETE": self._delete_computer}),
+            (re.compile(_ARTIFACTS), {"GET": self._list_artifacts, "POST": self._post_artifacts,
+                                      "DELETE": self._delete_all_artifacts}),
+            (re.compile(_ARTIFACTS + "/upload-url"), {"POST": self._artifact_upload_url}),
+            (re.compile(_ARTIFACTS + "/(?P<name>[^/]+)"),
+             {"GET": self._get_artifact, "HEAD": self._get_artifact,
+              "DELETE": self._delete_artifact}),
+            (re.compile(r"/v1/webhooks"), {"GET": self._list_webhooks, "POST": self._add_webhook}),
+            (re.compile(r"/v1/webhooks/public_key"), {"GET": self._webhook_public_key}),
+            (re.compile(_WEBHOOK), {"GET": self._get_webhook, "DELETE": self._delete_webhook}),
         ]
 
     # ---- life cycle ------------------------------------------------------------------------
@@ -552,10 +757,15 @@ class FakeRebyte:
                         raise ValueError(f"unknown fault kind(s) {bad}; known: {FAULT_KINDS}")
                 elif name == "fault_routes" and value is not None:
                     value = [(method.upper(), re.compile(pattern)) for method, pattern in value]
-                elif name == "events_drop_mode" and value not in ("reset", "eof"):
-                    raise ValueError("events_drop_mode is 'reset' or 'eof'")
+                elif name in _CHOICES and value not in _CHOICES[name]:
+                    raise ValueError(f"{name} is one of {', '.join(_CHOICES[name])}")
+                elif name in ("computer_ready_delay", "artifact_bytes") and not (
+                        isinstance(value, (int, float)) and 0 <= value < math.inf):
+                    raise ValueError(f"{name} must be a finite number >= 0")
                 elif name == "retry_after":
                     value = str(value)
+                if name == "artifact_bytes":  # the name of a test helper method too
+                    name = "artifact_bytes_knob"
                 setattr(self, name, value)
         self._notify()
 
@@ -623,6 +833,60 @@ class FakeRebyte:
                     "contentType": record.content_type, "uploaded": record.uploaded,
                     "size": record.size}
 
+    def add_artifact(self, workspace_id: str, name: str, data: bytes | None = None,
+                     size: int | None = None, content_type: str | None = None) -> None:
+        """Plant an artifact under any name (hostile ones too); the workspace need not exist.
+
+        `data`: these bytes; `size` alone: that many deterministic generated bytes, made
+        while they are sent, never held whole (1 GiB is fine).
+        """
+        if (data is None) == (size is None):
+            raise ValueError("give data or size, not both")
+        content_type = content_type or _content_type_for(name)
+        with self._lock:
+            files = self._artifacts.setdefault(workspace_id, {})
+            if data is not None:
+                files[name] = _Artifact(name, len(data), content_type, self._now(),
+                                        data=bytes(data))
+            else:
+                files[name] = _Artifact(name, int(size), content_type, self._now(),
+                                        seed=f"{workspace_id}/{name}")
+
+    def _artifact_for_test(self, workspace_id: str, name: str) -> _Artifact:
+        with self._lock:
+            if self._workspace_known(workspace_id):
+                self._workspace_artifacts(workspace_id, self._now())
+            artifact = self._artifacts.get(workspace_id, {}).get(name)
+        if artifact is None:
+            raise KeyError(f"no artifact {name!r} in workspace {workspace_id}")
+        return artifact
+
+    def artifact_bytes(self, workspace_id: str, name: str) -> bytes:
+        """The bytes of an artifact, whole (for small ones; see artifact_sha256)."""
+        return b"".join(self._artifact_for_test(workspace_id, name).chunks())
+
+    def artifact_sha256(self, workspace_id: str, name: str) -> str:
+        """The hex SHA-256 of an artifact, computed in constant memory (for large ones)."""
+        digest = hashlib.sha256()
+        for piece in self._artifact_for_test(workspace_id, name).chunks():
+            digest.update(piece)
+        return digest.hexdigest()
+
+    def artifact_names(self, workspace_id: str) -> list:
+        """The names of a workspace's artifacts, sorted (what the list route would show)."""
+        with self._lock:
+            if self._workspace_known(workspace_id):
+                self._workspace_artifacts(workspace_id, self._now())
+            return sorted(self._artifacts.get(workspace_id, {}))
+
+    def webhook_secret(self, webhook_id: str) -> str | None:
+        """The secret a webhook was registered with (the API never returns it)."""
+        with self._lock:
+            hook = self._webhooks.get(webhook_id)
+            if hook is None:
+                raise KeyError(f"no webhook {webhook_id}")
+            return hook.secret
+
     def _record(self, listener: str, method: str, path: str, query: dict, headers: dict,
                 connection: int) -> dict:
         entry = {"listener": listener, "method": method, "path": path, "query": query,
@@ -675,20 +939,25 @@ class FakeRebyte:
             if request.path != "/v1" and not request.path.startswith("/v1/"):
                 raise _HttpError(404, "not_found", f"No route for {request.path}.")
             if too_large:
+                limit = MAX_ARTIFACT_FORM if _is_multipart(request.headers) else MAX_JSON_BODY
                 raise _HttpError(413, "payload_too_large",
-                                 f"The body is larger than {MAX_JSON_BODY} bytes.")
+                                 f"The body is larger than {limit} bytes.")
             self._authenticate(request.headers)
+            allowed = []
             for pattern, handlers in self._routes:
                 match = pattern.fullmatch(request.path)
                 if match is None:
                     continue
                 handler = handlers.get(request.method)
                 if handler is None:
-                    raise _HttpError(405, "method_not_allowed",
-                                     f"{request.method} is not allowed on {request.path}.",
-                                     headers={"Allow": ", ".join(handlers)})
+                    allowed += [method for method in handlers if method not in allowed]
+                    continue
                 params = {name: unquote(value) for name, value in match.groupdict().items()}
                 return handler(request, **params)
+            if allowed:
+                raise _HttpError(405, "method_not_allowed",
+                                 f"{request.method} is not allowed on {request.path}.",
+                                 headers={"Allow": ", ".join(allowed)})
             raise _HttpError(404, "not_found", f"No route for {request.path}.")
         except _HttpError as error:
             return error.reply
@@ -824,7 +1093,13 @@ class FakeRebyte:
             if not isinstance(workspace_id, str):
                 raise _invalid("workspaceId must be a string")
             with self._lock:
-                if workspace_id not in self._workspaces:
+                computer = self._computers.get(workspace_id)
+                if computer is not None and not computer.deleted:
+                    status = computer.status(self._now())
+                    if status != "ready":
+                        raise _invalid(f"workspaceId {workspace_id} is an Agent Computer that "
+                                       f"is {status}, not ready")
+                elif workspace_id not in self._workspaces or computer is not None:
                     raise _invalid(f"workspaceId {workspace_id} is not a known workspace")
         return executor, model, workspace_id
 
@@ -949,10 +1224,308 @@ class FakeRebyte:
             prompt.stream_connections += 1
         return _EventStream(prompt, index)
 
+    # -- Agent Computers
+
+    def _computer_json(self, computer: _Computer, now: float) -> dict:
+        status = computer.status(now)
+        return {"id": computer.id, "name": computer.name, "status": status,
+                "sandboxId": f"sbx_{computer.id[:8]}" if status == "ready" else None,
+                "icon": computer.icon, "url": f"{APP_URL}/computers/{computer.id}",
+                "provisionError": ("The VM could not be provisioned (the name asked: "
+                                   f"{PROVISION_ERROR_MARKER})." if status == "error" else None),
+                "createdAt": self._iso(computer.created),
+                "updatedAt": self._iso(computer.created if status == "provisioning"
+                                       else computer.ready_at)}
+
+    def _live_computer(self, computer_id: str) -> _Computer:
+        computer = self._computers.get(computer_id)
+        if computer is None or computer.deleted:
+            raise _HttpError(404, "not_found", f"Agent Computer {computer_id} not found.")
+        return computer
+
+    def _create_computer(self, request: _Request) -> Reply:
+        body = request.json_object() if request.raw else {}
+        name = body.get("name", DEFAULT_COMPUTER_NAME)
+        if not isinstance(name, str) or not name.strip():
+            raise _invalid("name must be a non-empty string")
+        if len(name) > MAX_COMPUTER_NAME:
+            raise _invalid(f"name is longer than {MAX_COMPUTER_NAME} characters")
+        icon = body.get("icon")
+        if icon is not None and not isinstance(icon, str):
+            raise _invalid("icon must be a string")
+        if icon is not None and len(icon) > MAX_COMPUTER_ICON:
+            raise _invalid(f"icon is longer than {MAX_COMPUTER_ICON} characters")
+        with self._lock:
+            now = self._now()
+            computer = _Computer(str(uuid.uuid4()), name, icon, created=now,
+                                 ready_at=now + float(self.computer_ready_delay))
+            self._computers[computer.id] = computer
+            return Reply.json(201, self._computer_json(computer, now))
+
+    def _list_computers(self, request: _Request) -> Reply:
+        limit = _int_param(request.query, "limit", 50, 1, 100)
+        offset = _int_param(request.query, "offset", 0, 0, None)
+        with self._lock:
+            now = self._now()
+            live = [item for item in reversed(self._computers.values()) if not item.deleted]
+            page = [self._computer_json(item, now) for item in live[offset:offset + limit]]
+        return Reply.json(200, {"data": page, "total": len(live), "limit": limit,
+                                "offset": offset})
+
+    def _get_computer(self, request: _Request, computer_id: str) -> Reply:
+        with self._lock:
+            return Reply.json(200, self._computer_json(self._live_computer(computer_id),
+                                                       self._now()))
+
+    def _delete_computer(self, request: _Request, computer_id: str) -> Reply:
+        with self._lock:
+            self._live_computer(computer_id).deleted = True
+        return Reply(204)
+
+    # -- artifacts
+
+    def _workspace_known(self, workspace_id: str) -> bool:
+        computer = self._computers.get(workspace_id)
+        if computer is not None:
+            return not computer.deleted
+        return workspace_id in self._workspaces or workspace_id in self._artifacts
+
+    def _workspace_artifacts(self, workspace_id: str, now: float) -> dict:
+        """The workspace's artifacts, with those of prompts that succeeded by `now` added."""
+        if not self._workspace_known(workspace_id):
+            raise _HttpError(404, "not_found", f"Workspace {workspace_id} not found.")
+        files = self._artifacts.setdefault(workspace_id, {})
+        for task in self._tasks.values():
+            if task.workspace_id != workspace_id:
+                continue
+            for number, prompt in enumerate(task.prompts, 1):
+                if prompt.artifacts_left or prompt.status(now) != "succeeded":
+                    continue
+                prompt.artifacts_left = True
+                report = (f"# Report {number}\n\nPrompt: {_without_markers(prompt.text)}\n\n"
+                          f"{final_result_for(prompt.text)}\n").encode()
+                name = f"report-{number}.md"
+                files[name] = _Artifact(name, len(report), _content_type_for(name), prompt.ends,
+                                        data=report)
+                name = f"output-{number}.bin"
+                files[name] = _Artifact(name, int(self.artifact_bytes_knob),
+                                        "application/octet-stream", prompt.ends,
+                                        seed=f"{workspace_id}/{name}")
+        return files
+
+    def _artifact_json(self, artifact: _Artifact) -> dict:
+        return {self.artifact_name_field: artifact.name, "size": artifact.size,
+                "contentType": artifact.content_type, "updatedAt": self._iso(artifact.updated)}
+
+    def _list_artifacts(self, request: _Request, workspace_id: str) -> Reply:
+        with self._lock:
+            files = self._workspace_artifacts(workspace_id, self._now())
+            entries = [self._artifact_json(item) for item in sorted(
+                files.values(), key=lambda item: item.name)]
+        if self.artifacts_wrapper == "bare":
+            return Reply.json(200, entries)
+        return Reply.json(200, {self.artifacts_wrapper: entries})
+
+    def _artifact(self, workspace_id: str, name: str) -> _Artifact:
+        artifact = self._workspace_artifacts(workspace_id, self._now()).get(name)
+        if artifact is None:
+            raise _HttpError(404, "not_found", f"Artifact {name!r} not found in workspace "
+                             f"{workspace_id}.")
+        return artifact
+
+    def _get_artifact(self, request: _Request, workspace_id: str, name: str):
+        with self._lock:
+            artifact = self._artifact(workspace_id, name)
+        if self.artifact_download == "direct":
+            return _ByteStream(artifact)
+        expires = int(time.time() + self.upload_url_ttl)
+        signature = self._sign_download(workspace_id, name, expires)
+        location = (f"{self.upload_base_url}/artifacts/{quote(workspace_id, safe='')}/"
+                    f"{quote(name, safe='')}?expires={expires}&signature={signature}")
+        return Reply(302, headers={"Location": location})
+
+    def _sign_download(self, workspace_id: str, name: str, expires) -> str:
+        message = f"GET\n{workspace_id}\n{name}\n{expires}".encode()
+        return hmac.new(self._signing_key, message, "sha256").hexdigest()
+
+    def _download_target(self, path: str, query: dict):
+        """The _Artifact a signed download URL names, or the storage host's XML error."""
+        match = _ARTIFACT_DOWNLOAD_RE.fullmatch(path)
+        expires, signature = query.get("expires", ""), query.get("signature", "")
+        if match is None or not expires.isdigit():
+            return _xml_error(403, "SignatureDoesNotMatch", "The signature is missing.")
+        workspace_id, name = unquote(match.group(1)), unquote(match.group(2))
+        if not hmac.compare_digest(signature, self._sign_download(workspace_id, name, expires)):
+            return _xml_error(403, "SignatureDoesNotMatch",
+                              "The request signature we calculated does not match the "
+                              "signature you provided.")
+        if time.time() >= int(expires):
+            return _xml_error(403, "ExpiredToken", "The provided token has expired.")
+        with self._lock:
+            artifact = self._artifacts.get(workspace_id, {}).get(name)
+        if artifact is None:
+            return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        return artifact
+
+    def _post_artifacts(self, request: _Request, workspace_id: str) -> Reply:
+        with self._lock:
+            self._workspace_artifacts(workspace_id, self._now())
+        parts = _multipart_files(request.headers, request.raw or b"")
+        with self._lock:
+            files = self._workspace_artifacts(workspace_id, self._now())
+            now = self._now()
+            made = []
+            for filename, content_type, data in parts:
+                if filename in files:
+                    files[filename].discard()
+                files[filename] = _Artifact(filename, len(data), content_type, now, data=data)
+                made.append(self._artifact_json(files[filename]))
+        return Reply.json(201, {"data": made})
+
+    def _artifact_upload_url(self, request: _Request, workspace_id: str) -> Reply:
+        with self._lock:
+            self._workspace_artifacts(workspace_id, self._now())
+        body = request.json_object()
+        filename = _valid_artifact_name(body.get("filename"))
+        content_type = body.get("contentType")
+        if content_type is not None and (not isinstance(content_type, str)
+                                         or not content_type.strip()):
+            raise _invalid("contentType must be a non-empty string")
+        slot = _ArtifactUpload(str(uuid.uuid4()), workspace_id, filename, content_type)
+        with self._lock:
+            self._artifact_uploads[slot.id] = slot
+        expires = int(time.time() + self.upload_url_ttl)
+        upload_url = (f"{self.upload_base_url}/artifact-upload/{slot.id}?expires={expires}"
+                      f"&signature={self._sign(slot.id, expires)}")
+        return Reply.json(201, {"uploadUrl": upload_url, "filename": filename,
+                                "expiresAt": _iso_wall(expires)})
+
+    def _artifact_upload_target(self, path: str, query: dict):
+        match = _ARTIFACT_UPLOAD_RE.fullmatch(path)
+        expires, signature = query.get("expires", ""), query.get("signature", "")
+        if match is None or not expires.isdigit() or not hmac.compare_digest(
+                signature, self._sign(match.group(1), expires)):
+            return _xml_error(403, "SignatureDoesNotMatch",
+                              "The request signature we calculated does not match the "
+                              "signature you provided.")
+        if time.time() >= int(expires):
+            return _xml_error(403, "ExpiredToken", "The provided token has expired.")
+        with self._lock:
+            slot = self._artifact_uploads.get(match.group(1))
+        if slot is None:
+            return _xml_error(404, "NoSuchUpload", "The requested upload was not found.")
+        return slot
+
+    def _artifact_uploaded(self, slot: _ArtifactUpload, path: str, size: int,
+                           content_type: str | None) -> None:
+        with self._lock:
+            files = self._artifacts.setdefault(slot.workspace_id, {})
+            if slot.filename in files:
+                files[slot.filename].discard()
+            files[slot.filename] = _Artifact(
+                slot.filename, size,
+                slot.content_type or content_type or _content_type_for(slot.filename),
+                self._now(), path=path)
+
+    def _delete_artifact(self, request: _Request, workspace_id: str, name: str) -> Reply:
+        with self._lock:
+            self._artifact(workspace_id, name).discard()
+            del self._artifacts[workspace_id][name]
+        return Reply(204)
+
+    def _delete_all_artifacts(self, request: _Request, workspace_id: str) -> Reply:
+        with self._lock:
+            files = self._workspace_artifacts(workspace_id, self._now())
+            for artifact in files.values():
+                artifact.discard()
+            files.clear()
+        return Reply(204)
+
+    # -- webhooks
+
+    def _webhook_json(self, hook: _Webhook) -> dict:
+        return {"id": hook.id, "url": hook.url, "events": list(hook.events),
+                "description": hook.description, "hasSecret": hook.secret is not None,
+                "isActive": True, "createdAt": self._iso(hook.created),
+                "lastTriggeredAt": None, "failureCount": 0}
+
+    def _add_webhook(self, request: _Request) -> Reply:
+        body = request.json_object()
+        url = body.get("url")
+        if url is None:
+            raise _invalid("url is required")
+        if not isinstance(url, str) or len(url) > MAX_WEBHOOK_URL:
+            raise _invalid(f"url must be a string of at most {MAX_WEBHOOK_URL} characters")
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname or any(ch.isspace() for ch in url):
+            raise _invalid("url must be an https:// URL")
+        events = body.get("events")
+        if events is None:
+            raise _invalid("events is required")
+        if (not isinstance(events, list) or not events
+                or not all(isinstance(event, str) for event in events)):
+            raise _invalid("events must be a non-empty list of event names")
+        unknown = [event for event in events if event not in WEBHOOK_EVENTS]
+        if unknown:
+            raise _invalid(f"unknown event(s) {', '.join(unknown)}; known: "
+                           f"{', '.join(WEBHOOK_EVENTS)}")
+        texts = {}
+        for name in ("description", "secret"):
+            value = body.get(name)
+            if value is not None and (not isinstance(value, str)
+                                      or len(value) > MAX_WEBHOOK_TEXT):
+                raise _invalid(f"{name} must be a string of at most {MAX_WEBHOOK_TEXT} "
+                               "characters")
+            texts[name] = value
+        with self._lock:
+            for hook in self._webhooks.values():
+                if hook.url == url:
+                    return Reply.json(200, self._webhook_json(hook))
+            if len(self._webhooks) >= MAX_WEBHOOKS:
+                raise _HttpError(400, "limit_exceeded",
+                                 f"at most {MAX_WEBHOOKS} webhooks per organization")
+            hook = _Webhook(str(uuid.uuid4()), url, list(dict.fromkeys(events)),
+                            texts["description"], texts["secret"], self._now())
+            self._webhooks[hook.id] = hook
+            return Reply.json(201, self._webhook_json(hook))
+
+    def _list_webhooks(self, request: _Request) -> Reply:
+        with self._lock:
+            entries = [self._webhook_json(hook) for hook in self._webhooks.values()]
+        return Reply.json(200, {self.webhooks_wrapper: entries})
+
+    def _live_webhook(self, webhook_id: str) -> _Webhook:
+        hook = self._webhooks.get(webhook_id)
+        if hook is None:
+            raise _HttpError(404, "not_found", f"Webhook {webhook_id} not found.")
+        return hook
+
+    def _get_webhook(self, request: _Request, webhook_id: str) -> Reply:
+        with self._lock:
+            return Reply.json(200, self._webhook_json(self._live_webhook(webhook_id)))
+
+    def _delete_webhook(self, request: _Request, webhook_id: str) -> Reply:
+        with self._lock:
+            self._live_webhook(webhook_id)
+            del self._webhooks[webhook_id]
+        return Reply(204)
+
+    def _webhook_public_key(self, request: _Request) -> Reply:
+        return Reply.json(200, {"publicKey": self._public_key, "algorithm": "ed25519"})
+
+    @staticmethod
+    def _make_public_key(seed) -> str:
+        """A well-formed Ed25519 SubjectPublicKeyInfo PEM (the server signs nothing with it)."""
+        raw = hashlib.sha256(f"fake-rebyte-webhook-key/{seed}".encode()).digest()
+        der = bytes.fromhex("302a300506032b6570032100") + raw
+        return ("-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(der).decode()
+                + "\n-----END PUBLIC KEY-----\n")
+
     # -- JSON shapes
 
     def _summary_json(self, task: _Task, now: float) -> dict:
-        return {"id": task.id, "url": f"{APP_URL}/run/{task.id}", "title": task.title,
+        return {"id": task.id, "workspaceId": task.workspace_id,
+                "url": f"{APP_URL}/run/{task.id}", "title": task.title,
                 "executor": task.executor, "model": task.model,
                 "createdAt": self._iso(task.created),
                 "completedAt": self._iso(task.completed_at(now))}
@@ -961,7 +1534,6 @@ class FakeRebyte:
         return {
             **self._summary_json(task, now),
             "status": task.status(now),
-            "workspaceId": task.workspace_id,
             "visibility": task.visibility,
             "finalResult": task.prompts[-1].final_result(now),
             "prompts": [{"id": prompt.id, "status": prompt.status(now),
@@ -987,6 +1559,71 @@ def _int_param(query: dict, name: str, default: int, minimum: int, maximum: int 
     if value < minimum or (maximum is not None and value > maximum):
         raise _invalid(f"{name} must be an integer {bounds}")
     return value
+
+
+def _iso_wall(seconds: float) -> str:
+    wall = datetime.fromtimestamp(seconds, timezone.utc)
+    return wall.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _is_multipart(headers) -> bool:
+    content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return content_type == "multipart/form-data"
+
+
+def _valid_artifact_name(name) -> str:
+    if name is None:
+        raise _invalid("filename is required")
+    if not isinstance(name, str) or not name.strip():
+        raise _invalid("filename must be a non-empty string")
+    if len(name) > MAX_FILENAME_CHARS:
+        raise _invalid(f"filename is longer than {MAX_FILENAME_CHARS} characters")
+    if "\0" in name:
+        raise _invalid("filename must not contain NUL")
+    return name
+
+
+def _multipart_files(headers, raw: bytes) -> list:
+    """(filename, content type, bytes) of each part named "file" of a multipart/form-data body.
+
+    A small splitter on the boundary (the body is at most MAX_ARTIFACT_FORM bytes); each
+    part's headers (UTF-8, as browsers and requests send them; filename* works too) go
+    through the stdlib's header parser.
+    """
+    if not _is_multipart(headers):
+        raise _invalid("upload artifacts as multipart/form-data with parts named 'file' "
+                       "(large files: POST .../artifacts/upload-url)")
+    declared = BytesHeaderParser().parsebytes(
+        b"Content-Type: " + (headers.get("Content-Type") or "").encode("latin-1") + b"\r\n\r\n")
+    boundary = declared.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary or len(boundary) > 200:
+        raise _invalid("multipart/form-data needs a boundary parameter")
+    delimiter = b"--" + boundary.encode("latin-1")
+    pieces = raw.split(b"\r\n" + delimiter)
+    if not pieces[0].startswith(delimiter) or not pieces[-1].startswith(b"--"):
+        raise _invalid("malformed multipart/form-data body")
+    files = []
+    for piece in [pieces[0][len(delimiter):], *pieces[1:-1]]:
+        head, separator, data = piece.partition(b"\r\n\r\n")
+        if not separator or not head.startswith(b"\r\n"):
+            raise _invalid("malformed multipart/form-data part")
+        try:
+            part = HeaderParser().parsestr(head[2:].decode("utf-8") + "\r\n\r\n")
+        except UnicodeDecodeError:
+            raise _invalid("multipart part headers must be UTF-8") from None
+        if part.get_param("name", header="content-disposition") != "file":
+            continue
+        filename = part.get_filename()
+        if isinstance(filename, str):  # the HTML form encoding of these three characters
+            for escaped, character in (("%22", '"'), ("%0D", "\r"), ("%0A", "\n")):
+                filename = filename.replace(escaped, character)
+        filename = _valid_artifact_name(filename)
+        content_type = part.get_content_type() if part.get("Content-Type") else (
+            _content_type_for(filename))
+        files.append((filename, content_type, data))
+    if not files:
+        raise _invalid("no part named 'file' in the multipart/form-data body")
+    return files
 
 
 # --------------------------------------------------------------------------------------------
@@ -1071,16 +1708,20 @@ class _Handler(BaseHTTPRequestHandler):
         raw, size, too_large = self._read_api_body()
         entry["body_bytes"] = size
         try:
-            entry["json"] = json.loads(raw) if raw else None
+            entry["json"] = json.loads(raw) if raw and not _is_multipart(self.headers) else None
         except ValueError:
             pass
-        if fault and not after:
+        if fault and not after and not self._cuts_a_download(fault, path):
             self._answer_fault(entry, fault, None, path)
             return
         reply = self.fake._api(_Request(self.command, path, query, self.headers, raw), too_large)
-        if isinstance(reply, _EventStream):
-            if fault:
+        if isinstance(reply, (_EventStream, _ByteStream)):
+            if fault == "short-body" and isinstance(reply, _ByteStream):
+                self._stream_bytes(entry, reply.artifact, cut=True)
+            elif fault:
                 self._answer_fault(entry, fault, None, path)
+            elif isinstance(reply, _ByteStream):
+                self._stream_bytes(entry, reply.artifact)
             else:
                 self._stream_events(entry, reply)
         elif fault:
@@ -1088,12 +1729,26 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(entry, reply)
 
+    def _cuts_a_download(self, fault, path: str) -> bool:
+        """A "short-body" fault on an artifact download cuts the real bytes half-way."""
+        return fault == "short-body" and self.command in ("GET", "HEAD") and bool(
+            re.fullmatch(_ARTIFACTS + "/[^/]+", path) or _ARTIFACT_DOWNLOAD_RE.fullmatch(path))
+
     def _serve_upload(self, entry: dict, path: str, query: dict, fault, after: bool) -> None:
-        if fault and not after:
+        if fault and not after and not self._cuts_a_download(fault, path):
             entry["body_bytes"] = self._drop_body(limit=None)
             self._answer_fault(entry, fault, None, path)
             return
-        reply = self._upload(entry, path, query)
+        if self.command in ("GET", "HEAD") and path.startswith("/artifacts/"):
+            target = self.fake._download_target(path, query)
+            if isinstance(target, _Artifact) and fault in (None, "short-body"):
+                self._stream_bytes(entry, target, cut=fault == "short-body")
+                return
+            reply = target if isinstance(target, Reply) else Reply(200)
+        elif self.command == "PUT" and path.startswith("/artifact-upload/"):
+            reply = self._artifact_put(entry, path, query)
+        else:
+            reply = self._upload(entry, path, query)
         if fault:
             self._answer_fault(entry, fault, reply, path)
         else:
@@ -1126,6 +1781,66 @@ class _Handler(BaseHTTPRequestHandler):
             raise ConnectionAbortedError("the client sent less than its Content-Length")
         self.fake._upload_finished(record, received)
         return Reply(200, headers={"ETag": f'"{secrets.token_hex(16)}"'})
+
+    def _artifact_put(self, entry: dict, path: str, query: dict) -> Reply:
+        """A signed artifact upload: the streamed body becomes the artifact (on disk)."""
+        length = self._content_length()
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower() or length is None:
+            entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
+            return _xml_error(411, "MissingContentLength",
+                              "You must provide the Content-Length HTTP header.", close=True)
+        slot = self.fake._artifact_upload_target(path, query)
+        if isinstance(slot, Reply):
+            entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
+            return slot
+        sent_type = self.headers.get("Content-Type")
+        if slot.content_type is not None and sent_type != slot.content_type:
+            entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
+            return _xml_error(403, "SignatureDoesNotMatch",
+                              f"Content-Type {sent_type!r} does not match the signed "
+                              f"{slot.content_type!r}.")
+        handle, temporary = tempfile.mkstemp(dir=self.fake._artifact_dir.name)
+        received = 0
+        with os.fdopen(handle, "wb") as out:
+            buffer = memoryview(bytearray(CHUNK))
+            while received < length:
+                count = self.rfile.readinto(buffer[:min(CHUNK, length - received)])
+                if not count:
+                    break
+                out.write(buffer[:count])
+                received += count
+        entry["body_bytes"] = received
+        if received < length:
+            os.unlink(temporary)
+            raise ConnectionAbortedError("the client sent less than its Content-Length")
+        self.fake._artifact_uploaded(slot, temporary, received, sent_type)
+        return Reply(200, headers={"ETag": f'"{secrets.token_hex(16)}"'})
+
+    def _stream_bytes(self, entry: dict, artifact: _Artifact, cut: bool = False) -> None:
+        """An artifact's bytes, CHUNK at a time, with Content-Length (never held whole).
+
+        cut=True (the "short-body" fault): the headers promise every byte, half is sent,
+        then the connection closes: a download interrupted half-way.
+        """
+        request_id = "req_" + secrets.token_hex(12)
+        entry["request_id"], entry["status"] = request_id, 200
+        self.send_response(200)
+        self.send_header("X-Request-Id", request_id)
+        self.send_header("Content-Type", artifact.content_type)
+        self.send_header("Content-Length", str(artifact.size))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        left = artifact.size // 2 if cut else artifact.size
+        for piece in artifact.chunks():
+            if self.fake._stopping.is_set():
+                raise _Abort()
+            self.wfile.write(piece[:left])
+            left -= len(piece)
+            if left <= 0:
+                break
+        if cut:
+            self.close_connection = True
 
     def _store_body(self, record: _File, length: int) -> int:
         """Copy the body in CHUNK pieces to upload_dir (replacing at the end) or count it."""
@@ -1165,10 +1880,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_api_body(self) -> tuple:
         """(body or None when too large, bytes received, too_large)."""
+        limit = MAX_ARTIFACT_FORM if _is_multipart(self.headers) else MAX_JSON_BODY
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked(MAX_JSON_BODY)
+            return self._read_chunked(limit)
         length = self._content_length() or 0
-        if length > MAX_JSON_BODY:
+        if length > limit:
             return None, self._drop_body(limit=MAX_DRAIN), True
         raw = self.rfile.read(length) if length else b""
         if len(raw) < length:
@@ -1385,6 +2101,16 @@ def _parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--events-drop-mode", choices=("reset", "eof"), default="reset")
     parser.add_argument("--keepalive-interval", type=float, default=2.0, metavar="S")
     parser.add_argument("--upload-dir", default=None, metavar="DIR")
+    parser.add_argument("--computer-ready-delay", type=float, default=0.5, metavar="S")
+    parser.add_argument("--artifact-bytes", type=int, default=65536, metavar="N")
+    parser.add_argument("--artifacts-wrapper", choices=_CHOICES["artifacts_wrapper"],
+                        default="data")
+    parser.add_argument("--artifact-name-field", choices=_CHOICES["artifact_name_field"],
+                        default="filename")
+    parser.add_argument("--artifact-download", choices=_CHOICES["artifact_download"],
+                        default="direct")
+    parser.add_argument("--webhooks-wrapper", choices=_CHOICES["webhooks_wrapper"],
+                        default="data")
     parser.add_argument("--log", default=None, metavar="FILE",
                         help="append the request log here as JSON lines")
     return parser.parse_args(argv)
@@ -1403,7 +2129,10 @@ def main(argv=None) -> int:
         seed_tasks=args.seed_tasks, events_early_done=args.events_early_done,
         events_drop_after=args.events_drop_after, events_drops=args.events_drops,
         events_drop_mode=args.events_drop_mode, keepalive_interval=args.keepalive_interval,
-        upload_dir=args.upload_dir, log_sink=sink)
+        upload_dir=args.upload_dir, log_sink=sink,
+        computer_ready_delay=args.computer_ready_delay, artifact_bytes=args.artifact_bytes,
+        artifacts_wrapper=args.artifacts_wrapper, artifact_name_field=args.artifact_name_field,
+        artifact_download=args.artifact_download, webhooks_wrapper=args.webhooks_wrapper)
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fake_rebyte import final_result_for
-from openapi_check import operations, template_of, validate_request
+from openapi_check import operations, spec, template_of, validate_request
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -109,7 +109,12 @@ def test_every_request_the_client_sends_conforms_to_the_spec(fake_rebyte, client
     for entry in fake_rebyte.requests(listener="api"):
         validate_request(entry["method"], entry["path"], entry["json"], entry["query"])
         covered.add((entry["method"], template_of(entry["path"])))
-    assert covered == set(operations())  # every operation, each one checked
+    # Every task and file operation, each one checked. The spec also has computers,
+    # artifacts and webhooks (issue 10): the client work for them extends this to all.
+    task_and_file_operations = {
+        (method, template) for method, template in operations()
+        if set(spec()["paths"][template][method.lower()]["tags"]) & {"files", "tasks", "results"}}
+    assert covered == task_and_file_operations
 
 
 def test_retries_through_faults_create_nothing_twice(make_fake_rebyte, client_for):

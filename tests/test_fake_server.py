@@ -6,6 +6,8 @@ the server is checked against the contract and docs/server-shapes.md alone.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -17,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import pytest
 import requests
@@ -318,7 +320,7 @@ def test_list_is_newest_first_and_pages(make_fake_rebyte):
     created = [entry["createdAt"] for entry in everything["data"]]
     assert created == sorted(created, reverse=True)
     entry = everything["data"][0]
-    assert set(entry) == {"id", "url", "title", "executor", "model", "createdAt",
+    assert set(entry) == {"id", "workspaceId", "url", "title", "executor", "model", "createdAt",
                           "completedAt"}
     assert everything["data"][-1]["title"] == "Seeded task 1"
     assert everything["data"][-1]["completedAt"] is not None
@@ -991,3 +993,446 @@ def test_command_line_exits_cleanly_on_sigint():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# ---- Agent Computers -----------------------------------------------------------------------
+
+
+def create_computer(server: FakeRebyte, **fields) -> dict:
+    response = call(server, "POST", "/agent-computers", json=fields)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def get_computer(server: FakeRebyte, computer_id: str) -> dict:
+    response = call(server, "GET", f"/agent-computers/{computer_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_computer_is_ready_after_the_delay(make_fake_rebyte):
+    server = make_fake_rebyte(computer_ready_delay=0.4)
+    started = time.monotonic()
+    computer = create_computer(server, name="Build box", icon="box")
+    assert time.monotonic() - started < 0.3  # the create does not wait for the VM
+    assert computer["status"] == "provisioning" and computer["sandboxId"] is None
+    assert computer["name"] == "Build box" and computer["icon"] == "box"
+    assert computer["provisionError"] is None and computer["url"].endswith(computer["id"])
+    assert get_computer(server, computer["id"])["status"] == "provisioning"
+    ready = wait_for(lambda: (lambda c: c if c["status"] == "ready" else None)(
+        get_computer(server, computer["id"])))
+    assert time.monotonic() - started >= 0.4
+    assert ready["sandboxId"] and ready["provisionError"] is None
+    assert ready["updatedAt"] > ready["createdAt"]
+    assert create_computer(server)["name"] == "Agent Computer"
+
+
+def test_provision_error_marker(make_fake_rebyte):
+    server = make_fake_rebyte(computer_ready_delay=0.05)
+    computer = create_computer(server, name="doomed [provision-error]")
+    failed = wait_for(lambda: (lambda c: c if c["status"] != "provisioning" else None)(
+        get_computer(server, computer["id"])))
+    assert failed["status"] == "error" and failed["sandboxId"] is None
+    assert "provision" in failed["provisionError"]
+    response = call(server, "POST", "/tasks", json={"prompt": "p", "workspaceId": computer["id"]})
+    assert "workspaceId" in assert_error(response, 400, "validation_error")["error"]["message"]
+
+
+def test_task_in_a_computer_skips_provisioning_and_refuses_a_not_ready_one(make_fake_rebyte):
+    server = make_fake_rebyte(computer_ready_delay=0.3, provision_delay=2.0,
+                              prompt_duration=0.1)
+    computer = create_computer(server)
+    response = call(server, "POST", "/tasks",
+                    json={"prompt": "too soon", "workspaceId": computer["id"]})
+    assert "workspaceId" in assert_error(response, 400, "validation_error")["error"]["message"]
+    wait_for(lambda: get_computer(server, computer["id"])["status"] == "ready")
+    started = time.monotonic()
+    task = create_task(server, "inside", workspaceId=computer["id"])
+    assert time.monotonic() - started < 1.0
+    assert task["workspaceId"] == computer["id"]
+    assert get_task(server, task["id"])["workspaceId"] == computer["id"]
+    listed = call(server, "GET", "/tasks").json()["data"]
+    assert listed[0]["workspaceId"] == computer["id"]
+    assert server.tasks_created == 1
+
+
+def test_computer_list_delete_and_validation(make_fake_rebyte):
+    server = make_fake_rebyte(computer_ready_delay=0)
+    made = [create_computer(server, name=f"c{number}")["id"] for number in range(3)]
+    page = call(server, "GET", "/agent-computers", params={"limit": 2}).json()
+    assert [item["id"] for item in page["data"]] == made[::-1][:2]
+    assert (page["total"], page["limit"], page["offset"]) == (3, 2, 0)
+    rest = call(server, "GET", "/agent-computers", params={"limit": 2, "offset": 2}).json()
+    assert [item["id"] for item in rest["data"]] == [made[0]]
+    assert call(server, "DELETE", f"/agent-computers/{made[1]}").status_code == 204
+    assert_error(call(server, "GET", f"/agent-computers/{made[1]}"), 404, "not_found")
+    assert_error(call(server, "DELETE", f"/agent-computers/{made[1]}"), 404, "not_found")
+    assert call(server, "GET", "/agent-computers").json()["total"] == 2
+    response = call(server, "POST", "/tasks", json={"prompt": "p", "workspaceId": made[1]})
+    assert_error(response, 400, "validation_error")
+    for body, field in [({"name": "n" * 201}, "name"), ({"name": 5}, "name"),
+                        ({"icon": "i" * 51}, "icon"), ({"icon": ["x"]}, "icon")]:
+        message = assert_error(call(server, "POST", "/agent-computers", json=body), 400,
+                               "validation_error")["error"]["message"]
+        assert field in message
+    assert create_computer(server, name="n" * 200, icon="i" * 50)["status"] == "ready"
+    for params in ({"limit": "0"}, {"limit": "101"}, {"offset": "-1"}):
+        assert_error(call(server, "GET", "/agent-computers", params=params), 400,
+                     "validation_error")
+    response = call(server, "PUT", f"/agent-computers/{made[0]}")
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "GET, DELETE"
+
+
+# ---- artifacts -----------------------------------------------------------------------------
+
+
+def list_artifacts(server: FakeRebyte, workspace_id: str):
+    response = call(server, "GET", f"/workspaces/{workspace_id}/artifacts")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def finished_task(server: FakeRebyte, prompt: str = "Write a report") -> dict:
+    task = create_task(server, prompt)
+    wait_prompt(server, task["id"], "succeeded")
+    return task
+
+
+def test_a_succeeded_prompt_leaves_a_report_and_a_binary(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.1, artifact_bytes=5000)
+    task = finished_task(server, "Summarise the sales figures")
+    workspace = task["workspaceId"]
+    entries = list_artifacts(server, workspace)["data"]
+    assert [entry["filename"] for entry in entries] == ["output-1.bin", "report-1.md"]
+    assert set(entries[0]) == {"filename", "size", "contentType", "updatedAt"}
+    assert entries[0]["size"] == 5000 and entries[0]["contentType"] == "application/octet-stream"
+    report = call(server, "GET", f"/workspaces/{workspace}/artifacts/report-1.md")
+    assert report.headers["Content-Type"].startswith("text/markdown")
+    assert "Summarise the sales figures" in report.text
+    assert report.content == server.artifact_bytes(workspace, "report-1.md")
+    binary = call(server, "GET", f"/workspaces/{workspace}/artifacts/output-1.bin")
+    assert len(binary.content) == 5000 == int(binary.headers["Content-Length"])
+    assert binary.content == server.artifact_bytes(workspace, "output-1.bin")
+    assert len(set(binary.content)) > 200  # generated bytes, not a constant fill
+    call(server, "POST", f"/tasks/{task['id']}/prompts", json={"prompt": "Again [fail]"})
+    call(server, "POST", f"/tasks/{task['id']}/prompts", json={"prompt": "And again"})
+    wait_prompt(server, task["id"], "succeeded", index=2)
+    names = [entry["filename"] for entry in list_artifacts(server, workspace)["data"]]
+    assert names == ["output-1.bin", "output-3.bin", "report-1.md", "report-3.md"]
+
+
+def test_generated_bytes_are_deterministic(make_fake_rebyte):
+    first, second = make_fake_rebyte(), make_fake_rebyte()
+    for server in (first, second):
+        server.add_artifact("ws", "big.bin", size=200_000)
+    assert first.artifact_bytes("ws", "big.bin") == second.artifact_bytes("ws", "big.bin")
+    second.add_artifact("ws", "other.bin", size=200_000)
+    assert second.artifact_bytes("ws", "other.bin") != second.artifact_bytes("ws", "big.bin")
+    digest = hashlib.sha256(first.artifact_bytes("ws", "big.bin")).hexdigest()
+    assert first.artifact_sha256("ws", "big.bin") == digest
+    with pytest.raises(ValueError):
+        first.add_artifact("ws", "x", data=b"1", size=1)
+
+
+@pytest.mark.parametrize(("wrapper", "field"), [("data", "filename"), ("artifacts", "name"),
+                                                ("bare", "name"), ("bare", "filename")])
+def test_artifact_list_knobs(make_fake_rebyte, wrapper, field):
+    server = make_fake_rebyte(artifacts_wrapper=wrapper, artifact_name_field=field)
+    server.add_artifact("ws-1", "a.txt", data=b"hello")
+    listed = list_artifacts(server, "ws-1")
+    entries = listed if wrapper == "bare" else listed[wrapper]
+    assert isinstance(entries, list) and entries[0][field] == "a.txt"
+    assert entries[0]["size"] == 5
+    other = "filename" if field == "name" else "name"
+    assert other not in entries[0]
+
+
+def test_knob_values_are_checked(fake_rebyte):
+    for knob, value in [("artifacts_wrapper", "items"), ("artifact_name_field", "path"),
+                        ("artifact_download", "proxy"), ("webhooks_wrapper", "bare"),
+                        ("computer_ready_delay", -1), ("artifact_bytes", float("inf"))]:
+        with pytest.raises(ValueError):
+            fake_rebyte.configure(**{knob: value})
+
+
+def test_hostile_and_nested_names_download_as_one_segment(fake_rebyte):
+    names = ["reports/q1.pdf", "../escape.txt", "/etc/passwd", "a b%20c?.txt", "x" * 300,
+             "nul\x00byte", "ünï.md"]
+    for name in names:
+        fake_rebyte.add_artifact("ws-h", name, data=name.encode("utf-8") + b"!")
+    listed = {entry["filename"] for entry in list_artifacts(fake_rebyte, "ws-h")["data"]}
+    assert listed == set(names)
+    for name in names:
+        response = call(fake_rebyte, "GET", f"/workspaces/ws-h/artifacts/{quote(name, safe='')}")
+        assert response.status_code == 200, (name, response.text)
+        assert response.content == name.encode("utf-8") + b"!"
+    response = call(fake_rebyte, "GET", "/workspaces/ws-h/artifacts/reports/q1.pdf")
+    assert_error(response, 404, "not_found")  # an unencoded / is two segments: no such route
+
+
+def test_unknown_workspace_and_artifact_are_404(fake_rebyte):
+    assert_error(call(fake_rebyte, "GET", "/workspaces/nope/artifacts"), 404, "not_found")
+    assert_error(call(fake_rebyte, "GET", "/workspaces/nope/artifacts/a.txt"), 404, "not_found")
+    task = create_task(fake_rebyte)
+    response = call(fake_rebyte, "GET", f"/workspaces/{task['workspaceId']}/artifacts/none")
+    assert_error(response, 404, "not_found")
+    assert list_artifacts(fake_rebyte, task["workspaceId"]) == {"data": []}  # still running
+
+
+def test_redirect_download_goes_to_the_storage_host_without_a_key(make_fake_rebyte):
+    server = make_fake_rebyte(artifact_download="redirect")
+    server.add_artifact("ws-r", "dir/data.bin", size=300_000)
+    path = "/workspaces/ws-r/artifacts/dir%2Fdata.bin"
+    response = call(server, "GET", path, allow_redirects=False)
+    assert response.status_code == 302 and not response.content
+    location = response.headers["Location"]
+    assert location.startswith(server.upload_base_url + "/")
+    assert KEY not in location
+    fetched = requests.get(location, timeout=TIMEOUT)  # no key: the storage host needs none
+    assert fetched.status_code == 200
+    assert fetched.content == server.artifact_bytes("ws-r", "dir/data.bin")
+    assert fetched.headers["Content-Length"] == "300000"
+    storage = server.requests("GET", None, listener="upload")
+    assert storage and all(
+        name.lower() not in ("api_key", "api-key", "x-api-key")
+        for entry in storage for name in entry["headers"])
+    tampered = location.replace("signature=", "signature=0")
+    assert requests.get(tampered, timeout=TIMEOUT).status_code == 403
+    other = location.replace("dir%2Fdata.bin", "other.bin")
+    assert requests.get(other, timeout=TIMEOUT).status_code == 403
+    server.configure(artifact_download="direct")
+    assert call(server, "GET", path, allow_redirects=False).status_code == 200
+
+
+def test_multipart_upload(fake_rebyte):
+    task = create_task(fake_rebyte)
+    base = f"/workspaces/{task['workspaceId']}/artifacts"
+    binary = bytes(range(256)) * 40 + b"\r\n--not-a-boundary\r\n"
+    response = call(fake_rebyte, "POST", base, files=[
+        ("file", ("notes.txt", b"line one\r\nline two\n", "text/plain")),
+        ("file", ("nested/blob.bin", binary)),
+        ("comment", (None, b"ignored"))])
+    assert response.status_code == 201, response.text
+    made = response.json()["data"]
+    assert [entry["filename"] for entry in made] == ["notes.txt", "nested/blob.bin"]
+    assert made[1]["size"] == len(binary)
+    workspace = task["workspaceId"]
+    assert fake_rebyte.artifact_bytes(workspace, "notes.txt") == b"line one\r\nline two\n"
+    assert fake_rebyte.artifact_bytes(workspace, "nested/blob.bin") == binary
+    response = call(fake_rebyte, "GET", f"{base}/nested%2Fblob.bin")
+    assert response.content == binary
+    too_big = call(fake_rebyte, "POST", base,
+                   files=[("file", ("huge.bin", b"\0" * (8 * MIB + 1)))])
+    assert_error(too_big, 413, "payload_too_large")
+    assert_error(call(fake_rebyte, "POST", base, json={"file": "x"}), 400, "validation_error")
+    no_file = call(fake_rebyte, "POST", base, files=[("other", ("a.txt", b"a"))])
+    assert_error(no_file, 400, "validation_error")
+    assert fake_rebyte.artifact_names(workspace) == ["nested/blob.bin", "notes.txt"]
+    response = call(fake_rebyte, "POST", base, files=[("file", ('ünï "q".md', b"u"))])
+    assert response.json()["data"][0]["filename"] == 'ünï "q".md'
+    encoded = (b"--BB\r\nContent-Disposition: form-data; name=\"file\"; "
+               b"filename*=UTF-8''%C3%BC.txt\r\n\r\nabc\r\n--BB--\r\n")
+    response = call(fake_rebyte, "POST", base, data=encoded,
+                    headers={"Content-Type": "multipart/form-data; boundary=BB"})
+    assert response.json()["data"][0]["filename"] == "ü.txt"
+    assert fake_rebyte.artifact_bytes(workspace, "ü.txt") == b"abc"
+
+
+def test_upload_url_then_put(fake_rebyte):
+    task = create_task(fake_rebyte)
+    workspace = task["workspaceId"]
+    base = f"/workspaces/{workspace}/artifacts"
+    response = call(fake_rebyte, "POST", f"{base}/upload-url",
+                    json={"filename": "big.csv", "contentType": "text/csv"})
+    assert response.status_code == 201, response.text
+    slot = response.json()
+    assert set(slot) == {"uploadUrl", "filename", "expiresAt"} and slot["filename"] == "big.csv"
+    assert slot["uploadUrl"].startswith(fake_rebyte.upload_base_url + "/")
+    wrong = requests.put(slot["uploadUrl"], data=b"a,b\n", timeout=TIMEOUT,
+                         headers={"Content-Type": "text/plain"})
+    assert wrong.status_code == 403
+    body = b"a,b\n" * 50_000
+    put = requests.put(slot["uploadUrl"], data=body, timeout=TIMEOUT,
+                       headers={"Content-Type": "text/csv"})
+    assert put.status_code == 200, put.text
+    assert fake_rebyte.artifact_bytes(workspace, "big.csv") == body
+    entry = next(item for item in list_artifacts(fake_rebyte, workspace)["data"]
+                 if item["filename"] == "big.csv")
+    assert (entry["size"], entry["contentType"]) == (len(body), "text/csv")
+    assert call(fake_rebyte, "GET", f"{base}/big.csv").content == body
+    for bad in ({}, {"filename": ""}, {"filename": 5}, {"filename": "a" * 256},
+                {"filename": "a", "contentType": ""}):
+        assert_error(call(fake_rebyte, "POST", f"{base}/upload-url", json=bad), 400,
+                     "validation_error")
+    forged = slot["uploadUrl"].replace("signature=", "signature=0")
+    assert requests.put(forged, data=b"x", timeout=TIMEOUT).status_code == 403
+
+
+def test_artifact_deletes(fake_rebyte):
+    fake_rebyte.add_artifact("ws-d", "a.txt", data=b"a")
+    fake_rebyte.add_artifact("ws-d", "b/c.txt", data=b"c")
+    assert call(fake_rebyte, "DELETE", "/workspaces/ws-d/artifacts/b%2Fc.txt").status_code == 204
+    assert fake_rebyte.artifact_names("ws-d") == ["a.txt"]
+    response = call(fake_rebyte, "DELETE", "/workspaces/ws-d/artifacts/b%2Fc.txt")
+    assert_error(response, 404, "not_found")
+    assert call(fake_rebyte, "DELETE", "/workspaces/ws-d/artifacts").status_code == 204
+    assert list_artifacts(fake_rebyte, "ws-d") == {"data": []}
+    assert call(fake_rebyte, "DELETE", "/workspaces/ws-d/artifacts").status_code == 204
+
+
+def test_deleted_artifacts_of_a_prompt_do_not_come_back(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.1)
+    task = finished_task(server)
+    base = f"/workspaces/{task['workspaceId']}/artifacts"
+    assert call(server, "DELETE", base).status_code == 204
+    assert list_artifacts(server, task["workspaceId"]) == {"data": []}
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_a_1_gib_artifact_is_served_in_constant_memory():
+    process, base_url = _start_cli("--prompt-duration", "0.1", "--artifact-bytes",
+                                   str(1024 * MIB), "--artifact-download", "redirect")
+    try:
+        server = type("Cli", (), {"base_url": base_url})
+        task = finished_task(server)
+        path = f"/workspaces/{task['workspaceId']}/artifacts/output-1.bin"
+        before = _peak_memory_kib(process.pid)
+        received = 0
+        with call(server, "GET", path, stream=True, timeout=60) as response:
+            assert response.status_code == 200 and response.history  # redirected
+            assert response.headers["Content-Length"] == str(1024 * MIB)
+            for piece in response.iter_content(MIB):
+                received += len(piece)
+        assert received == 1024 * MIB
+        growth_mib = (_peak_memory_kib(process.pid) - before) / 1024
+        assert growth_mib < 48, f"the server's peak memory grew {growth_mib:.0f} MiB"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# ---- webhooks ------------------------------------------------------------------------------
+
+
+def add_webhook(server: FakeRebyte, url: str, **fields) -> requests.Response:
+    body = {"url": url, "events": ["task.completed"], **fields}
+    return call(server, "POST", "/webhooks", json=body)
+
+
+def test_webhook_limit_same_url_and_secret(fake_rebyte):
+    secret = "whsec-do-not-echo-0123"
+    made = []
+    for number in range(3):
+        response = add_webhook(fake_rebyte, f"https://example.com/h{number}", secret=secret,
+                               description=f"hook {number}")
+        assert response.status_code == 201, response.text
+        made.append(response.json())
+        assert secret not in response.text
+    hook = made[0]
+    assert set(hook) == {"id", "url", "events", "description", "hasSecret", "isActive",
+                         "createdAt", "lastTriggeredAt", "failureCount"}
+    assert (hook["hasSecret"], hook["isActive"], hook["lastTriggeredAt"],
+            hook["failureCount"]) == (True, True, None, 0)
+    assert fake_rebyte.webhook_secret(hook["id"]) == secret
+    again = add_webhook(fake_rebyte, "https://example.com/h0", events=["task.failed"])
+    assert again.status_code == 200 and again.json() == hook
+    fourth = add_webhook(fake_rebyte, "https://example.com/h3")
+    assert assert_error(fourth, 400, "limit_exceeded")["error"]["message"] == (
+        "at most 3 webhooks per organization")
+    for path in ("/webhooks", f"/webhooks/{hook['id']}"):
+        assert secret not in call(fake_rebyte, "GET", path).text
+    assert call(fake_rebyte, "DELETE", f"/webhooks/{made[1]['id']}").status_code == 204
+    assert_error(call(fake_rebyte, "GET", f"/webhooks/{made[1]['id']}"), 404, "not_found")
+    assert add_webhook(fake_rebyte, "https://example.com/h3").status_code == 201
+    plain = call(fake_rebyte, "GET", "/webhooks").json()["data"]
+    assert [item["url"] for item in plain] == [
+        "https://example.com/h0", "https://example.com/h2", "https://example.com/h3"]
+    assert plain[2]["hasSecret"] is False
+    assert fake_rebyte.webhook_secret(plain[2]["id"]) is None
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"events": ["task.completed"]}, "url"),
+    ({"url": "http://example.com/h", "events": ["task.completed"]}, "url"),
+    ({"url": "ftp://example.com/h", "events": ["task.completed"]}, "url"),
+    ({"url": 5, "events": ["task.completed"]}, "url"),
+    ({"url": "https://example.com/h"}, "events"),
+    ({"url": "https://example.com/h", "events": []}, "events"),
+    ({"url": "https://example.com/h", "events": "task.completed"}, "events"),
+    ({"url": "https://example.com/h", "events": ["task.deleted"]}, "task.deleted"),
+    ({"url": "https://example.com/h", "events": ["task.failed"], "secret": "s" * 501},
+     "secret"),
+    ({"url": "https://example.com/h", "events": ["task.failed"], "description": 5},
+     "description"),
+])
+def test_webhook_validation(fake_rebyte, body, field):
+    response = call(fake_rebyte, "POST", "/webhooks", json=body)
+    assert field in assert_error(response, 400, "validation_error")["error"]["message"]
+
+
+def test_webhook_list_wrapper_and_public_key_route(make_fake_rebyte):
+    server = make_fake_rebyte(webhooks_wrapper="webhooks")
+    assert add_webhook(server, "https://example.com/h").status_code == 201
+    assert len(call(server, "GET", "/webhooks").json()["webhooks"]) == 1
+    key = call(server, "GET", "/webhooks/public_key")
+    assert key.status_code == 200, key.text
+    assert key.json()["algorithm"] == "ed25519"
+    pem = key.json()["publicKey"]
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----\n")
+    assert pem.rstrip().endswith("-----END PUBLIC KEY-----")
+    der = base64.b64decode("".join(pem.strip().splitlines()[1:-1]))
+    assert len(der) == 44 and der.startswith(bytes.fromhex("302a300506032b6570032100"))
+    assert_error(call(server, "DELETE", "/webhooks/public_key"), 404, "not_found")
+    assert_error(call(server, "GET", "/webhooks/nope"), 404, "not_found")
+
+
+def test_command_line_knobs_for_computers_artifacts_and_webhooks():
+    process, base_url = _start_cli(
+        "--computer-ready-delay", "0", "--prompt-duration", "0.1", "--artifact-bytes", "7",
+        "--artifacts-wrapper", "artifacts", "--artifact-name-field", "name",
+        "--artifact-download", "redirect", "--webhooks-wrapper", "webhooks")
+    try:
+        server = type("Cli", (), {"base_url": base_url})
+        computer = create_computer(server)
+        assert get_computer(server, computer["id"])["status"] == "ready"
+        task = create_task(server, "p", workspaceId=computer["id"])
+        wait_prompt(server, task["id"], "succeeded")
+        entries = list_artifacts(server, computer["id"])["artifacts"]
+        assert {entry["name"]: entry["size"] for entry in entries}["output-1.bin"] == 7
+        response = call(server, "GET", f"/workspaces/{computer['id']}/artifacts/output-1.bin",
+                        allow_redirects=False)
+        assert response.status_code == 302
+        assert add_webhook(server, "https://example.com/h").status_code == 201
+        assert "webhooks" in call(server, "GET", "/webhooks").json()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("download", ["direct", "redirect"])
+def test_short_body_fault_cuts_a_download_half_way(make_fake_rebyte, download):
+    server = make_fake_rebyte(artifact_download=download)
+    server.add_artifact("ws-cut", "data.bin", size=1_000_000)
+    route = r"/v1/workspaces/.*" if download == "direct" else r"/artifacts/.*"
+    server.inject("GET", route, "short-body")
+    path = "/workspaces/ws-cut/artifacts/data.bin"
+    with call(server, "GET", path, stream=True) as response:
+        assert response.headers["Content-Length"] == "1000000"
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            b"".join(response.iter_content(65536))
+    again = call(server, "GET", path)
+    assert again.content == server.artifact_bytes("ws-cut", "data.bin")
+
+
+def test_replaced_and_deleted_uploads_leave_no_file(fake_rebyte):
+    base = "/workspaces/ws-up/artifacts"
+    fake_rebyte.add_artifact("ws-up", "seed.txt", data=b"x")
+    for body in (b"first", b"second"):
+        slot = call(fake_rebyte, "POST", f"{base}/upload-url", json={"filename": "f.bin"}).json()
+        assert requests.put(slot["uploadUrl"], data=body, timeout=TIMEOUT).status_code == 200
+    assert fake_rebyte.artifact_bytes("ws-up", "f.bin") == b"second"
+    folder = fake_rebyte._artifact_dir.name
+    assert len(os.listdir(folder)) == 1
+    assert call(fake_rebyte, "DELETE", f"{base}/f.bin").status_code == 204
+    assert os.listdir(folder) == []

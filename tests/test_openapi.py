@@ -32,6 +32,21 @@ DOCUMENTED = [
     ("POST", "/tasks/{id}/cancel"),
     ("GET", "/tasks/{id}/content"),
     ("GET", "/tasks/{id}/events"),
+    ("POST", "/agent-computers"),
+    ("GET", "/agent-computers"),
+    ("GET", "/agent-computers/{id}"),
+    ("DELETE", "/agent-computers/{id}"),
+    ("GET", "/workspaces/{id}/artifacts"),
+    ("POST", "/workspaces/{id}/artifacts"),
+    ("DELETE", "/workspaces/{id}/artifacts"),
+    ("POST", "/workspaces/{id}/artifacts/upload-url"),
+    ("GET", "/workspaces/{id}/artifacts/{filename}"),
+    ("DELETE", "/workspaces/{id}/artifacts/{filename}"),
+    ("POST", "/webhooks"),
+    ("GET", "/webhooks"),
+    ("GET", "/webhooks/{id}"),
+    ("DELETE", "/webhooks/{id}"),
+    ("GET", "/webhooks/public_key"),
 ]
 
 TASK_ID = "550e8400-e29b-41d4-a716-446655440000"
@@ -64,6 +79,13 @@ DOC_REQUESTS = [
         "files": [{"id": "file-9", "filename": "more.pdf"}]}),
     ("PATCH", f"/v1/tasks/{TASK_ID}/visibility", {"visibility": "public"}),
     ("PATCH", f"/v1/tasks/{TASK_ID}/visibility", {"visibility": "private"}),
+    ("POST", "/v1/agent-computers", {"name": "My computer", "icon": "laptop"}),
+    ("POST", "/v1/agent-computers", {}),
+    ("POST", "/v1/workspaces/w-1/artifacts/upload-url",
+     {"filename": "big.bin", "contentType": "application/octet-stream"}),
+    ("POST", "/v1/webhooks", {"url": "https://example.com/hook",
+                              "events": ["task.completed", "task.failed"],
+                              "description": "CI", "secret": "s3cret"}),
 ]
 
 BAD_REQUESTS = [
@@ -97,6 +119,21 @@ BAD_REQUESTS = [
     ("body on cancel", "POST", f"/v1/tasks/{TASK_ID}/cancel", {"reason": "x"}, None),
     ("undocumented endpoint", "GET", f"/v1/tasks/{TASK_ID}/result", None, None),
     ("undocumented method", "PUT", f"/v1/tasks/{TASK_ID}", {"prompt": "p"}, None),
+    ("over-long computer name", "POST", "/v1/agent-computers", {"name": "n" * 201}, None),
+    ("over-long icon", "POST", "/v1/agent-computers", {"icon": "i" * 51}, None),
+    ("computer unknown field", "POST", "/v1/agent-computers", {"size": "xl"}, None),
+    ("computers limit 101", "GET", "/v1/agent-computers", None, {"limit": 101}),
+    ("upload-url without filename", "POST", "/v1/workspaces/w/artifacts/upload-url", {}, None),
+    ("webhook over http", "POST", "/v1/webhooks",
+     {"url": "http://example.com/h", "events": ["task.completed"]}, None),
+    ("webhook without events", "POST", "/v1/webhooks", {"url": "https://example.com/h"}, None),
+    ("webhook no events", "POST", "/v1/webhooks",
+     {"url": "https://example.com/h", "events": []}, None),
+    ("webhook unknown event", "POST", "/v1/webhooks",
+     {"url": "https://example.com/h", "events": ["task.deleted"]}, None),
+    ("webhook over-long secret", "POST", "/v1/webhooks",
+     {"url": "https://example.com/h", "events": ["task.failed"], "secret": "s" * 501}, None),
+    ("JSON body on artifact upload", "POST", "/v1/workspaces/w/artifacts", {"file": "x"}, None),
 ]
 
 CREATED = {
@@ -136,6 +173,21 @@ DONE = {"status": "succeeded", "lastSeq": 0, "finalResult": "All good."}
 
 ERROR = {"error": {"code": "not_found", "message": "Task not found"}}
 
+COMPUTER = {
+    "id": "c-1", "name": "Agent Computer", "status": "provisioning", "sandboxId": None,
+    "icon": None, "url": "https://app.rebyte.ai/computers/c-1", "provisionError": None,
+    "createdAt": "2026-02-09T10:30:00.000Z", "updatedAt": "2026-02-09T10:30:00.000Z",
+}
+
+ARTIFACT = {"filename": "report.md", "size": 12, "contentType": "text/markdown",
+            "updatedAt": "2026-02-09T10:30:00.000Z"}
+
+WEBHOOK = {
+    "id": "wh-1", "url": "https://example.com/hook", "events": ["task.completed"],
+    "description": None, "hasSecret": True, "isActive": True,
+    "createdAt": "2026-02-09T10:30:00.000Z", "lastTriggeredAt": None, "failureCount": 0,
+}
+
 # Documented (or server-shapes) answers: (method, path, status, body).
 DOC_RESPONSES = [
     ("POST", "/v1/files", 201, {
@@ -170,6 +222,34 @@ DOC_RESPONSES = [
     ("PUT", f"/v1/tasks/{TASK_ID}", 405,
      {"error": {"code": "method_not_allowed", "message": "no"}}),
     ("GET", "/v1/nowhere", 404, {"error": {"code": "not_found", "message": "no route"}}),
+    ("POST", "/v1/agent-computers", 201, COMPUTER),
+    ("GET", "/v1/agent-computers/c-1", 200, {**COMPUTER, "status": "ready", "sandboxId": "s"}),
+    ("GET", "/v1/agent-computers/c-1", 200, {**COMPUTER, "status": "error",
+                                             "provisionError": "no capacity"}),
+    ("GET", "/v1/agent-computers", 200, {"data": [COMPUTER], "total": 1, "limit": 50,
+                                         "offset": 0}),
+    ("GET", "/v1/agent-computers", 200, {"data": []}),
+    ("DELETE", "/v1/agent-computers/c-1", 204, None),
+    ("GET", "/v1/workspaces/w-1/artifacts", 200, {"data": [ARTIFACT]}),
+    ("GET", "/v1/workspaces/w-1/artifacts", 200, {"artifacts": [{"name": "a.pdf"}]}),
+    ("GET", "/v1/workspaces/w-1/artifacts", 200, [ARTIFACT]),
+    ("GET", "/v1/workspaces/w-1/artifacts/report.md", 200, b"\x00\xff binary"),
+    ("DELETE", "/v1/workspaces/w-1/artifacts/report.md", 204, None),
+    ("DELETE", "/v1/workspaces/w-1/artifacts", 204, None),
+    ("POST", "/v1/workspaces/w-1/artifacts", 201, {"data": [ARTIFACT]}),
+    ("POST", "/v1/workspaces/w-1/artifacts/upload-url", 201, {
+        "uploadUrl": "https://storage.example.com/b/big.bin?sig=1", "filename": "big.bin",
+        "expiresAt": "2026-02-09T11:30:00Z"}),
+    ("POST", "/v1/webhooks", 201, WEBHOOK),
+    ("POST", "/v1/webhooks", 200, WEBHOOK),
+    ("POST", "/v1/webhooks", 400, {"error": {"code": "limit_exceeded",
+                                             "message": "at most 3 webhooks per organization"}}),
+    ("GET", "/v1/webhooks", 200, {"data": [WEBHOOK]}),
+    ("GET", "/v1/webhooks", 200, {"webhooks": []}),
+    ("GET", "/v1/webhooks/wh-1", 200, WEBHOOK),
+    ("DELETE", "/v1/webhooks/wh-1", 204, None),
+    ("GET", "/v1/webhooks/public_key", 200, {"publicKey": "-----BEGIN PUBLIC KEY-----",
+                                             "algorithm": "ed25519"}),
 ]
 
 
@@ -205,6 +285,22 @@ BAD_RESPONSES = [
     ("undocumented status", "GET", f"/v1/tasks/{TASK_ID}", 418, ERROR),
     ("wrong success status", "POST", "/v1/tasks", 200, CREATED),
     ("HTML on a 404", "GET", f"/v1/tasks/{TASK_ID}", 404, "<html>Not Found</html>"),
+    ("computer bad status", "GET", "/v1/agent-computers/c-1", 200,
+     {**COMPUTER, "status": "booting"}),
+    ("computer without sandboxId", "GET", "/v1/agent-computers/c-1", 200,
+     _without(COMPUTER, "sandboxId")),
+    ("computer create as 200", "POST", "/v1/agent-computers", 200, COMPUTER),
+    ("artifact without a name", "GET", "/v1/workspaces/w/artifacts", 200,
+     {"data": [{"size": 1}]}),
+    ("artifacts in an unknown wrapper", "GET", "/v1/workspaces/w/artifacts", 200,
+     {"files": [ARTIFACT]}),
+    ("upload-url without uploadUrl", "POST", "/v1/workspaces/w/artifacts/upload-url", 201,
+     {"filename": "a"}),
+    ("webhook returns its secret", "GET", "/v1/webhooks/wh-1", 200,
+     {**WEBHOOK, "secret": "s3cret"}),
+    ("webhook unknown event", "GET", "/v1/webhooks/wh-1", 200,
+     {**WEBHOOK, "events": ["task.deleted"]}),
+    ("webhooks in an unknown wrapper", "GET", "/v1/webhooks", 200, {"items": [WEBHOOK]}),
 ]
 
 
@@ -252,7 +348,8 @@ def test_request_schemas_are_closed():
     """Strict about what a client sends: no object in a request takes unknown keys."""
     schemas = spec()["components"]["schemas"]
     for name in ("FileSlotRequest", "CreateTaskRequest", "FollowUpRequest",
-                 "VisibilityRequest", "FileRef"):
+                 "VisibilityRequest", "FileRef", "CreateComputerRequest",
+                 "ArtifactUploadUrlRequest", "CreateWebhookRequest"):
         assert schemas[name].get("additionalProperties") is False, name
 
 
@@ -287,6 +384,22 @@ def test_documented_reads_are_accepted(path, query):
 def test_requests_without_body_are_accepted():
     validate_request("DELETE", f"/v1/tasks/{TASK_ID}")
     validate_request("POST", f"/v1/tasks/{TASK_ID}/cancel")
+
+
+def test_multipart_upload_request_is_accepted():
+    validate_request("POST", "/v1/workspaces/w-1/artifacts", {"file": [b"x"]},
+                     content_type="multipart/form-data")
+    with pytest.raises(AssertionError):
+        validate_request("POST", "/v1/workspaces/w-1/artifacts", {"upload": [b"x"]},
+                         content_type="multipart/form-data")
+
+
+def test_redirect_needs_location_when_headers_are_checked():
+    path = "/v1/workspaces/w-1/artifacts/a.bin"
+    validate_response("GET", path, 302, None,
+                      headers={"Location": "http://127.0.0.2:9/artifacts/w-1/a.bin?sig=1"})
+    with pytest.raises(AssertionError):
+        validate_response("GET", path, 302, None, headers={})
 
 
 def test_prompt_limit_is_inclusive():

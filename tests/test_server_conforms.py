@@ -264,9 +264,10 @@ def test_limit_above_100_is_refused_or_clamped(api):
 
 
 def test_every_operation_refuses_a_missing_key(api):
-    """401 with the error body on all ten operations, whatever the body would have been."""
+    """401 with the error body on every operation, whatever the body would have been."""
     for method, template in operations():
-        path = template.replace("{id}", "00000000-0000-0000-0000-000000000000")
+        path = template.replace("{id}", "00000000-0000-0000-0000-000000000000").replace(
+            "{filename}", "report-1.md")
         takes_body = "requestBody" in spec()["paths"][template][method.lower()]
         body = {"prompt": "p"} if takes_body else None
         api.error(method, path, 401, "unauthorized", key="", body=body)
@@ -322,3 +323,123 @@ def test_early_done_conforms(api, fake_rebyte):
         fake_rebyte.configure(events_early_done=False)
     assert messages == [("done", {"status": "running", "lastSeq": -1, "finalResult": None})]
     api.call("POST", f"/tasks/{created['id']}/cancel")
+
+
+def _wait_computer(api: Api, computer_id: str) -> dict:
+    deadline = time.monotonic() + WAIT
+    while True:
+        _, computer = api.call("GET", f"/agent-computers/{computer_id}")
+        if computer["status"] != "provisioning":
+            return computer
+        assert time.monotonic() < deadline, computer
+        time.sleep(0.05)
+
+
+def test_computers_conform(api, fake_rebyte):
+    fake_rebyte.configure(computer_ready_delay=0.2)
+    response, computer = api.call("POST", "/agent-computers", body={"name": "Box", "icon": "x"})
+    assert response.status_code == 201 and computer["status"] == "provisioning"
+    api.error("POST", "/tasks", 400, "validation_error",
+              body={"prompt": "too early", "workspaceId": computer["id"]})
+    assert _wait_computer(api, computer["id"])["status"] == "ready"
+    _, failing = api.call("POST", "/agent-computers", body={"name": "x [provision-error]"})
+    assert _wait_computer(api, failing["id"])["status"] == "error"
+    _, listed = api.call("GET", "/agent-computers", params={"limit": 1, "offset": 0})
+    assert [item["id"] for item in listed["data"]] == [failing["id"]]
+    assert listed["total"] == 2
+    _, created = api.call("POST", "/tasks",
+                          body={"prompt": "Inside", "workspaceId": computer["id"]})
+    assert created["workspaceId"] == computer["id"]
+    response, _ = api.call("DELETE", f"/agent-computers/{failing['id']}")
+    assert response.status_code == 204
+    api.error("GET", f"/agent-computers/{failing['id']}", 404, "not_found")
+    api.error("POST", "/agent-computers", 400, "validation_error", body={"name": "n" * 201})
+    api.error("POST", "/agent-computers", 400, "validation_error", body={"icon": "i" * 51})
+    api.error("GET", "/agent-computers", 400, "validation_error", params={"limit": "0"})
+
+
+@pytest.mark.parametrize("wrapper,name_field", [("data", "filename"), ("artifacts", "name"),
+                                                ("bare", "filename")])
+def test_artifact_lists_conform(api, fake_rebyte, wrapper, name_field):
+    fake_rebyte.configure(artifacts_wrapper=wrapper, artifact_name_field=name_field)
+    try:
+        _, created = api.call("POST", "/tasks", body={"prompt": "Make files"})
+        api.wait_prompt(created["id"])
+        _, listed = api.call("GET", f"/workspaces/{created['workspaceId']}/artifacts")
+    finally:
+        fake_rebyte.configure(artifacts_wrapper="data", artifact_name_field="filename")
+    entries = listed if wrapper == "bare" else listed[wrapper]
+    assert sorted(entry[name_field] for entry in entries) == ["output-1.bin", "report-1.md"]
+
+
+def test_artifact_transfers_conform(api, fake_rebyte):
+    _, created = api.call("POST", "/tasks", body={"prompt": "Make files"})
+    workspace = created["workspaceId"]
+    api.wait_prompt(created["id"])
+    base = f"/workspaces/{workspace}/artifacts"
+    response, _ = api.call("GET", f"{base}/output-1.bin")
+    assert response.content == fake_rebyte.artifact_bytes(workspace, "output-1.bin")
+    assert response.headers["Content-Length"] == str(len(response.content))
+
+    fake_rebyte.configure(artifact_download="redirect")
+    try:
+        response, _ = api.call("GET", f"{base}/report-1.md", allow_redirects=False)
+    finally:
+        fake_rebyte.configure(artifact_download="direct")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(fake_rebyte.upload_base_url + "/")
+
+    validate_request("POST", f"/v1{base}", {"file": [b"x"]}, content_type="multipart/form-data")
+    response, uploaded = api.call("POST", base, check_request=False,
+                                  files=[("file", ("notes.txt", b"hello"))])
+    assert response.status_code == 201
+    assert [entry["filename"] for entry in uploaded["data"]] == ["notes.txt"]
+    response, slot = api.call("POST", f"{base}/upload-url", body={"filename": "big.bin"})
+    assert response.status_code == 201
+    assert requests.put(slot["uploadUrl"], data=b"b" * 1000, timeout=TIMEOUT).status_code == 200
+    assert fake_rebyte.artifact_bytes(workspace, "big.bin") == b"b" * 1000
+
+    api.error("POST", base, 413, "payload_too_large", check_request=False,
+              files=[("file", ("huge.bin", b"0" * (8 * 1024 * 1024 + 1)))])
+    api.error("POST", base, 400, "validation_error", body={"file": "x"})
+    api.error("POST", f"{base}/upload-url", 400, "validation_error", body={})
+    api.error("GET", f"{base}/missing.txt", 404, "not_found")
+    api.error("GET", "/workspaces/no-such-workspace/artifacts", 404, "not_found")
+    response, _ = api.call("DELETE", f"{base}/notes.txt")
+    assert response.status_code == 204
+    response, _ = api.call("DELETE", base)
+    assert response.status_code == 204
+    _, listed = api.call("GET", base)
+    assert listed == {"data": []}
+
+
+def test_webhooks_conform(api, fake_rebyte):
+    hooks = []
+    for number in range(3):
+        response, hook = api.call("POST", "/webhooks", body={
+            "url": f"https://example.com/hook{number}", "events": ["task.completed"],
+            "secret": "s3cret-value"})
+        assert response.status_code == 201 and hook["hasSecret"] is True
+        hooks.append(hook)
+    response, again = api.call("POST", "/webhooks", body={
+        "url": "https://example.com/hook0", "events": ["task.failed"]})
+    assert response.status_code == 200 and again["id"] == hooks[0]["id"]
+    api.error("POST", "/webhooks", 400, "limit_exceeded",
+              body={"url": "https://example.com/hook3", "events": ["task.completed"]})
+    api.error("POST", "/webhooks", 400, "validation_error",
+              body={"url": "http://example.com/h", "events": ["task.completed"]})
+    _, listed = api.call("GET", "/webhooks")
+    assert [hook["id"] for hook in listed["data"]] == [hook["id"] for hook in hooks]
+    fake_rebyte.configure(webhooks_wrapper="webhooks")
+    try:
+        _, listed = api.call("GET", "/webhooks")
+    finally:
+        fake_rebyte.configure(webhooks_wrapper="data")
+    assert len(listed["webhooks"]) == 3
+    _, key = api.call("GET", "/webhooks/public_key")
+    assert key["algorithm"] == "ed25519" and "BEGIN PUBLIC KEY" in key["publicKey"]
+    _, one = api.call("GET", f"/webhooks/{hooks[1]['id']}")
+    assert one == hooks[1]
+    response, _ = api.call("DELETE", f"/webhooks/{hooks[1]['id']}")
+    assert response.status_code == 204
+    api.error("GET", f"/webhooks/{hooks[1]['id']}", 404, "not_found")
