@@ -15,13 +15,13 @@ test: lint
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) demo/demo.py
+	$(PY) tests/demo/demo.py
 
 bench: $(STAMP)
-	$(PY) bench/run_bench.py
+	$(PY) tests/bench/run_bench.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check scripts tests bench demo
+	$(PY) -m ruff check scripts tests
 	$(VENV)/bin/vermin --target=3.9- --violations --no-tips --eval-annotations scripts
 
 # The client, the CLI and the local server on the oldest Python supported.

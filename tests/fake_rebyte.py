@@ -1,7 +1,7 @@
 """A local Rebyte-compatible v1 API server for tests, demos and benchmarks.
 
 What stripe-mock is to Stripe: the client is driven over real HTTP sockets against a
-server that follows ../shared/api-contract.md and docs/server-shapes.md. Standard library
+server that follows ../shared/api-contract.md and tests/server-shapes.md. Standard library
 only, Python 3.9+, and no code shared with scripts/, so a mistake cannot hide on both sides.
 
 Two listeners, both HTTP/1.1 with keep-alive:

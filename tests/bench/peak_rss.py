@@ -1,6 +1,6 @@
 """Run a Python script as __main__ and write its peak resident memory (KiB) to a file at exit.
 
-    python bench/peak_rss.py OUT_FILE SCRIPT [ARGS...]
+    python tests/tests/bench/peak_rss.py OUT_FILE SCRIPT [ARGS...]
 
 Why measure from inside the process rather than from the parent:
 `os.wait4()` or `getrusage(RUSAGE_CHILDREN)` report `ru_maxrss`, and Linux carries the

@@ -6,7 +6,7 @@ separate process (its memory and CPU are not the client's). Each row has its goa
 the issue "Proof under faults, bad input and load") and PASS or FAIL; the notes under the
 table say how each figure was taken.
 
-    python bench/run_bench.py [--markdown FILE]
+    python tests/bench/run_bench.py [--markdown FILE]
 
 Exit status: 0 once the table is printed, whether or not every goal was met (the table
 says); 1 when a measurement itself broke (its row reads ERROR).
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "scripts" / "rebyte_cli.py"
 SERVER = ROOT / "tests" / "fake_rebyte.py"
 LAUNCHER = Path(__file__).resolve().parent / "peak_rss.py"
@@ -165,7 +165,7 @@ class Server:
 
 
 def cli_peak_kib(args, env, workdir: Path, *, timeout: float) -> int:
-    """Peak RSS of one CLI run, taken inside it by bench/peak_rss.py (see its docstring)."""
+    """Peak RSS of one CLI run, taken inside it by tests/bench/peak_rss.py (see its docstring)."""
     out = workdir / "peak-rss.txt"
     if out.exists():
         out.unlink()
@@ -198,7 +198,7 @@ def bench_memory(report: Report, server: Server, big: Path, small: Path, workdir
         )
     )
     report.notes.append(
-        "RSS: VmHWM of the CLI process itself (bench/peak_rss.py runs it as __main__ and "
+        "RSS: VmHWM of the CLI process itself (tests/bench/peak_rss.py runs it as __main__ and "
         "reads /proc/self/status at exit); the server is another process. The 1 GiB file is "
         "sparse, so the figure is the client's buffers, not the page cache."
     )
