@@ -73,7 +73,8 @@ acts as after=False (a stream cannot be replaced once sent).
 
 For tests: request_log (every request on both listeners, with "request_id" of the answer
 besides the documented keys), requests(method, path_regex, listener), clear_log(),
-tasks_created, prompts_created, file_info(file_id), clear_faults(), final_result_for().
+tasks_created, prompts_created, file_info(file_id), held(), clear_faults(),
+final_result_for().
 """
 
 from __future__ import annotations
@@ -622,6 +623,18 @@ class FakeRebyte:
             return {"id": record.id, "filename": record.filename,
                     "contentType": record.content_type, "uploaded": record.uploaded,
                     "size": record.size}
+
+    def held(self) -> dict:
+        """Ids of the live tasks (with their workspace and prompt ids) and of the file slots,
+        oldest first, read in-process: for a test that hands ids to a shell or an
+        interpreter, which must not take them from an HTTP answer."""
+        with self._lock:
+            tasks = [{"id": task.id, "workspaceId": task.workspace_id,
+                      "promptIds": [prompt.id for prompt in task.prompts]}
+                     for task in self._tasks.values() if not task.deleted]
+            files = [{"id": record.id, "filename": record.filename}
+                     for record in self._files.values()]
+        return {"tasks": tasks, "files": files}
 
     def _record(self, listener: str, method: str, path: str, query: dict, headers: dict,
                 connection: int) -> dict:

@@ -1,50 +1,37 @@
-"""Run a Python script as __main__ and write its peak resident memory (KiB) to a file at exit.
+"""Run a command and write its peak resident memory (KiB) to a file when it ends.
 
-    python tests/tests/bench/peak_rss.py OUT_FILE SCRIPT [ARGS...]
+    python tests/bench/peak_rss.py OUT_FILE COMMAND [ARGS...]
 
-Why measure from inside the process rather than from the parent:
-`os.wait4()` or `getrusage(RUSAGE_CHILDREN)` report `ru_maxrss`, and Linux carries the
-high-water mark of the address space a process had before exec() into it. A child started
-with vfork()/posix_spawn() (what subprocess does) had the parent's address space, so its
-ru_maxrss can show the benchmark's own memory. VmHWM in /proc/self/status belongs to the
-address space made by exec(), so it is the script's own peak (plus this launcher, under
-1 MiB). Where /proc is missing, ru_maxrss of RUSAGE_SELF is the fallback.
+Why a launcher rather than reading the child's rusage in the benchmark itself: Linux
+gives a process that replaces its image (execve) the high-water mark of the address
+space it had before, and a child started by subprocess (vfork or posix_spawn) had its
+parent's. So `ru_maxrss` of a child of the benchmark can show the benchmark's own
+memory. This launcher is a small process (the interpreter and subprocess, about 10 MiB):
+the command's `ru_maxrss`, from os.wait4(), is its own peak unless that is under the
+launcher's. The command's output goes where the launcher's goes; its exit status is
+the launcher's.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import runpy
+import subprocess
 import sys
 
 
-def peak_kib() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB elsewhere
+def peak_kib(maxrss: int) -> int:
+    return maxrss // 1024 if sys.platform == "darwin" else maxrss  # bytes on macOS, KiB elsewhere
 
 
-def main() -> None:
-    out_file, script, *args = sys.argv[1:]
-
-    def record() -> None:
-        with open(out_file, "w", encoding="ascii") as out:
-            out.write(f"{peak_kib()}\n")
-
-    atexit.register(record)
-    sys.argv = [script, *args]
-    sys.path[0] = os.path.dirname(os.path.abspath(script))  # as `python SCRIPT` would set it
-    runpy.run_path(script, run_name="__main__")
+def main() -> int:
+    out_file, *command = sys.argv[1:]
+    child = subprocess.Popen(command)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    with open(out_file, "w", encoding="ascii") as out:
+        out.write(f"{peak_kib(usage.ru_maxrss)}\n")
+    return child.returncode
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
