@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-py39 lint demo bench clean
+.PHONY: test test-py39 lint demo bench audit clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,20 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tests/bench/run_bench.py
+
+# The skill security scan users' tools run, on the committed tree (see tests/audit.py).
+# The scanner is large, so it has its own virtualenv and stays out of `make test`.
+SCANNER := cisco-ai-skill-scanner==2.3.2
+AUDIT_VENV := .venv-audit
+
+$(AUDIT_VENV)/.installed:
+	$(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(SCANNER)"
+	echo "$(SCANNER)" > $@
+
+audit: $(AUDIT_VENV)/.installed
+	@grep -qxF "$(SCANNER)" $(AUDIT_VENV)/.installed || { rm -rf $(AUDIT_VENV); $(MAKE) $@; exit $$?; }
+	$(AUDIT_VENV)/bin/python tests/audit.py --scanner $(AUDIT_VENV)/bin/skill-scanner
 
 lint: $(STAMP)
 	$(PY) -m ruff check scripts tests
@@ -41,4 +55,4 @@ test-py39: $(VENV39)/.installed
 		tests/test_fake_server.py tests/test_cli_create.py tests/test_cli_tasks.py
 
 clean:
-	rm -rf $(VENV) $(VENV39) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV39) $(AUDIT_VENV) .pytest_cache .ruff_cache

@@ -237,7 +237,7 @@ def new_upload_url(base_url: str, filename: str) -> str:
     return url
 
 
-def write_curl_config(path: Path, url: str, upload: Path) -> Path:
+def write_curl_config(path: Path, url: str, upload: Path) -> None:
     """curl's options for one upload, as a config file (`curl -K`): a signed upload URL is a
     credential, so it stays out of the process list, and a value there is never an option."""
     path.write_text(
@@ -248,7 +248,6 @@ def write_curl_config(path: Path, url: str, upload: Path) -> Path:
         "silent\nshow-error\nfail\n",
         encoding="utf-8",
     )
-    return path
 
 
 def bench_throughput(report: Report, server: Server, big: Path, small: Path) -> None:
@@ -256,12 +255,11 @@ def bench_throughput(report: Report, server: Server, big: Path, small: Path) -> 
     client = rc.RebyteClient(KEY, base_url=server.base_url)
     env = env_for_cli(server.base_url)
     times = {"curl": [], "client": [], "cli": [], "cli 1 KiB": []}
+    config = big.parent / "upload.curlrc"
     try:
         for _ in range(UPLOAD_RUNS):
             if curl:
-                config = write_curl_config(
-                    big.parent / "upload.curlrc", new_upload_url(server.base_url, big.name), big
-                )
+                write_curl_config(config, new_upload_url(server.base_url, big.name), big)
                 started = time.perf_counter()
                 done = subprocess.run(
                     [curl, "--disable", "-K", str(config)],
