@@ -22,16 +22,19 @@ bench: $(STAMP)
 
 # The skill security scan users' tools run, on the committed tree (see tests/audit.py).
 # The scanner is large, so it has its own virtualenv and stays out of `make test`.
+# The scanner needs Python 3.11 or newer: AUDIT_PYTHON=/path/to/python3.11 if python3 is older.
 SCANNER := cisco-ai-skill-scanner==2.3.2
+AUDIT_PYTHON ?= $(PYTHON)
 AUDIT_VENV := .venv-audit
 
-$(AUDIT_VENV)/.installed:
-	$(PYTHON) -m venv $(AUDIT_VENV)
-	$(AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(SCANNER)"
-	echo "$(SCANNER)" > $@
+AUDIT_STAMP := $(AUDIT_VENV)/.installed-$(SCANNER)
 
-audit: $(AUDIT_VENV)/.installed
-	@grep -qxF "$(SCANNER)" $(AUDIT_VENV)/.installed || { rm -rf $(AUDIT_VENV); $(MAKE) $@; exit $$?; }
+$(AUDIT_STAMP):
+	$(AUDIT_PYTHON) -m venv --clear $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(SCANNER)"
+	touch $@
+
+audit: $(AUDIT_STAMP)
 	$(AUDIT_VENV)/bin/python tests/audit.py --scanner $(AUDIT_VENV)/bin/skill-scanner
 
 lint: $(STAMP)
