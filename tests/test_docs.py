@@ -189,20 +189,26 @@ def api(server: FakeRebyte, method: str, path: str, **kwargs):
     return response.json() if response.content else None
 
 
+# The ids that examples need go on to a shell or an interpreter, so they are read from the
+# server object in this process (FakeRebyte.held()), never taken from an HTTP answer.
+
+
 def placeholder_task(server: FakeRebyte) -> dict:
-    """A finished task (its prompt takes no time) for examples that act on one."""
-    created = api(server, "POST", "/tasks", json={"prompt": "Docs placeholder [duration=0]"})
-    return api(server, "GET", f"/tasks/{created['id']}")
+    """A finished task (its prompt takes no time) for examples that act on one:
+    {"id", "workspaceId", "promptIds"}."""
+    api(server, "POST", "/tasks", json={"prompt": "Docs placeholder [duration=0]"})
+    return server.held()["tasks"][-1]
 
 
 def uploaded_file(server: FakeRebyte) -> dict:
+    """An uploaded file for examples that attach one: {"id", "filename"}."""
     body = {"filename": "notes.txt", "contentType": "text/plain"}
     slot = api(server, "POST", "/files", json=body)
     put = requests.put(
         slot["uploadUrl"], data=b"sample\n", headers={"Content-Type": "text/plain"}, timeout=10
     )
     put.raise_for_status()
-    return {"id": slot["id"], "filename": slot["filename"]}
+    return server.held()["files"][-1]
 
 
 def make_samples(cwd: Path, text: str, jsonl=None) -> None:
@@ -303,7 +309,7 @@ def fill(command: Command, server: FakeRebyte) -> list:
     main = tasks.get("TASK_ID") or next(iter(tasks.values()), None) or placeholder_task(server)
     values = {
         "WORKSPACE_ID": main["workspaceId"],
-        "PROMPT_ID": main["prompts"][0]["id"],
+        "PROMPT_ID": main["promptIds"][0],
         **{name: task["id"] for name, task in tasks.items()},
     }
     filled = []
@@ -408,7 +414,7 @@ def run_script(runs: Runs, block: Block) -> dict:
             KEY,
             TASK_ID=task["id"],
             WORKSPACE_ID=task["workspaceId"],
-            PROMPT_ID=task["prompts"][0]["id"],
+            PROMPT_ID=task["promptIds"][0],
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         )
         server.clear_log()

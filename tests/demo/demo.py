@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "scripts" / "rebyte_cli.py"
 SERVER = ROOT / "tests" / "fake_rebyte.py"
 DEMO_KEY = "rbk_demo_local_only"
