@@ -366,7 +366,7 @@ def test_upload_a_missing_path_sends_nothing(cli, fake_rebyte, tmp_path):
 
 def test_delete_one(cli, fake_rebyte, api_key, new_task):
     task = new_task("Bye")
-    result = cli("delete", task["id"])
+    result = cli("delete", task["id"], "--yes")
     assert result.returncode == 0, result.stderr
     assert result.json() == {"id": task["id"], "deleted": True}
     assert api_get(fake_rebyte, api_key, f"/tasks/{task['id']}")[0] == 404
@@ -374,7 +374,7 @@ def test_delete_one(cli, fake_rebyte, api_key, new_task):
 
 def test_delete_several_with_a_missing_one(cli, fake_rebyte, api_key, new_task):
     first, second = new_task("One"), new_task("Two")
-    result = cli("delete", first["id"], "no-such-task", second["id"])
+    result = cli("delete", first["id"], "no-such-task", second["id"], "-y")
     assert result.returncode == 4, result.stderr
     shown = result.json()
     assert [(d["id"], d["deleted"]) for d in shown] == [
@@ -385,7 +385,7 @@ def test_delete_several_with_a_missing_one(cli, fake_rebyte, api_key, new_task):
     assert "no-such-task" in one_error(result)
     for task in (first, second):
         assert api_get(fake_rebyte, api_key, f"/tasks/{task['id']}")[0] == 404
-    quiet = cli("delete", new_task("Three")["id"], "-q")
+    quiet = cli("delete", new_task("Three")["id"], "-q", "--yes")
     assert quiet.returncode == 0 and len(quiet.stdout.splitlines()) == 1
 
 
