@@ -1063,18 +1063,28 @@ def cmd_create(args, out: Output, run: Run) -> int:
         shared = client.set_visibility(task["id"], "public")
         task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
         out.note(f"shared publicly: {shared.get('shareUrl')}")
-    return finish_with_wait(client, out, run, args, task, prompt_id=None)
+    return finish_with_wait(client, out, run, task, prompt_id=None, **waiting(args))
 
 
-def finish_with_wait(client, out: Output, run: Run, args, task: dict, *, prompt_id) -> int:
+def waiting(args) -> dict:
+    """How `create` and `follow-up` were asked to wait, as finish_with_wait's keywords."""
+    return {
+        "wait": args.wait,
+        "watch": args.watch,
+        "timeout": args.wait_timeout,
+        "interval": args.interval,
+    }
+
+
+def finish_with_wait(
+    client, out: Output, run: Run, task: dict, *, prompt_id, wait, watch, timeout, interval
+) -> int:
     """Print the task, after waiting or watching when asked; return the exit code."""
-    if not (args.wait or args.watch):
+    if not (wait or watch):
         out.result(task, [task.get("url")])
         return EXIT_OK
-    if args.watch:
-        final = watch_events(
-            client, out, task["id"], timeout=args.wait_timeout, prompt_id=prompt_id
-        )
+    if watch:
+        final = watch_events(client, out, task["id"], timeout=timeout, prompt_id=prompt_id)
     else:
         [(task_id, final, error)] = wait_many(
             client,
@@ -1082,8 +1092,8 @@ def finish_with_wait(client, out: Output, run: Run, args, task: dict, *, prompt_
             run,
             [task["id"]],
             prompt_id=prompt_id,
-            timeout=args.wait_timeout,
-            interval=args.interval,
+            timeout=timeout,
+            interval=interval,
         )
         if error is not None:
             return report_wait_failure(out, final, error)
@@ -1121,41 +1131,41 @@ def cmd_list(args, out: Output, run: Run) -> int:
 
 def cmd_follow_up(args, out: Output, run: Run) -> int:
     rc = load_client_module()
-    prompt = read_prompt(args)
-    rc.check_task_id(args.task_id)
+    task_id, prompt, paths = args.task_id, read_prompt(args), args.files
+    skills = split_skills(args.skills)
+    rc.check_task_id(task_id)
     rc.check_prompt(prompt)
-    check_upload_paths(rc, args.files)
+    check_upload_paths(rc, paths)
     refs = parse_file_refs(args.file_refs)
     client = make_client(args)
-    run.remember({"id": args.task_id})  # so that Ctrl-C names it, URL or not
-    files = attach_files(client, out, args.files, refs)
+    run.remember({"id": task_id})  # so that Ctrl-C names it, URL or not
+    files = attach_files(client, out, paths, refs)
     with run.sending("followup"):
-        answer = client.follow_up(
-            args.task_id, prompt, skills=split_skills(args.skills), files=files or None
-        )
+        answer = client.follow_up(task_id, prompt, skills=skills, files=files or None)
     prompt_id = answer["promptId"]
-    task = client.get_task(args.task_id)
+    task = client.get_task(task_id)
     run.remember(task)
-    out.note(f"follow-up {prompt_id} sent to task {args.task_id}: {task.get('url')}")
+    out.note(f"follow-up {prompt_id} sent to task {task_id}: {task.get('url')}")
     summary = {**task, "promptId": prompt_id}
-    return finish_with_wait(client, out, run, args, summary, prompt_id=prompt_id)
+    return finish_with_wait(client, out, run, summary, prompt_id=prompt_id, **waiting(args))
 
 
 def cmd_wait(args, out: Output, run: Run) -> int:
-    if args.prompt_id and len(args.task_ids) > 1:
+    task_ids, prompt_id = args.task_ids, args.prompt_id
+    if prompt_id and len(task_ids) > 1:
         raise UsageError("--prompt-id goes with a single TASK_ID")
     rc = load_client_module()
-    for task_id in args.task_ids:
+    for task_id in task_ids:
         rc.check_task_id(task_id)
     client = make_client(args)
-    for task_id in args.task_ids:
+    for task_id in task_ids:
         run.remember({"id": task_id})
     finished = wait_many(
         client,
         out,
         run,
-        args.task_ids,
-        prompt_id=args.prompt_id,
+        task_ids,
+        prompt_id=prompt_id,
         timeout=args.wait_timeout,
         interval=args.interval,
     )
@@ -1174,50 +1184,52 @@ def cmd_wait(args, out: Output, run: Run) -> int:
     out.result(document, [doc.get("url") for doc in documents])
     if errors:
         return worst_exit([exit_code_for(rc, e) for e in errors])
-    return worst_exit([outcome_code(doc, args.prompt_id) for doc in documents])
+    return worst_exit([outcome_code(doc, prompt_id) for doc in documents])
 
 
 def cmd_watch(args, out: Output, run: Run) -> int:
+    task_id, prompt_id, as_json = args.task_id, args.prompt_id, args.json
     client = make_client(args)
-    run.remember({"id": args.task_id})
-    run.remember(client.get_task(args.task_id))  # its URL, for Ctrl-C; 404 before streaming
+    run.remember({"id": task_id})
+    run.remember(client.get_task(task_id))  # its URL, for Ctrl-C; 404 before streaming
     final = watch_events(
         client,
         out,
-        args.task_id,
+        task_id,
         timeout=args.wait_timeout,
-        prompt_id=args.prompt_id,
-        as_json=args.json,
+        prompt_id=prompt_id,
+        as_json=as_json,
     )
-    if not args.json:
+    if not as_json:
         out.result(final, [final.get("url")])
-    return outcome_code(final, args.prompt_id)
+    return outcome_code(final, prompt_id)
 
 
 def cmd_result(args, out: Output, run: Run) -> int:
+    task_id, prompt_id = args.task_id, args.prompt_id
     client = make_client(args)
-    task = client.get_task(args.task_id)
+    task = client.get_task(task_id)
     status = task.get("status")
-    if args.prompt_id:
-        matches = [p for p in task.get("prompts") or [] if p.get("id") == args.prompt_id]
+    if prompt_id:
+        matches = [p for p in task.get("prompts") or [] if p.get("id") == prompt_id]
         if not matches:
-            raise UsageError(f"task {args.task_id} has no prompt {args.prompt_id}")
+            raise UsageError(f"task {task_id} has no prompt {prompt_id}")
         status = {"succeeded": "completed"}.get(matches[0].get("status"), matches[0].get("status"))
     if status in ("running", "pending"):
         out.result({"id": task["id"], "url": task.get("url"), "status": status, "result": None}, [])
         raise TaskOutcome(
             EXIT_WAIT_TIMEOUT,
-            f"task {args.task_id} is still running; wait for it with: {PROG} wait {args.task_id}",
+            f"task {task_id} is still running; wait for it with: {PROG} wait {task_id}",
         )
-    answer = client.get_result(args.task_id, prompt_id=args.prompt_id)
+    answer = client.get_result(task_id, prompt_id=prompt_id)
     document = {"id": task["id"], "url": task.get("url"), "status": status, "result": answer}
-    if args.prompt_id:
-        document["promptId"] = args.prompt_id
+    if prompt_id:
+        document["promptId"] = prompt_id
     out.result(document, [answer] if answer is not None else [])
     if status != "completed":
-        raise TaskOutcome(EXIT_TASK_FAILED, f"task {args.task_id} {status}: {task.get('url')}")
+        raise TaskOutcome(EXIT_TASK_FAILED, f"task {task_id} {status}: {task.get('url')}")
     if answer is None:
-        out.note(f"task {args.task_id} completed but the server returned no answer text")
+        out.note(f"task {task_id} completed but the server returned no answer text")
     return EXIT_OK
 
 
