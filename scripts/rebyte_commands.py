@@ -345,6 +345,8 @@ def command(path, help, arguments, handler, *, examples, timeout=True, destroys=
         raise ValueError(f"no group for command {path!r}: declare it with group() first")
     if len(path) == 1 and path[0] in GROUPS:
         raise ValueError(f"{path[0]!r} cannot be both a command and a group")
+    if not examples:
+        raise ValueError(f"command {path!r} needs an example for its --help")
     row = Command(path, help, arguments, handler, tuple(examples), timeout, destroys)
     COMMANDS[path] = row
     return row
@@ -379,7 +381,11 @@ def command_path(argv) -> tuple:
             break
         elif token.startswith("-"):
             name = token.split("=", 1)[0]
-            skip = "=" not in token and any(o.startswith(name) for o in _GLOBAL_VALUE_OPTIONS)
+            skip = (
+                token.startswith("--")
+                and "=" not in token
+                and any(option.startswith(name) for option in _GLOBAL_VALUE_OPTIONS)
+            )
         else:
             words.append(token)
             if words[0] not in GROUPS or len(words) == 2:

@@ -264,3 +264,22 @@ def test_help_imports_nothing_beyond_what_the_module_needs():
         [sys.executable, "-c", probe, str(CLI.parent)], capture_output=True, text=True, timeout=30
     )
     assert done.stderr.split() == ["rebyte_commands"], done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, path",
+    [
+        (["--base-url", "http://x/v1", "create", "-p", "hi"], ("create",)),
+        (["--base-url=http://x/v1", "-q", "get", "t1"], ("get",)),
+        (["--base", "create", "list"], ("list",)),  # an abbreviation takes its value
+        (["-q", "delete", "demo-group", "x"], ("delete",)),
+        (["demo-group", "--timeout", "3", "delete", "x"], ("demo-group", "delete")),
+        (["--max-retries", "1", "demo-group", "-v", "list"], ("demo-group", "list")),
+        (["demo-group"], ("demo-group",)),
+        (["--", "get"], ()),
+        ([], ()),
+    ],
+)
+def test_the_command_path_skips_global_options(monkeypatch, argv, path):
+    monkeypatch.setitem(rebyte_commands.GROUPS, "demo-group", ("demo things", None))
+    assert rebyte_commands.command_path(argv) == path
