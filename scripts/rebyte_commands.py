@@ -379,13 +379,8 @@ def command_path(argv) -> tuple:
             skip = False
         elif token == "--":
             break
-        elif token.startswith("-"):
-            name = token.split("=", 1)[0]
-            skip = (
-                token.startswith("--")
-                and "=" not in token
-                and any(option.startswith(name) for option in _GLOBAL_VALUE_OPTIONS)
-            )
+        elif token.startswith("-"):  # --base-url X (or an abbreviation) takes the next word
+            skip = "=" not in token and any(o.startswith(token) for o in _GLOBAL_VALUE_OPTIONS)
         else:
             words.append(token)
             if words[0] not in GROUPS or len(words) == 2:
