@@ -628,7 +628,8 @@ def load_client_module():
     return rebyte_client
 
 
-def make_client(args):
+def make_client(args, *, concurrency: int = 0):
+    """The client for the global options; `concurrency`: requests this command sends at once."""
     rc = load_client_module()
     if args.verbose:
         import logging
@@ -646,7 +647,7 @@ def make_client(args):
         total_timeout=timeout,
         max_retries=args.max_retries,
         # A connection per concurrent request: a full pool would drop some, with a warning.
-        pool_size=max(16, getattr(args, "concurrency", 0), MAX_PARALLEL_WAITS),
+        pool_size=max(16, concurrency, MAX_PARALLEL_WAITS),
     )
 
 
@@ -1406,11 +1407,13 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
 
 
 def cmd_batch(args, out: Output, run: Run) -> int:
+    spec_file, concurrency, wait = args.spec_file, args.concurrency, args.wait
+    timeout, interval = args.wait_timeout, args.interval
     rc = load_client_module()
-    specs = load_batch_specs(args.spec_file)
-    base_dir = os.getcwd() if args.spec_file == "-" else os.path.dirname(args.spec_file)
+    specs = load_batch_specs(spec_file)
+    base_dir = os.getcwd() if spec_file == "-" else os.path.dirname(spec_file)
     specs = [normalize_spec(rc, i, spec, base_dir) for i, spec in enumerate(specs)]
-    client = make_client(args)
+    client = make_client(args, concurrency=concurrency)
     quiet = Output(quiet=True, progress=False)  # the JSON lines speak for each task
 
     def create(index: int) -> dict:
@@ -1439,19 +1442,19 @@ def cmd_batch(args, out: Output, run: Run) -> int:
         out.json_line(line)
 
     outcomes = run_concurrently(
-        create, range(len(specs)), concurrency=args.concurrency, on_done=reported
+        create, range(len(specs)), concurrency=concurrency, on_done=reported
     )
     codes = [exit_code_for(rc, error) for _, error in outcomes if error is not None]
     created = [(i, task) for i, (task, _) in enumerate(outcomes) if task is not None]
-    if args.wait and created:
+    if wait and created:
         finished = wait_many(
             client,
             out,
             run,
             [task["id"] for _, task in created],
             prompt_id=None,
-            timeout=args.wait_timeout,
-            interval=args.interval,
+            timeout=timeout,
+            interval=interval,
         )
         for (index, _), (task_id, task, error) in zip(created, finished):
             line = {"index": index, "stage": "done", **(task or {"id": task_id})}
