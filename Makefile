@@ -55,7 +55,8 @@ $(VENV39)/.installed: requirements.txt requirements-py39.txt
 
 test-py39: $(VENV39)/.installed
 	$(VENV39)/bin/python -m pytest tests/test_client.py tests/test_client_e2e.py \
-		tests/test_fake_server.py tests/test_cli_create.py tests/test_cli_tasks.py
+		tests/test_fake_server.py tests/test_cli_create.py tests/test_cli_tasks.py \
+		tests/test_cli_help.py
 
 clean:
 	rm -rf $(VENV) $(VENV39) $(AUDIT_VENV) .pytest_cache .ruff_cache

@@ -91,7 +91,7 @@ def main() -> int:
             )
             step("Share it publicly", "share", task["id"], env=env)
             step("List recent tasks", "list", "--limit", "5", env=env)
-            step("Delete it", "delete", task["id"], env=env)
+            step("Delete it", "delete", task["id"], "--yes", env=env)
     finally:
         server.terminate()
         server.wait(timeout=10)
