@@ -67,10 +67,13 @@ __all__ = [
     "is_terminal",
     "DEFAULT_BASE_URL",
     "API_KEY_URL",
+    "API_KEY_ENV",
 ]
 
 DEFAULT_BASE_URL = "https://api.rebyte.ai/v1"
 API_KEY_URL = "https://app.rebyte.ai/settings/api-keys"
+# The environment variable the key is read from; named once, for messages and docs too.
+API_KEY_ENV = "REBYTE_API_KEY"
 
 MAX_PROMPT_CHARS = 100_000
 MAX_FILENAME_CHARS = 255
@@ -452,8 +455,8 @@ def _check_base_url(url: Any) -> str:
 def _check_api_key(key: Any) -> str:
     if key is None or (isinstance(key, str) and not key.strip()):
         raise ConfigurationError(
-            f"no API key: set REBYTE_API_KEY (get a key at {API_KEY_URL}, then "
-            'export REBYTE_API_KEY="rbk_...")'
+            f"no API key: set {API_KEY_ENV} (get a key at {API_KEY_URL}, then "
+            f'export {API_KEY_ENV}="rbk_...")'
         )
     if not isinstance(key, str) or _CONTROL_OR_SPACE.search(key.strip()):
         raise ConfigurationError(
@@ -557,7 +560,7 @@ class _Transport:
         user_agent: Optional[str] = None,
     ) -> None:
         self._api_key = _check_api_key(
-            api_key if api_key is not None else os.environ.get("REBYTE_API_KEY")
+            api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         )
         self.base_url = _check_base_url(
             base_url
