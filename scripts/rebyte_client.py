@@ -132,8 +132,10 @@ class ArtifactsRefusedError(InputError):
     file, or a file that exists already.
     """
 
-    def __init__(self, refused: List[Tuple[str, str]]) -> None:
+    def __init__(self, refused: List[Tuple[str, str]], existing: Iterable[str] = ()) -> None:
         self.refused = list(refused)
+        # The names refused only because their local file exists (see `overwrite`).
+        self.existing = list(existing)
         shown = "; ".join(f"{name!r}: {reason}" for name, reason in self.refused[:5])
         more = f" (and {len(self.refused) - 5} more)" if len(self.refused) > 5 else ""
         super().__init__(f"{len(self.refused)} artifact(s) refused: {shown}{more}")
@@ -1832,10 +1834,10 @@ class RebyteClient(_Transport):
         else:
             names = _check_string_list(names, "artifact names")
         planned, refused = _plan_artifact_paths(dest_dir, names)
-        if not overwrite:
-            refused += [(name, f"{path} exists") for name, path in planned if os.path.lexists(path)]
+        existing = [name for name, path in planned if not overwrite and os.path.lexists(path)]
+        refused += [(name, f"{path} exists already") for name, path in planned if name in existing]
         if refused:
-            raise ArtifactsRefusedError(refused)
+            raise ArtifactsRefusedError(refused, existing)
         return [
             self._download(workspace_id, name, dest_dir, path, overwrite, progress)
             for name, path in planned
