@@ -458,14 +458,18 @@ def _plan_artifact_paths(dest_dir: Any, names: List[str]) -> Tuple[list, list]:
         except InputError as error:
             refused.append((name, str(error)))
     owners: Dict[str, List[str]] = {}
-    for name, path in planned:
-        owners.setdefault(key(path), []).append(name)
-    folders = {key(os.path.dirname(path)) for _, path in planned}
+    for name, _ in planned:
+        owners.setdefault(key(name), []).append(name)
+    folders: Dict[str, List[str]] = {}  # a folder some name needs -> those names
+    for name, _ in planned:
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            folders.setdefault(key("/".join(parts[:depth])), []).append(name)
     clashing = set()
-    for name, path in planned:
-        own = key(path)
-        if len(owners[own]) > 1 or own in folders:
-            clashing.add(name)
+    for own, names_here in owners.items():
+        if len(names_here) > 1 or own in folders:
+            clashing.update(names_here)
+            clashing.update(folders.get(own, ()))
     for name, path in planned:
         if name in clashing:
             refused.append((name, f"another artifact maps to the same local path {path}"))
