@@ -436,7 +436,7 @@ def safe_artifact_path(dest_dir: str | os.PathLike[str], name: Any) -> str:
     resolved = os.path.realpath(os.path.join(root, *segments))
     if os.path.commonpath([root, resolved]) != root or resolved == root:
         raise InputError(f"artifact name {shown} leads outside {dest}")
-    return os.path.join(dest, *segments)
+    return os.path.join(*segments) if dest == "." else os.path.join(dest, *segments)
 
 
 def _plan_artifact_paths(dest_dir: Any, names: List[str]) -> Tuple[list, list]:
@@ -1857,7 +1857,7 @@ class RebyteClient(_Transport):
         progress: Optional[Callable[[str, int, Optional[int]], None]],
     ) -> dict:
         url = self.base_url + self._artifacts_path(workspace_id, name)
-        folder = os.path.dirname(path)
+        folder = os.path.dirname(path) or "."
         os.makedirs(folder, exist_ok=True)
         safe_artifact_path(dest_dir, name)  # again: the folders now exist, none may lead out
         temp = os.path.join(folder, f".rebyte-{os.urandom(8).hex()}.part")
