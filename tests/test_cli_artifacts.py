@@ -192,3 +192,43 @@ def test_download_without_wait_is_refused_before_anything_is_sent(cli, fake_reby
     refused = cli("create", "--prompt", "Write the report", "--download", "results")
     assert refused.returncode == 2 and "--wait" in refused.stderr
     assert fake_rebyte.tasks_created == 0
+
+
+def test_a_terminal_gets_a_byte_bar_redrawn_in_place(fake_rebyte, api_key, tmp_path):
+    """stderr on a pseudo-terminal: the bar is drawn with carriage returns, then cleared."""
+    import os
+    import pty
+    import subprocess
+
+    from cli_runner import cli_env
+
+    fake_rebyte.add_artifact("ws-tty", "big.bin", size=3 * 1024 * 1024)
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, str(CLI), "artifacts", "download", "ws-tty", "--out", "out"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            env=cli_env(fake_rebyte.base_url, api_key, NO_COLOR="1"),
+            cwd=str(tmp_path),
+            timeout=60,
+        )
+        os.close(follower)
+        follower = None
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0
+    text = shown.decode("utf-8", errors="replace")
+    assert "\r\x1b[K" in text and "downloading big.bin [" in text and "3.0 MiB / 3.0 MiB" in text
