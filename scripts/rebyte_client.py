@@ -429,6 +429,8 @@ def safe_artifact_path(dest_dir: str | os.PathLike[str], name: Any) -> str:
     for segment in segments:
         if segment in ("", ".", ".."):
             raise InputError(f"artifact name {shown} has an empty, '.' or '..' segment")
+        if os.name == "nt" and _refused_by_windows(segment):
+            raise InputError(f"artifact name {shown} is not a valid file name on Windows")
         if len(segment.encode("utf-8", errors="surrogatepass")) > MAX_NAME_BYTES:
             raise InputError(f"artifact name {shown} has a part longer than {MAX_NAME_BYTES} bytes")
     dest = os.fspath(dest_dir) or "."
@@ -437,6 +439,18 @@ def safe_artifact_path(dest_dir: str | os.PathLike[str], name: Any) -> str:
     if os.path.commonpath([root, resolved]) != root or resolved == root:
         raise InputError(f"artifact name {shown} leads outside {dest}")
     return os.path.join(*segments) if dest == "." else os.path.join(dest, *segments)
+
+
+_WINDOWS_DEVICES = re.compile(r"(?i)(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?")
+
+
+def _refused_by_windows(segment: str) -> bool:
+    """Names Windows will not create, or would silently change (`a.` is `a`)."""
+    return bool(
+        re.search(r'[<>:"|?*]', segment)
+        or segment.endswith((".", " "))
+        or _WINDOWS_DEVICES.fullmatch(segment)
+    )
 
 
 def _plan_artifact_paths(dest_dir: Any, names: List[str]) -> Tuple[list, list]:

@@ -398,3 +398,13 @@ def test_delete_one_and_delete_all(server, client):
     client.delete_all_artifacts(ws)
     assert server.artifact_names(ws) == []
     assert client.list_artifacts(task["id"]) == []
+
+
+def test_names_windows_refuses_are_recognised():
+    import rebyte_client
+
+    refused = ["CON", "con.txt", "lpt1", "a.", "b ", "x:y", 'q"', "star*"]
+    for name in refused:
+        assert rebyte_client._refused_by_windows(name), name
+    for name in ["console.txt", "report-1.md", "é.txt", "con-notes"]:
+        assert not rebyte_client._refused_by_windows(name), name
