@@ -1872,11 +1872,13 @@ class RebyteClient(_Transport):
     ) -> dict:
         url = self.base_url + self._artifacts_path(workspace_id, name)
         folder = os.path.dirname(path) or "."
-        os.makedirs(folder, exist_ok=True)
-        safe_artifact_path(dest_dir, name)  # again: the folders now exist, none may lead out
         temp = os.path.join(folder, f".rebyte-{os.urandom(8).hex()}.part")
-        # O_EXCL: never write through a file or link that is already there; 0o666: the umask rules.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        with _local_write(path):
+            os.makedirs(folder, exist_ok=True)
+            safe_artifact_path(dest_dir, name)  # again: the folders now exist, none may lead out
+            # O_EXCL: never write through a file or link already there; 0o666: the umask rules.
+            fd = os.open(temp, flags, 0o666)
         try:
             with os.fdopen(fd, "wb") as handle:
                 attempt = 0
@@ -1894,7 +1896,8 @@ class RebyteClient(_Transport):
                         attempt += 1
             if not overwrite and os.path.lexists(path):
                 raise InputError(f"{path} appeared during the download; not overwritten")
-            os.replace(temp, path)
+            with _local_write(path):
+                os.replace(temp, path)
         except BaseException:  # Ctrl-C too: nothing half-written stays behind
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -1938,7 +1941,8 @@ class RebyteClient(_Transport):
             expected = _content_length(response)
             written = 0
             for chunk in self._iter_body("GET", current, response, UPLOAD_CHUNK_BYTES):
-                handle.write(chunk)
+                with _local_write(name):
+                    handle.write(chunk)
                 written += len(chunk)
                 if expected is not None and written > expected:
                     break
@@ -2260,3 +2264,15 @@ def _content_length(response: Any) -> Optional[int]:
 @contextlib.contextmanager
 def _as_context(data: bytes) -> Iterator[bytes]:
     yield data
+
+
+@contextlib.contextmanager
+def _local_write(path: str) -> Iterator[None]:
+    """A local file-system failure (a full disk, a file where a folder must go) as InputError."""
+    try:
+        yield
+    except InputError:
+        raise
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InputError(f"cannot write {path}: {reason}") from error

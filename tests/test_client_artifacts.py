@@ -408,3 +408,11 @@ def test_names_windows_refuses_are_recognised():
         assert rebyte_client._refused_by_windows(name), name
     for name in ["console.txt", "report-1.md", "é.txt", "con-notes"]:
         assert not rebyte_client._refused_by_windows(name), name
+
+
+def test_a_file_where_a_folder_must_go_is_a_clear_error(server, client, tmp_path):
+    server.add_artifact("ws-file", "reports/q1.pdf", data=b"pdf")
+    (tmp_path / "reports").write_text("a file, not a folder")
+    with pytest.raises(InputError, match="cannot write"):
+        client.download_artifact("ws-file", "reports/q1.pdf", tmp_path)
+    assert files_under(tmp_path) == ["reports"]
