@@ -255,6 +255,15 @@ def _create_arguments(create: argparse.ArgumentParser) -> None:
     create.add_argument("--public", action="store_true", help="share it publicly once created")
     create.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
     _add_wait_options(create)
+    _add_download_option(create)
+
+
+def _add_download_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--download",
+        metavar="DIR",
+        help="with --wait or --watch: download the task's artifacts into DIR once it ends",
+    )
 
 
 def _one_task_argument(sub: argparse.ArgumentParser) -> None:
@@ -275,6 +284,7 @@ def _follow_up_arguments(follow: argparse.ArgumentParser) -> None:
     _one_task_argument(follow)
     _add_prompt_options(follow)
     _add_wait_options(follow)
+    _add_download_option(follow)
 
 
 def _wait_arguments(wait: argparse.ArgumentParser) -> None:
@@ -1042,6 +1052,7 @@ def create_planned(client, out: Output, run: Run, plan: dict) -> dict:
 
 def cmd_create(args, out: Output, run: Run) -> int:
     rc = load_client_module()
+    wait_options = waiting(args)  # its checks come before anything is sent
     plan = plan_task(
         rc,
         read_prompt(args),
@@ -1065,23 +1076,43 @@ def cmd_create(args, out: Output, run: Run) -> int:
         shared = client.set_visibility(task["id"], "public")
         task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
         out.note(f"shared publicly: {shared.get('shareUrl')}")
-    return finish_with_wait(client, out, run, task, prompt_id=None, **waiting(args))
+    return finish_with_wait(client, out, run, task, prompt_id=None, **wait_options)
 
 
 def waiting(args) -> dict:
     """How `create` and `follow-up` were asked to wait, as finish_with_wait's keywords."""
+    if args.download is not None:
+        if not (args.wait or args.watch):
+            raise UsageError("--download needs --wait or --watch (the files come when it ends)")
+        if os.path.exists(args.download) and not os.path.isdir(args.download):
+            raise UsageError(f"--download {args.download} is not a folder")
     return {
         "wait": args.wait,
         "watch": args.watch,
         "timeout": args.wait_timeout,
         "interval": args.interval,
+        "download": args.download,
     }
 
 
 def finish_with_wait(
-    client, out: Output, run: Run, task: dict, *, prompt_id, wait, watch, timeout, interval
+    client,
+    out: Output,
+    run: Run,
+    task: dict,
+    *,
+    prompt_id,
+    wait,
+    watch,
+    timeout,
+    interval,
+    download=None,
 ) -> int:
-    """Print the task, after waiting or watching when asked; return the exit code."""
+    """Print the task, after waiting or watching when asked; return the exit code.
+
+    With `download`, the workspace's artifacts are fetched into that folder once the
+    task ends, and their local paths join the result as "artifacts".
+    """
     if not (wait or watch):
         out.result(task, [task.get("url")])
         return EXIT_OK
@@ -1100,8 +1131,17 @@ def finish_with_wait(
         if error is not None:
             return report_wait_failure(out, final, error)
     merged = {**task, **final}
+    fetched = EXIT_OK
+    if download is not None:
+        load_group("artifacts")
+        from rebyte_cmd_artifacts import fetch_artifacts
+
+        files, _, fetched = fetch_artifacts(
+            client, out, merged["id"], None, download, overwrite=False, existing_is_error=False
+        )
+        merged["artifacts"] = files
     out.result(merged, [merged.get("url")])
-    code = outcome_code(merged, prompt_id)
+    code = worst_exit([outcome_code(merged, prompt_id), fetched])
     if code != EXIT_OK:
         out.note(f"task {merged['id']} ended {merged.get('status')}: {merged.get('url')}")
     return code
@@ -1133,6 +1173,7 @@ def cmd_list(args, out: Output, run: Run) -> int:
 
 def cmd_follow_up(args, out: Output, run: Run) -> int:
     rc = load_client_module()
+    wait_options = waiting(args)  # its checks come before anything is sent
     task_id, prompt, paths = args.task_id, read_prompt(args), args.files
     skills = split_skills(args.skills)
     rc.check_task_id(task_id)
@@ -1149,7 +1190,7 @@ def cmd_follow_up(args, out: Output, run: Run) -> int:
     run.remember(task)
     out.note(f"follow-up {prompt_id} sent to task {task_id}: {task.get('url')}")
     summary = {**task, "promptId": prompt_id}
-    return finish_with_wait(client, out, run, summary, prompt_id=prompt_id, **waiting(args))
+    return finish_with_wait(client, out, run, summary, prompt_id=prompt_id, **wait_options)
 
 
 def cmd_wait(args, out: Output, run: Run) -> int:
@@ -1553,6 +1594,12 @@ OUTCOME_UNKNOWN_ADVICE = {
 
 _RUN = "python3 scripts/rebyte_cli.py"
 
+group(
+    "artifacts",
+    "list, download, upload and delete a workspace's files",
+    module="rebyte_cmd_artifacts",
+)
+
 command(
     ["create"],
     "create a task and print its live URL",
@@ -1582,7 +1629,10 @@ command(
     "send another prompt to a task",
     _follow_up_arguments,
     cmd_follow_up,
-    examples=[f'{_RUN} follow-up TASK_ID --prompt "Now add tests for it" --wait'],
+    examples=[
+        f'{_RUN} follow-up TASK_ID --prompt "Now add tests for it" --wait',
+        f'{_RUN} follow-up TASK_ID --prompt "Write the report as PDF" --wait --download results',
+    ],
 )
 command(
     ["wait"],
