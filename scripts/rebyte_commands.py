@@ -1080,7 +1080,8 @@ def cmd_create(args, out: Output, run: Run) -> int:
         out.result(document)
         return EXIT_OK
     if args.new_computer:
-        computer = create_computer(client, out, run)
+        # Named after its task, so that `computer list` says what it was made for.
+        computer = create_computer(client, out, run, name=" ".join(plan["prompt"].split())[:60])
         wait_for_computer(
             client, out, computer["id"], timeout=COMPUTER_WAIT_TIMEOUT, interval=args.interval
         )
