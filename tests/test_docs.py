@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -72,25 +73,25 @@ ENDPOINTS = {
     ("POST", "/tasks/{id}/cancel"),
     ("GET", "/tasks/{id}/content"),
     ("GET", "/tasks/{id}/events"),
-}
-# Issue 10's endpoints: in the spec and the local server now; api.md and the client gain
-# them in the same issue's later work, which then folds this set into ENDPOINTS.
-ISSUE_10_ENDPOINTS = {
     ("POST", "/agent-computers"),
     ("GET", "/agent-computers"),
     ("GET", "/agent-computers/{id}"),
     ("DELETE", "/agent-computers/{id}"),
+    ("POST", "/webhooks"),
+    ("GET", "/webhooks"),
+    ("GET", "/webhooks/public_key"),
+    ("GET", "/webhooks/{id}"),
+    ("DELETE", "/webhooks/{id}"),
+}
+# Issue 10's artifact endpoints: in the spec and the local server now; api.md and the client
+# gain them in the same issue's later work, which then folds this set into ENDPOINTS.
+ISSUE_10_ENDPOINTS = {
     ("GET", "/workspaces/{id}/artifacts"),
     ("POST", "/workspaces/{id}/artifacts"),
     ("DELETE", "/workspaces/{id}/artifacts"),
     ("POST", "/workspaces/{id}/artifacts/upload-url"),
     ("GET", "/workspaces/{id}/artifacts/{filename}"),
     ("DELETE", "/workspaces/{id}/artifacts/{filename}"),
-    ("POST", "/webhooks"),
-    ("GET", "/webhooks"),
-    ("GET", "/webhooks/public_key"),
-    ("GET", "/webhooks/{id}"),
-    ("DELETE", "/webhooks/{id}"),
 }
 EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 70, 130}
 
@@ -156,7 +157,14 @@ def test_skill_md_uses_the_cli_by_its_relative_path():
         if block.doc != "SKILL.md":
             continue
         for _, line in cli_mentions(block):
-            assert "python3 scripts/rebyte_cli.py" in line or "uv run scripts/" in line, line
+            assert any(
+                form in line
+                for form in (
+                    "python3 scripts/rebyte_cli.py",
+                    "python3 $SKILL_DIR/scripts/rebyte_cli.py",
+                    "uv run scripts/",
+                )
+            ), line
     for needed in (
         "https://app.rebyte.ai/settings/api-keys",
         'export REBYTE_API_KEY="rbk_..."',
@@ -232,9 +240,27 @@ def workdir(tmp: Path) -> Path:
 
 
 def route(path: str) -> str:
-    """/v1/tasks/<id>/prompts -> /tasks/{id}/prompts."""
+    """/v1/tasks/<id>/prompts -> /tasks/{id}/prompts (likewise computers and webhooks)."""
     relative = path[len("/v1") :] if path.startswith("/v1") else path
-    return re.sub(r"^/tasks/[^/]+", "/tasks/{id}", relative)
+    relative = re.sub(r"^/(tasks|agent-computers)/[^/]+", r"/\1/{id}", relative)
+    return re.sub(r"^/webhooks/(?!public_key$)[^/]+", "/webhooks/{id}", relative)
+
+
+def ready_computer(server: FakeRebyte) -> str:
+    """An Agent Computer that is ready, for examples that run tasks in one: its id."""
+    api(server, "POST", "/agent-computers", json={"name": "docs placeholder"})
+    computer_id = server.held()["computers"][-1]
+    deadline = time.monotonic() + 10
+    while api(server, "GET", f"/agent-computers/{computer_id}")["status"] != "ready":
+        assert time.monotonic() < deadline, "the placeholder computer never became ready"
+        time.sleep(0.05)
+    return computer_id
+
+
+def placeholder_webhook(server: FakeRebyte) -> str:
+    body = {"url": "https://example.com/hooks/docs", "events": ["task.completed"]}
+    api(server, "POST", "/webhooks", json=body)
+    return server.held()["webhooks"][-1]
 
 
 def refused(server: FakeRebyte, allowed=()) -> list:
@@ -312,6 +338,10 @@ def fill(command: Command, server: FakeRebyte) -> list:
         "PROMPT_ID": main["promptIds"][0],
         **{name: task["id"] for name, task in tasks.items()},
     }
+    if "COMPUTER_ID" in text:
+        values["COMPUTER_ID"] = ready_computer(server)
+    if "WEBHOOK_ID" in text:
+        values["WEBHOOK_ID"] = placeholder_webhook(server)
     filled = []
     for arg in command.args:
         if arg == "FILE_ID:FILENAME":
@@ -412,6 +442,8 @@ def run_script(runs: Runs, block: Block) -> dict:
         env = cli_env(
             server.base_url,
             KEY,
+            SKILL_DIR=str(cwd),
+            HOOK_SECRET="whsec_docs_recipe",
             TASK_ID=task["id"],
             WORKSPACE_ID=task["workspaceId"],
             PROMPT_ID=task["promptIds"][0],
@@ -573,6 +605,15 @@ def client_endpoints(tmp_path) -> set:
         client.set_visibility(task["id"], "public")
         client.cancel_task(task["id"])
         client.delete_task(task["id"])
+        computer = client.create_computer(name="every call")
+        client.list_computers(limit=5)
+        client.wait_for_computer(computer["id"], poll_interval=0.05)
+        client.delete_computer(computer["id"])
+        hook = client.add_webhook("https://example.com/hook", ["task.completed"])
+        client.list_webhooks()
+        client.get_webhook(hook["id"])
+        client.get_webhook_public_key()
+        client.delete_webhook(hook["id"])
         client.close()
         return {(e["method"], route(e["path"])) for e in server.requests()}
 
