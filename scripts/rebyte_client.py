@@ -409,7 +409,11 @@ def _check_webhook_url(url: Any) -> str:
 
 
 def _check_webhook_events(events: Any) -> List[str]:
-    if isinstance(events, str) or not isinstance(events, (list, tuple)) or not events:
+    try:
+        events = None if isinstance(events, str) else list(events)
+    except TypeError:
+        events = None
+    if not events:
         raise InputError(f"events must be a non-empty list of: {', '.join(WEBHOOK_EVENTS)}")
     unknown = [event for event in events if event not in WEBHOOK_EVENTS]
     if unknown:
@@ -1780,7 +1784,8 @@ class RebyteClient(_Transport):
             reason = computer.get("provisionError")
             reason = reason if isinstance(reason, str) and reason.strip() else None
             raise ProvisionError(
-                f"computer {computer_id} failed to provision: {reason or 'no reason given'}",
+                f"computer {computer_id} failed to provision: "
+                f"{(reason or 'no reason given').rstrip('. ')}",
                 computer=computer,
                 provision_error=reason,
             )
@@ -1820,7 +1825,7 @@ class RebyteClient(_Transport):
         """
         body: Dict[str, Any] = {
             "url": _check_webhook_url(url),
-            "events": _check_webhook_events(list(events) if events is not None else events),
+            "events": _check_webhook_events(events),
         }
         if description is not None:
             body["description"] = _check_text(description, "description", MAX_WEBHOOK_TEXT_CHARS)

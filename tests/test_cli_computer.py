@@ -105,7 +105,7 @@ def test_a_computer_that_ends_in_error_exits_1_with_its_reason(cli):
     computer = result.json()
     assert computer["status"] == "error"
     line = one_error(result)
-    assert computer["provisionError"] in line and "computer delete" in line
+    assert computer["provisionError"].rstrip(". ") in line and "computer delete" in line
 
 
 def test_get_list_and_list_all(cli, server, api_key):

@@ -96,7 +96,7 @@ def test_a_computer_that_ends_in_error_raises_provision_error(server, client_for
         client.wait_for_computer(created["id"], poll_interval=0.05)
     error = caught.value
     assert error.computer["id"] == created["id"] and error.computer["status"] == "error"
-    assert error.provision_error and error.provision_error in str(error)
+    assert error.provision_error and error.provision_error.rstrip(". ") in str(error)
 
 
 def test_a_wait_that_runs_out_says_which_computer(server, client_for):

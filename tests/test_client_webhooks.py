@@ -114,6 +114,8 @@ def test_the_fourth_webhook_is_refused_by_the_limit(server, client_for):
         ("", ["task.completed"], {}),
         (HOOK, [], {}),
         (HOOK, "task.completed", {}),
+        (HOOK, None, {}),
+        (HOOK, 3, {}),
         (HOOK, ["task.done"], {}),
         (HOOK, ["task.completed"], {"description": "d" * 501}),
         (HOOK, ["task.completed"], {"secret": SECRET * 30}),
