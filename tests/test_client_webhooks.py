@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from rebyte_client import (  # noqa: E402
     WEBHOOK_EVENTS,
     InputError,
+    MalformedResponseError,
     NotFoundError,
     OutcomeUnknownError,
     RebyteClient,
@@ -224,3 +225,46 @@ def test_a_secret_echoed_by_the_server_is_in_no_error_repr_or_log(api_key, caplo
         assert not any(SECRET in text for text in shown), shown
     assert SECRET not in caplog.text
     assert SECRET not in repr(client)
+
+
+class _Canned(BaseHTTPRequestHandler):
+    """Answers every GET with the server's `body` (a JSON value)."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        data = json.dumps(self.server.body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "body, listed",
+    [
+        ([{"id": "w1"}], ["w1"]),
+        ({"data": [{"id": "w1"}, {"id": "w2"}]}, ["w1", "w2"]),
+        ({"webhooks": [{"id": "w2"}]}, ["w2"]),
+        ({"items": [{"id": "w1"}]}, None),
+        ({"data": "w1"}, None),
+        ([["w1"]], None),
+    ],
+)
+def test_the_list_is_read_from_any_wrapper_the_contract_names(api_key, body, listed):
+    canned = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
+    canned.body = body
+    threading.Thread(target=canned.serve_forever, daemon=True).start()
+    try:
+        client = RebyteClient(api_key, base_url=f"http://127.0.0.1:{canned.server_port}/v1")
+        if listed is None:
+            with pytest.raises(MalformedResponseError):
+                client.list_webhooks()
+        else:
+            assert [hook["id"] for hook in client.list_webhooks()] == listed
+        client.close()
+    finally:
+        canned.shutdown()
+        canned.server_close()
