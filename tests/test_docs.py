@@ -468,6 +468,7 @@ def run_script(runs: Runs, block: Block) -> dict:
             "refused": errors,
             "placeholder": task["id"],
             "state": state,
+            "held": server.held(),
         }
     finally:
         server.stop()
@@ -498,6 +499,11 @@ def check_effects(outcome: dict) -> list:
         if key == ("POST", "/tasks/{id}/prompts") and task is not None:
             if len(task["prompts"]) < 2:
                 misses.append(f"task {task_id} shows no follow-up prompt")
+        for noun, held in (("agent-computers", "computers"), ("webhooks", "webhooks")):
+            if key == ("DELETE", f"/{noun}/{{id}}"):
+                gone = entry["path"].rsplit("/", 1)[1]
+                if gone in outcome["held"][held]:
+                    misses.append(f"{noun} {gone} still there after DELETE")
     slots = sum(1 for e in api_log if (e["method"], route(e["path"])) == ("POST", "/files"))
     puts = [e for e in log if e["listener"] == "upload" and e["method"] == "PUT"]
     if slots and sum(1 for e in puts if e["status"] and e["status"] < 300) < slots:
