@@ -249,8 +249,19 @@ def _create_arguments(create: argparse.ArgumentParser) -> None:
     create.add_argument("--model", help="model tier, e.g. lite")
     create.add_argument("--github-url", metavar="REPO", help="owner/repo or a github.com URL")
     create.add_argument("--branch", metavar="NAME", help="branch of the repo (default main)")
-    create.add_argument(
-        "--workspace", "--workspace-id", dest="workspace", metavar="ID", help="reuse a workspace"
+    where = create.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workspace",
+        "--workspace-id",
+        "--computer",
+        dest="workspace",
+        metavar="ID",
+        help="run in an existing workspace or Agent Computer (skips provisioning)",
+    )
+    where.add_argument(
+        "--new-computer",
+        action="store_true",
+        help="create an Agent Computer, wait until it is ready, then run the task in it",
     )
     create.add_argument("--public", action="store_true", help="share it publicly once created")
     create.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
@@ -593,11 +604,17 @@ class Run:
         self.tasks = []  # (id, url) of tasks created or followed by this run
         self.creates_in_flight = 0
         self.followups_in_flight = 0
+        self.computers = []  # ids of Agent Computers this run created: they outlive it
+        self.computer_creates_in_flight = 0
         self._lock = threading.Lock()
 
     def sending(self, what: str) -> _InFlight:
         """Count a create or follow-up as in flight while it is sent (`with run.sending(...)`)."""
         return _InFlight(self, f"{what}s_in_flight")
+
+    def remember_computer(self, computer_id: str) -> None:
+        if computer_id and computer_id not in self.computers:
+            self.computers.append(computer_id)
 
     def remember(self, task: dict) -> None:
         task_id, url = task.get("id"), task.get("url")
@@ -1063,13 +1080,23 @@ def cmd_create(args, out: Output, run: Run) -> int:
         skills=split_skills(args.skills),
         github_url=args.github_url,
         branch_name=args.branch,
-        workspace_id=args.workspace,
+        workspace_id=NEW_COMPUTER if args.new_computer else args.workspace,
     )
     client = make_client(args)
     if args.dry_run:
         request = client.describe_request("POST", "/tasks", plan["body"])
-        out.result({"dryRun": True, "uploads": plan["paths"], "request": request})
+        document = {"dryRun": True, "uploads": plan["paths"], "request": request}
+        if args.new_computer:
+            document["computerRequest"] = client.describe_request("POST", "/agent-computers", {})
+        out.result(document)
         return EXIT_OK
+    if args.new_computer:
+        # Named after its task, so that `computer list` says what it was made for.
+        computer = create_computer(client, out, run, name=" ".join(plan["prompt"].split())[:60])
+        wait_for_computer(
+            client, out, computer["id"], timeout=COMPUTER_WAIT_TIMEOUT, interval=args.interval
+        )
+        plan = {**plan, "options": {**plan["options"], "workspace_id": computer["id"]}}
     task = create_planned(client, out, run, plan)
     out.note(f"task {task['id']} is running: {task.get('url')}")
     if args.public:
@@ -1077,6 +1104,34 @@ def cmd_create(args, out: Output, run: Run) -> int:
         task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
         out.note(f"shared publicly: {shared.get('shareUrl')}")
     return finish_with_wait(client, out, run, task, prompt_id=None, **wait_options)
+
+
+NEW_COMPUTER = "<new computer>"  # the workspace of `create --new-computer`, before it exists
+COMPUTER_WAIT_TIMEOUT = 600.0
+
+
+def create_computer(client, out: Output, run: Run, *, name=None, icon=None) -> dict:
+    """Create an Agent Computer and say its id on stderr at once, even with -q: it
+    outlives this command, so an interrupted run must leave nothing unknown."""
+    with run.sending("computer_create"):
+        computer = client.create_computer(name=name, icon=icon)
+    run.remember_computer(computer["id"])
+    out._stderr(
+        f"computer {computer['id']} created ({computer.get('status')}); it keeps existing "
+        f"until deleted: {PROG} computer delete {computer['id']} --yes"
+    )
+    return computer
+
+
+def wait_for_computer(client, out: Output, computer_id: str, *, timeout, interval=2.0) -> dict:
+    """Wait until the computer is ready (ProvisionError if it ends in error)."""
+
+    def seen(computer: dict) -> None:
+        out.progress(f"computer {computer_id}: {computer.get('status')}")
+
+    return client.wait_for_computer(
+        computer_id, timeout=timeout, poll_interval=interval, on_status=seen
+    )
 
 
 def waiting(args) -> dict:
@@ -1343,6 +1398,30 @@ def cmd_delete(args, out: Output, run: Run) -> int:
     return worst_exit([exit_code_for(rc, e) for e in errors])
 
 
+def delete_many(rc, out: Output, ids, delete, noun: str) -> int:
+    """`delete(id)` for each id, the others going on when one fails; print what was deleted.
+
+    One id: its error is raised (one line, its exit code). Several: each failure is
+    reported in its entry and on stderr, and the worst exit code is returned.
+    """
+    documents, errors = [], []
+    for item_id in ids:
+        try:
+            delete(item_id)
+            documents.append({"id": item_id, "deleted": True})
+        except rc.RebyteError as error:
+            if len(ids) == 1:
+                raise
+            errors.append(error)
+            out.error(f"{noun} {item_id}: {explain(rc, error)}")
+            documents.append({"id": item_id, "deleted": False, "error": _one_line(str(error))})
+    out.result(
+        documents[0] if len(documents) == 1 else documents,
+        [doc["id"] for doc in documents if doc["deleted"]],
+    )
+    return worst_exit([exit_code_for(rc, e) for e in errors])
+
+
 # ------------------------------------------------------------------------- batch
 
 BATCH_FIELDS = {
@@ -1526,6 +1605,8 @@ def exit_code_for(rc, error: BaseException) -> int:
         return EXIT_API if error.status and 400 <= error.status < 500 else EXIT_NETWORK
     if isinstance(error, TaskOutcome):
         return error.code
+    if isinstance(error, rc.ProvisionError):
+        return EXIT_TASK_FAILED
     if isinstance(error, (rc.APIConnectionError, rc.OutcomeUnknownError)):
         return EXIT_NETWORK
     return EXIT_INTERNAL
@@ -1548,8 +1629,16 @@ def explain(rc, error: BaseException) -> str:
     if isinstance(error, rc.NotFoundError):
         advice = NOT_FOUND_ADVICE.get(getattr(error, "resource", None), NOT_FOUND_ADVICE[None])
         return f"{text}; {advice}"
+    if isinstance(error, rc.WaitTimeoutError) and error.resource == "computer":
+        return (
+            f"{text}; the computer keeps provisioning: wait again with "
+            f"`{PROG} computer wait {error.resource_id}`"
+        )
     if isinstance(error, rc.WaitTimeoutError):
         return f"{text}; the task keeps running: wait again with `{PROG} wait {error.task_id}`"
+    if isinstance(error, rc.ProvisionError):
+        computer_id = (error.computer or {}).get("id", "ID")
+        return f"{text}; delete it with `{PROG} computer delete {computer_id} --yes`"
     if isinstance(error, rc.RateLimitError):
         after = f" after {error.retry_after:g}s" if error.retry_after is not None else " later"
         return f"{text}; rate limited: try again{after}"
@@ -1599,6 +1688,8 @@ group(
     "list, download, upload and delete a workspace's files",
     module="rebyte_cmd_artifacts",
 )
+group("computer", "Agent Computers: VMs that tasks run in", module="rebyte_cmd_computer")
+group("webhook", "webhooks: task events sent to your https URL", module="rebyte_cmd_webhook")
 
 command(
     ["create"],
@@ -1699,15 +1790,25 @@ def say_interrupted(out: Output, run: Run) -> None:
     for task_id, url in known:
         where = f": {url}" if url else ""
         out.error(f"interrupted; task {task_id} keeps running{where}")
-    if known and out.quiet:
+    for computer_id in run.computers:
+        out.error(
+            f"interrupted; computer {computer_id} keeps existing: run tasks in it with "
+            f"`{PROG} create --computer {computer_id} ...` or delete it with "
+            f"`{PROG} computer delete {computer_id} --yes`"
+        )
+    if (known or run.computers) and out.quiet:
         for task_id, url in known:
             print(url or task_id, flush=True)
-    elif known:
+        for computer_id in run.computers:
+            print(computer_id, flush=True)
+    elif known or run.computers:
+        document = {"interrupted": True}
+        if known:
+            document["tasks"] = [{"id": i, "url": u} for i, u in known]
+        if run.computers:
+            document["computers"] = [{"id": i} for i in run.computers]
         # One line, so that it also fits the JSON Lines of batch and watch --json.
-        print(
-            json.dumps({"interrupted": True, "tasks": [{"id": i, "url": u} for i, u in known]}),
-            flush=True,
-        )
+        print(json.dumps(document), flush=True)
     if run.creates_in_flight:
         out.error(
             "interrupted while a task was being created: it may exist anyway; "
@@ -1715,7 +1816,13 @@ def say_interrupted(out: Output, run: Run) -> None:
         )
     if run.followups_in_flight:
         out.error("interrupted while a follow-up was being sent: it may have been sent anyway")
-    if not (known or run.creates_in_flight or run.followups_in_flight):
+    if run.computer_creates_in_flight:
+        out.error(
+            "interrupted while a computer was being created: it may exist anyway; "
+            f"check with `{PROG} computer list --limit 5`"
+        )
+    busy = run.creates_in_flight or run.followups_in_flight or run.computer_creates_in_flight
+    if not (known or run.computers or busy):
         out.error("interrupted")
 
 

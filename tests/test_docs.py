@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -78,10 +79,6 @@ ENDPOINTS = {
     ("POST", "/workspaces/{id}/artifacts/upload-url"),
     ("GET", "/workspaces/{id}/artifacts/{filename}"),
     ("DELETE", "/workspaces/{id}/artifacts/{filename}"),
-}
-# Issue 10's endpoints: in the spec and the local server now; api.md and the client gain
-# them in the same issue's later work, which then folds this set into ENDPOINTS.
-ISSUE_10_ENDPOINTS = {
     ("POST", "/agent-computers"),
     ("GET", "/agent-computers"),
     ("GET", "/agent-computers/{id}"),
@@ -239,13 +236,31 @@ def workdir(tmp: Path) -> Path:
 
 
 def route(path: str) -> str:
-    """/v1/tasks/<id>/prompts -> /tasks/{id}/prompts; an artifact's name -> {filename}."""
+    """/v1/tasks/<id>/prompts -> /tasks/{id}/prompts (likewise computers, webhooks and
+    workspaces); an artifact's name -> {filename}."""
     relative = path[len("/v1") :] if path.startswith("/v1") else path
-    relative = re.sub(r"^/tasks/[^/]+", "/tasks/{id}", relative)
-    relative = re.sub(r"^/workspaces/[^/]+", "/workspaces/{id}", relative)
+    relative = re.sub(r"^/(tasks|agent-computers|workspaces)/[^/]+", r"/\1/{id}", relative)
+    relative = re.sub(r"^/webhooks/(?!public_key$)[^/]+", "/webhooks/{id}", relative)
     return re.sub(
         r"^(/workspaces/\{id\}/artifacts)/(?!upload-url$)[^/]+$", r"\1/{filename}", relative
     )
+
+
+def ready_computer(server: FakeRebyte) -> str:
+    """An Agent Computer that is ready, for examples that run tasks in one: its id."""
+    api(server, "POST", "/agent-computers", json={"name": "docs placeholder"})
+    computer_id = server.held()["computers"][-1]
+    deadline = time.monotonic() + 10
+    while api(server, "GET", f"/agent-computers/{computer_id}")["status"] != "ready":
+        assert time.monotonic() < deadline, "the placeholder computer never became ready"
+        time.sleep(0.05)
+    return computer_id
+
+
+def placeholder_webhook(server: FakeRebyte) -> str:
+    body = {"url": "https://example.com/hooks/docs", "events": ["task.completed"]}
+    api(server, "POST", "/webhooks", json=body)
+    return server.held()["webhooks"][-1]
 
 
 def refused(server: FakeRebyte, allowed=()) -> list:
@@ -323,6 +338,10 @@ def fill(command: Command, server: FakeRebyte) -> list:
         "PROMPT_ID": main["promptIds"][0],
         **{name: task["id"] for name, task in tasks.items()},
     }
+    if "COMPUTER_ID" in text:
+        values["COMPUTER_ID"] = ready_computer(server)
+    if "WEBHOOK_ID" in text:
+        values["WEBHOOK_ID"] = placeholder_webhook(server)
     filled = []
     for arg in command.args:
         if arg == "FILE_ID:FILENAME":
@@ -423,6 +442,7 @@ def run_script(runs: Runs, block: Block) -> dict:
         env = cli_env(
             server.base_url,
             KEY,
+            HOOK_SECRET="whsec_docs_recipe",
             TASK_ID=task["id"],
             WORKSPACE_ID=task["workspaceId"],
             PROMPT_ID=task["promptIds"][0],
@@ -448,6 +468,7 @@ def run_script(runs: Runs, block: Block) -> dict:
             "refused": errors,
             "placeholder": task["id"],
             "state": state,
+            "held": server.held(),
         }
     finally:
         server.stop()
@@ -478,6 +499,11 @@ def check_effects(outcome: dict) -> list:
         if key == ("POST", "/tasks/{id}/prompts") and task is not None:
             if len(task["prompts"]) < 2:
                 misses.append(f"task {task_id} shows no follow-up prompt")
+        for noun, held in (("agent-computers", "computers"), ("webhooks", "webhooks")):
+            if key == ("DELETE", f"/{noun}/{{id}}"):
+                gone = entry["path"].rsplit("/", 1)[1]
+                if gone in outcome["held"][held]:
+                    misses.append(f"{noun} {gone} still there after DELETE")
     slots = sum(1 for e in api_log if (e["method"], route(e["path"])) == ("POST", "/files"))
     puts = [e for e in log if e["listener"] == "upload" and e["method"] == "PUT"]
     if slots and sum(1 for e in puts if e["status"] and e["status"] < 300) < slots:
@@ -593,12 +619,21 @@ def client_endpoints(tmp_path) -> set:
         client.set_visibility(task["id"], "public")
         client.cancel_task(task["id"])
         client.delete_task(task["id"])
+        computer = client.create_computer(name="every call")
+        client.list_computers(limit=5)
+        client.wait_for_computer(computer["id"], poll_interval=0.05)
+        client.delete_computer(computer["id"])
+        hook = client.add_webhook("https://example.com/hook", ["task.completed"])
+        client.list_webhooks()
+        client.get_webhook(hook["id"])
+        client.get_webhook_public_key()
+        client.delete_webhook(hook["id"])
         client.close()
         return {(e["method"], route(e["path"])) for e in server.requests()}
 
 
 def test_endpoints_agree_across_api_md_openapi_and_client(tmp_path):
-    assert set(operations()) == ENDPOINTS | ISSUE_10_ENDPOINTS, "references/openapi.yaml"
+    assert set(operations()) == ENDPOINTS, "references/openapi.yaml"
     assert api_md_endpoints() == ENDPOINTS, "the endpoint table of references/api.md"
     assert client_endpoints(tmp_path) == ENDPOINTS, "the calls scripts/rebyte_client.py makes"
     assert "openapi.yaml" in read("references/api.md")
