@@ -268,3 +268,13 @@ def test_watch_json_stderr_is_empty_but_for_errors(cli, fake_rebyte, api_key):
     gone = cli("watch", task["id"], "--json")
     assert gone.returncode == 4
     assert gone.stderr.startswith("rebyte_cli.py: error:") and gone.stdout == ""
+
+
+def test_the_demo_lifecycle_prints_one_compact_line_per_command(tmp_path):
+    """What the `make bench` row counts: the demo's steps, each printing one JSON line."""
+    sys.path.insert(0, str(ROOT / "tests" / "bench"))
+    import run_bench
+
+    size, lines = run_bench.demo_stdout_bytes(run_bench.CLI, tmp_path)
+    assert lines == 7
+    assert 1000 < size < 2600  # issue 11: 2,809 bytes in 89 lines before
