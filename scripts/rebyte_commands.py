@@ -1187,7 +1187,7 @@ def cmd_list(args, out: Output, run: Run) -> int:
     page = {**page, "data": tasks}
     if args.all:
         page["total"] = len(tasks)
-    plain = [_tab_line(t.get("id"), t.get("status", "-"), t.get("title")) for t in tasks]
+    plain = [_tab_line(t.get("id"), t.get("status") or "-", t.get("title")) for t in tasks]
     out.result(page, plain)
     return EXIT_OK
 
@@ -1205,7 +1205,11 @@ def with_statuses(client, tasks: list) -> list:
     ]
 
     def status_of(index: int):
-        return client.get_task(tasks[index]["id"]).get("status")
+        try:
+            status = client.get_task(tasks[index]["id"]).get("status")
+        except rc.InputError:  # an id the server sent that no request path can hold
+            return None
+        return status if isinstance(status, str) else None
 
     outcomes = run_concurrently(status_of, missing, concurrency=STATUS_FETCHES)
     statuses, gone = {}, set()
@@ -1214,7 +1218,7 @@ def with_statuses(client, tasks: list) -> list:
             gone.add(index)
         elif error is not None:
             raise error
-        else:
+        elif status is not None:
             statuses[index] = status
     return [
         {**task, "status": statuses[i]} if i in statuses else task
@@ -1777,10 +1781,7 @@ def say_interrupted(out: Output, run: Run) -> None:
             print(url or task_id, flush=True)
     elif known:
         # One line, so that it also fits the JSON Lines of batch and watch --json.
-        print(
-            json.dumps({"interrupted": True, "tasks": [{"id": i, "url": u} for i, u in known]}),
-            flush=True,
-        )
+        out.json_line({"interrupted": True, "tasks": [{"id": i, "url": u} for i, u in known]})
     if run.creates_in_flight:
         out.error(
             "interrupted while a task was being created: it may exist anyway; "

@@ -178,15 +178,20 @@ class _Tasks:
         self.asked.append(task_id)
         if self.statuses[task_id] is None:
             raise rebyte_client.NotFoundError("no such task", status=404)
+        if self.statuses[task_id] == "bad id":
+            raise rebyte_client.InputError("task id has a space in it")
         return {"id": task_id, "status": self.statuses[task_id]}
 
 
 def test_list_statuses_use_the_entrys_own_and_drop_tasks_deleted_meanwhile():
-    client = _Tasks({"b": "failed", "c": None})
+    client = _Tasks({"b": "failed", "c": None, "d e": "bad id"})
     entries = [{"id": "a", "status": "running"}, {"id": "b"}, {"id": "c"}, {"title": "no id"}]
+    entries.append({"id": "d e"})
     shown = rebyte_commands.with_statuses(client, entries)
-    assert sorted(client.asked) == ["b", "c"]  # `a` carried its status; the last has no id
-    assert shown == [{"id": "a", "status": "running"}, {"id": "b", "status": "failed"}, entries[3]]
+    assert sorted(client.asked) == ["b", "c", "d e"]  # `a` carried its status; one has no id
+    assert shown == [
+        {"id": "a", "status": "running"}, {"id": "b", "status": "failed"}, entries[3], entries[4]
+    ]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- batch
