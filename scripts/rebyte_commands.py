@@ -871,9 +871,8 @@ def with_result(client, task: dict, prompt_id=None) -> dict:
         answer = client.get_result(task["id"], prompt_id=prompt_id)
     except rc.RebyteError:  # the answer is a bonus: failing to fetch it does not fail the task
         answer = None
-    task = {**task, "result": answer} if answer is not None else dict(task)
-    task.pop("finalResult", None)  # it may answer an earlier prompt than `prompt_id`
-    return task
+    task = _without_answer(task)  # its finalResult may answer an earlier prompt than prompt_id
+    return {**task, "result": answer} if answer is not None else task
 
 
 def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, interval):
