@@ -35,15 +35,15 @@ TASK_STATUSES = ("running", "completed", "failed", "canceled")
 EPILOG = """\
 exit codes:
   0    success (when waiting: the task completed)
-  1    a waited task failed or was canceled
+  1    a waited task failed or was canceled, or a computer failed to provision
   2    bad usage or bad local input (nothing was sent)
   3    missing or rejected API key, or an unsafe base URL
-  4    task not found
+  4    not found (a task, computer, webhook or artifact)
   5    the API rejected the request (other 4xx, after retries)
   6    network or server failure after retries, or a create that may or may not have happened
   7    a wait timed out with the task still running
   70   an internal error of this CLI (a bug): run again with -v and report it
-  130  interrupted (Ctrl-C); a task already created keeps running
+  130  interrupted (Ctrl-C); a task or computer already created keeps running
 
 environment:
   REBYTE_API_KEY   your API key (get one at https://app.rebyte.ai/settings/api-keys)
