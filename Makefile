@@ -54,9 +54,12 @@ $(VENV39)/.installed: requirements.txt requirements-py39.txt
 	touch $@
 
 test-py39: $(VENV39)/.installed
-	$(VENV39)/bin/python -m pytest tests/test_client.py tests/test_client_e2e.py \
-		tests/test_fake_server.py tests/test_cli_create.py tests/test_cli_tasks.py \
-		tests/test_cli_help.py
+	$(VENV39)/bin/python -m pytest tests/test_client.py tests/test_client_core.py \
+		tests/test_client_e2e.py tests/test_client_computers.py tests/test_client_artifacts.py \
+		tests/test_client_webhooks.py tests/test_fake_server.py tests/test_cli_create.py \
+		tests/test_cli_tasks.py tests/test_cli_batch.py tests/test_cli_errors.py \
+		tests/test_cli_output.py tests/test_cli_help.py tests/test_cli_computer.py \
+		tests/test_cli_artifacts.py tests/test_cli_webhook.py
 
 clean:
 	rm -rf $(VENV) $(VENV39) $(AUDIT_VENV) .pytest_cache .ruff_cache
