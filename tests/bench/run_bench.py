@@ -59,6 +59,9 @@ BIG_ARTIFACT, SMALL_ARTIFACT = "big.bin", "small.bin"
 FAN_OUT_TASKS = 20
 FAN_OUT_CONCURRENCY = 10
 PROVISION_DELAY = 1.0
+COMPUTER_READY_DELAY = PROVISION_DELAY  # the same VM start, in the background
+COMPUTER_RUNS = 3  # per path, interleaved; medians count
+COMPUTER_POLL = 2.0  # the CLI's first pause between polls of a provisioning computer
 START_UP_RUNS = 60  # per command, interleaved; medians count
 START_UP_WARM_UPS = 2
 WAIT_TASK_SECONDS = 600.0
@@ -533,7 +536,107 @@ def bench_fan_out(report: Report, server: Server, workdir: Path) -> None:
     )
 
 
-# ---------------------------------------------------------------- 5. start-up
+# -------------------------------------------------------- 5. Agent Computers
+
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def created_task(result: subprocess.CompletedProcess, computer_id: Optional[str]) -> dict:
+    """The task `create` printed, checked to be in the computer (when one is named)."""
+    task = json.loads(result.stdout)
+    if not task.get("id") or (computer_id and task.get("workspaceId") != computer_id):
+        raise BenchError(f"create printed {result.stdout[:200]!r}")
+    return task
+
+
+def bench_computers(report: Report, server: Server) -> None:
+    env = env_for_cli(server.base_url)
+    prompt = ["--prompt", "bench: a task"]
+
+    def create_alone() -> None:
+        created_task(run_cli(["create", *prompt], env, timeout=60), None)
+
+    def computer_then_create() -> None:
+        made = run_cli(["computer", "create", "--wait", "-q"], env, timeout=60)
+        computer_id = made.stdout.strip()
+        if not ID_PATTERN.fullmatch(computer_id):
+            raise BenchError(f"computer create --wait -q printed {made.stdout[:200]!r}")
+        ready.append(computer_id)
+        created_task(
+            run_cli(["create", "--computer", computer_id, *prompt], env, timeout=60), computer_id
+        )
+
+    def new_computer() -> None:
+        result = run_cli(["create", "--new-computer", *prompt], env, timeout=60)
+        said = re.search(r"computer (\S+) created", result.stderr)
+        if said is None:
+            raise BenchError(f"create --new-computer named no computer: {tail(result.stderr)}")
+        created_task(result, said.group(1))
+
+    def in_ready_computer() -> None:
+        created_task(
+            run_cli(["create", "--computer", ready[-1], *prompt], env, timeout=60), ready[-1]
+        )
+
+    ready: List[str] = []
+    paths = {
+        "create": create_alone,
+        "computer": computer_then_create,
+        "new": new_computer,
+        "reuse": in_ready_computer,
+    }
+    times = {name: [] for name in paths}
+    order = list(paths)
+    for run in range(COMPUTER_RUNS):
+        for name in order if run % 2 == 0 else ("new", "computer", "create", "reuse"):
+            started = time.perf_counter()
+            paths[name]()
+            times[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    alone = f"`create` alone: {median['create']:.2f} s"
+    for name, label in (
+        ("computer", "new computer to a task in it: `computer create --wait`, `create --computer`"),
+        ("new", "new computer to a task in it: `create --new-computer`"),
+    ):
+        report.rows.append(
+            Row(
+                label,
+                f"{median[name]:.2f} s",
+                alone,
+                f"{median[name] / median['create']:.2f}x",
+                f"<= `create` + {COMPUTER_POLL:g} s",
+                median[name] <= median["create"] + COMPUTER_POLL,
+            )
+        )
+    ratio = median["reuse"] / median["create"]
+    report.rows.append(
+        Row(
+            "a further task in the ready computer: `create --computer ID`",
+            f"{median['reuse']:.2f} s",
+            alone,
+            f"{ratio:.2f}x",
+            "<= 0.5x (no provisioning)",
+            ratio <= 0.5,
+        )
+    )
+    shown = "; ".join(
+        f"{name} " + ", ".join(f"{t:.2f}" for t in values) for name, values in times.items()
+    )
+    report.notes.append(
+        f"Agent Computers: the server takes {PROVISION_DELAY:g} s to provision a task's VM "
+        f"(POST /v1/tasks blocks) and {COMPUTER_READY_DELAY:g} s for a computer to become ready "
+        "(in the background: POST /v1/agent-computers answers at once). Each path is timed as "
+        "CLI processes from the first command's start until `create` has printed a task "
+        "created in the computer (its workspaceId checked): `computer create --wait -q` then "
+        "`create --computer ID` is two processes; `create --new-computer` is one. The CLI "
+        f"polls a provisioning computer at once, then after {COMPUTER_POLL:g} s (growing x1.5), "
+        f"so the goal allows {COMPUTER_POLL:g} s over `create` alone. {COMPUTER_RUNS} runs "
+        f"of each path, interleaved, medians. Seconds per run: {shown}."
+    )
+
+
+# ---------------------------------------------------------------- 6. start-up
 
 
 def imported_modules(args, env) -> List[str]:
@@ -651,7 +754,7 @@ def bench_start_up(report: Report) -> None:
     )
 
 
-# ---------------------------------------------------------------- 6. waiting
+# ---------------------------------------------------------------- 7. waiting
 
 
 class SimulatedClock:
@@ -792,7 +895,7 @@ def bench_waiting(report: Report) -> None:
     )
 
 
-# ---------------------------------------------------------------- 7. list --all
+# ---------------------------------------------------------------- 8. list --all
 
 
 def bench_list_all(report: Report, workdir: Path) -> None:
@@ -909,7 +1012,13 @@ def main(argv=None) -> int:
             with open(big, "wb") as handle:
                 handle.truncate(UPLOAD_SIZE)  # sparse: no disk blocks, reads are zeros
             small.write_bytes(b"x" * KIB)
-            options = ["--provision-delay", str(PROVISION_DELAY), *plant_options()]
+            options = [
+                "--provision-delay",
+                str(PROVISION_DELAY),
+                "--computer-ready-delay",
+                str(COMPUTER_READY_DELAY),
+                *plant_options(),
+            ]
             with Server(workdir, "main", *options) as server:
                 measure("peak RSS of upload", bench_memory, server, big, small, workdir)
                 measure("upload throughput", bench_throughput, server, big, small)
@@ -917,6 +1026,7 @@ def main(argv=None) -> int:
                 measure("peak RSS of download", bench_download_memory, server, workdir)
                 measure("download throughput", bench_download_throughput, server, workdir)
                 measure("fan-out", bench_fan_out, server, workdir)
+                measure("Agent Computers", bench_computers, server)
         except BenchError as error:
             report.rows.append(Row("local server", str(error), error=True))
             report.broke = True
