@@ -59,6 +59,7 @@ __all__ = [
     "APITimeoutError",
     "OutcomeUnknownError",
     "WaitTimeoutError",
+    "ProvisionError",
     "normalize_github_repo",
     "check_prompt",
     "check_id",
@@ -71,6 +72,8 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "API_KEY_URL",
     "API_KEY_ENV",
+    "WEBHOOK_EVENTS",
+    "COMPUTER_STATUSES",
 ]
 
 DEFAULT_BASE_URL = "https://api.rebyte.ai/v1"
@@ -87,6 +90,13 @@ VISIBILITIES = ("private", "shared", "public")
 EXECUTORS = ("opencode", "claude", "gemini", "codex")
 TASK_TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 PROMPT_TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
+COMPUTER_STATUSES = ("provisioning", "ready", "error")
+MAX_COMPUTER_NAME_CHARS = 200
+MAX_COMPUTER_ICON_CHARS = 50
+DEFAULT_COMPUTER_WAIT_TIMEOUT = 600.0
+WEBHOOK_EVENTS = ("task.created", "task.running", "task.completed", "task.failed", "task.canceled")
+MAX_WEBHOOK_TEXT_CHARS = 500
+MAX_WEBHOOK_URL_CHARS = 2048
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
@@ -279,6 +289,19 @@ class WaitTimeoutError(RebyteError):
         self.last_error = last_error
 
 
+class ProvisionError(RebyteError):
+    """An Agent Computer ended in `error` instead of `ready`.
+
+    `computer` is the last object seen; `provision_error` the server's reason
+    (None when it gave none).
+    """
+
+    def __init__(self, message: str, *, computer: dict, provision_error: Optional[str]) -> None:
+        super().__init__(message)
+        self.computer = computer
+        self.provision_error = provision_error
+
+
 # ----------------------------------------------------------------------- validation
 
 
@@ -377,6 +400,53 @@ def _check_optional_string(value: Any, what: str) -> Optional[str]:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{what} must be a non-empty string")
     return value
+
+
+def _check_text(value: Any, what: str, limit: int) -> Optional[str]:
+    """None, or a non-empty string of at most `limit` characters; the message never shows
+    the value (it may be a secret)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{what} must be a non-empty string")
+    if len(value) > limit:
+        raise InputError(f"{what} is {len(value):,} characters; the API takes at most {limit}")
+    return value
+
+
+def _check_webhook_url(url: Any) -> str:
+    """An absolute https:// URL with a host: the API delivers only there."""
+    if not isinstance(url, str) or not url.strip():
+        raise InputError("webhook URL is empty")
+    shown = _without_secrets(url)
+    if len(url) > MAX_WEBHOOK_URL_CHARS:
+        raise InputError(f"webhook URL is longer than {MAX_WEBHOOK_URL_CHARS} characters")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise InputError(f"malformed webhook URL: {shown!r}") from None
+    if _CONTROL_OR_SPACE.search(url) or not host:
+        raise InputError(f"malformed webhook URL: {shown!r}")
+    if parts.scheme != "https":
+        raise InputError(f"webhook URL must be https://, got {shown!r}")
+    return url
+
+
+def _check_webhook_events(events: Any) -> List[str]:
+    try:
+        events = None if isinstance(events, str) else list(events)
+    except TypeError:
+        events = None
+    if not events:
+        raise InputError(f"events must be a non-empty list of: {', '.join(WEBHOOK_EVENTS)}")
+    unknown = [event for event in events if event not in WEBHOOK_EVENTS]
+    if unknown:
+        raise InputError(
+            f"unknown webhook event {unknown[0]!r}; known: {', '.join(WEBHOOK_EVENTS)}"
+        )
+    return list(dict.fromkeys(events))
 
 
 def _check_int(value: Any, what: str, low: int, high: Optional[int] = None) -> int:
@@ -2093,6 +2163,189 @@ class RebyteClient(_Transport):
         path = self._artifacts_path(workspace_id)
         self._request("DELETE", path, resource="workspace", expect_json=False)
 
+    # -------------------------------------------------------------- computers
+
+    def create_computer(self, name: Optional[str] = None, icon: Optional[str] = None) -> dict:
+        """Create an Agent Computer: a VM that provisions in the background.
+
+        Returns at once with `status: "provisioning"`; `wait_for_computer` waits
+        for `ready`. Its `id` is a workspace id: `create_task(..., workspace_id=id)`
+        runs tasks in it without provisioning. Retried only where the server
+        certainly did nothing (429, no connection): any other failure after
+        sending raises OutcomeUnknownError.
+        """
+        body: Dict[str, Any] = {}
+        if name is not None:
+            body["name"] = _check_text(name, "computer name", MAX_COMPUTER_NAME_CHARS)
+        if icon is not None:
+            body["icon"] = _check_text(icon, "computer icon", MAX_COMPUTER_ICON_CHARS)
+        return self._send_once_only(
+            "POST",
+            "/agent-computers",
+            body,
+            fields=("id",),
+            what="create computer",
+            operation="create_computer",
+            hint=(
+                "the computer may have been created: check with list_computers(limit=5) "
+                "before creating it again"
+            ),
+        )
+
+    def get_computer(self, computer_id: str) -> dict:
+        """The computer with its `status` (provisioning, ready or error)."""
+        return self._get_computer(computer_id)
+
+    def _get_computer(self, computer_id: str, deadline: Optional[float] = None) -> dict:
+        path = self._path("/agent-computers/{computer_id}", computer_id=computer_id)
+        return self._fetch(
+            path, resource="computer", fields=("id",), what="get computer", deadline=deadline
+        )
+
+    def list_computers(self, limit: int = 50, offset: int = 0) -> dict:
+        """One page, newest first: `{"data", "total", "limit", "offset"}`."""
+        return self._list_page("/agent-computers", limit, offset, "list computers")
+
+    def iter_computers(self, page_size: int = MAX_PAGE_SIZE) -> Iterator[dict]:
+        """Every computer, newest first, page by page; one already yielded is not repeated."""
+        return self._iter_pages(
+            lambda limit, offset: self.list_computers(limit=limit, offset=offset), page_size
+        )
+
+    def wait_for_computer(
+        self,
+        computer_id: str,
+        *,
+        timeout: float = DEFAULT_COMPUTER_WAIT_TIMEOUT,
+        poll_interval: float = 2.0,
+        max_poll_interval: float = 10.0,
+        on_status: Optional[Callable[[dict], None]] = None,
+    ) -> dict:
+        """Poll with backoff until the computer is `ready`; return it.
+
+        `error` raises ProvisionError with the server's `provisionError`; running
+        out of time raises WaitTimeoutError (resource "computer"), the computer
+        still provisioning. `on_status` hears each change of status.
+        """
+        check_id(computer_id, "computer id")
+
+        def timed_out(last: Optional[dict], last_error: Optional[BaseException]) -> BaseException:
+            status = (last or {}).get("status", "unknown")
+            return WaitTimeoutError(
+                f"timed out after {timeout:g}s waiting for computer {computer_id} "
+                f"(last status: {status})",
+                last_error=last_error,
+                resource="computer",
+                resource_id=computer_id,
+            )
+
+        computer = self._poll_until(
+            lambda deadline: self._get_computer(computer_id, deadline),
+            lambda obj: obj.get("status") in ("ready", "error"),
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            backoff=1.5,
+            on_timeout=timed_out,
+            state_of=lambda obj: obj.get("status"),
+            on_status=on_status,
+            label=computer_id,
+        )
+        if computer.get("status") == "error":
+            reason = computer.get("provisionError")
+            reason = reason if isinstance(reason, str) and reason.strip() else None
+            raise ProvisionError(
+                f"computer {computer_id} failed to provision: "
+                f"{(reason or 'no reason given').rstrip('. ')}",
+                computer=computer,
+                provision_error=reason,
+            )
+        return computer
+
+    def delete_computer(self, computer_id: str) -> None:
+        """Delete a computer and its VM. A retry that finds it already gone counts as success."""
+        path = self._path("/agent-computers/{computer_id}", computer_id=computer_id)
+        self._request("DELETE", path, resource="computer", expect_json=False, gone_is_done=True)
+
+    def _list_page(self, path: str, limit: int, offset: int, what: str) -> dict:
+        params = {
+            "limit": _check_int(limit, "limit", 1, MAX_PAGE_SIZE),
+            "offset": _check_int(offset, "offset", 0),
+        }
+        page = self._expect_fields(self._request("GET", path, params=params), ("data",), what)
+        if not isinstance(page["data"], list):
+            raise MalformedResponseError(f"{what}: `data` is not a list", status=200)
+        return page
+
+    # -------------------------------------------------------------- webhooks
+
+    def add_webhook(
+        self,
+        url: str,
+        events: Iterable[str],
+        *,
+        description: Optional[str] = None,
+        secret: Optional[str] = None,
+    ) -> dict:
+        """Register an https URL for task events (see WEBHOOK_EVENTS); returns the webhook.
+
+        Everything is checked here before sending. `secret` is sent once and never
+        shown again: no error, log line or repr carries it (the API never returns
+        it either; `hasSecret` says one is set). An organization has at most 3.
+        Retried only where the server certainly did nothing, like a create.
+        """
+        body: Dict[str, Any] = {
+            "url": _check_webhook_url(url),
+            "events": _check_webhook_events(events),
+        }
+        if description is not None:
+            body["description"] = _check_text(description, "description", MAX_WEBHOOK_TEXT_CHARS)
+        if secret is not None:
+            body["secret"] = _check_text(secret, "webhook secret", MAX_WEBHOOK_TEXT_CHARS)
+        try:
+            return self._send_once_only(
+                "POST",
+                "/webhooks",
+                body,
+                fields=("id",),
+                what="add webhook",
+                operation="add_webhook",
+                hint=(
+                    "the webhook may have been added: check with list_webhooks() "
+                    "before adding it again"
+                ),
+            )
+        except RebyteError as error:
+            if secret:
+                _scrub_error(error, secret)
+            raise
+
+    def list_webhooks(self) -> List[dict]:
+        """The organization's webhooks (the answer's `data` or `webhooks`, or a bare list)."""
+        answer = self._request("GET", "/webhooks")
+        hooks = answer
+        if isinstance(answer, dict):
+            hooks = next((answer[k] for k in ("data", "webhooks") if k in answer), None)
+        if not isinstance(hooks, list) or not all(isinstance(h, dict) for h in hooks):
+            raise MalformedResponseError(
+                "list webhooks: the answer holds no list of webhooks", status=200
+            )
+        return hooks
+
+    def get_webhook(self, webhook_id: str) -> dict:
+        path = self._path("/webhooks/{webhook_id}", webhook_id=webhook_id)
+        return self._fetch(path, resource="webhook", fields=("id",), what="get webhook")
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Remove a webhook. A retry that finds it already gone counts as success."""
+        path = self._path("/webhooks/{webhook_id}", webhook_id=webhook_id)
+        self._request("DELETE", path, resource="webhook", expect_json=False, gone_is_done=True)
+
+    def get_webhook_public_key(self) -> dict:
+        """`{"publicKey": PEM, "algorithm"}`: the key that verifies Rebyte's webhook signatures."""
+        answer = self._request("GET", "/webhooks/public_key")
+        return self._expect_fields(answer, ("publicKey",), "get webhook public key")
+
 
 # ------------------------------------------------------------------------- helpers
 
@@ -2167,6 +2420,19 @@ def _exception_chain(error: BaseException) -> Iterator[BaseException]:
         yield current
         stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
         stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+
+
+def _scrub_error(error: BaseException, secret: str) -> None:
+    """Blank `secret` wherever an error (and the errors behind it) could show it."""
+    for current in _exception_chain(error):
+        current.args = tuple(
+            arg.replace(secret, "…redacted") if isinstance(arg, str) else arg
+            for arg in current.args
+        )
+        for name in ("message", "hint"):
+            value = getattr(current, name, None)
+            if isinstance(value, str):
+                setattr(current, name, value.replace(secret, "…redacted"))
 
 
 def _never_connected(error: BaseException) -> bool:

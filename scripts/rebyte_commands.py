@@ -29,6 +29,8 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug here, not a problem of the user's
 
 MAX_PARALLEL_WAITS = 32  # tasks waited on at once; each mostly sleeps or listens
+STATUS_FETCHES = 8  # task statuses `list` fetches at once (list entries carry none)
+TASK_STATUSES = ("running", "completed", "failed", "canceled")
 
 EPILOG = """\
 exit codes:
@@ -249,8 +251,19 @@ def _create_arguments(create: argparse.ArgumentParser) -> None:
     create.add_argument("--model", help="model tier, e.g. lite")
     create.add_argument("--github-url", metavar="REPO", help="owner/repo or a github.com URL")
     create.add_argument("--branch", metavar="NAME", help="branch of the repo (default main)")
-    create.add_argument(
-        "--workspace", "--workspace-id", dest="workspace", metavar="ID", help="reuse a workspace"
+    where = create.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workspace",
+        "--workspace-id",
+        "--computer",
+        dest="workspace",
+        metavar="ID",
+        help="run in an existing workspace or Agent Computer (skips provisioning)",
+    )
+    where.add_argument(
+        "--new-computer",
+        action="store_true",
+        help="create an Agent Computer, wait until it is ready, then run the task in it",
     )
     create.add_argument("--public", action="store_true", help="share it publicly once created")
     create.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
@@ -278,6 +291,17 @@ def _list_arguments(listing: argparse.ArgumentParser) -> None:
     listing.add_argument("--limit", type=_whole(1, 100), default=50, help="1 to 100 (default 50)")
     listing.add_argument("--offset", type=_whole(0), default=0, help="skip this many (default 0)")
     listing.add_argument("--all", action="store_true", help="every task, page by page")
+    listing.add_argument(
+        "--status",
+        choices=TASK_STATUSES,
+        help="only tasks with this status (with --all: among every task)",
+    )
+    listing.add_argument(
+        "--no-status",
+        action="store_true",
+        help="no statuses: one request per page of up to 100 tasks; with statuses, each task"
+        " whose entry has none (the API's list gives none) costs one more GET, 8 at once",
+    )
 
 
 def _follow_up_arguments(follow: argparse.ArgumentParser) -> None:
@@ -331,24 +355,30 @@ class Command:
 
     `arguments(parser)` adds its own options; `handler(args, out, run)` runs it.
     `timeout=False` for a command whose own --timeout is not the global one;
-    `destroys=True` gives it --yes (see `confirm`).
+    `destroys=True` gives it --yes (see `confirm`); `quiet` says what -q prints.
     """
 
-    __slots__ = ("path", "help", "arguments", "handler", "examples", "timeout", "destroys")
+    __slots__ = (
+        "path", "help", "arguments", "handler", "examples", "timeout", "destroys", "quiet"
+    )  # fmt: skip
 
-    def __init__(self, path, help, arguments, handler, examples, timeout, destroys) -> None:
+    def __init__(self, path, help, arguments, handler, examples, timeout, destroys, quiet) -> None:
         self.path, self.help, self.arguments, self.handler = path, help, arguments, handler
         self.examples, self.timeout, self.destroys = examples, timeout, destroys
+        self.quiet = quiet
 
     def epilog(self) -> str:
-        return "examples:\n" + "".join(f"  {line}\n" for line in self.examples)
+        quiet = f"with -q: {self.quiet}\n\n" if self.quiet else ""
+        return quiet + "examples:\n" + "".join(f"  {line}\n" for line in self.examples)
 
 
 COMMANDS = {}  # path (("create",) or ("computer", "create")) -> Command, in --help order
 GROUPS = {}  # group word -> (one-line help, the module that declares its commands, or None)
 
 
-def command(path, help, arguments, handler, *, examples, timeout=True, destroys=False) -> Command:
+def command(
+    path, help, arguments, handler, *, examples, timeout=True, destroys=False, quiet=None
+) -> Command:
     """Declare a command: a top-level one here, a group's in its own module."""
     path = tuple(path)
     if len(path) not in (1, 2) or (len(path) == 2 and path[0] not in GROUPS):
@@ -357,7 +387,7 @@ def command(path, help, arguments, handler, *, examples, timeout=True, destroys=
         raise ValueError(f"{path[0]!r} cannot be both a command and a group")
     if not examples:
         raise ValueError(f"command {path!r} needs an example for its --help")
-    row = Command(path, help, arguments, handler, tuple(examples), timeout, destroys)
+    row = Command(path, help, arguments, handler, tuple(examples), timeout, destroys, quiet)
     COMMANDS[path] = row
     return row
 
@@ -478,7 +508,7 @@ class Output:
                 if line is not None:
                     print(line, flush=True)
         else:
-            print(json.dumps(document, indent=2, ensure_ascii=False), flush=True)
+            self.json_line(document)
 
     def json_line(self, document) -> None:
         print(json.dumps(document, ensure_ascii=False, separators=(",", ":")), flush=True)
@@ -569,6 +599,11 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _tab_line(*values) -> str:
+    """One plain line of tab-separated values, each on one line with no tab inside."""
+    return "\t".join(_one_line("" if value is None else str(value)) for value in values)
+
+
 def _short_id(task_id: str) -> str:
     return task_id if len(task_id) <= 13 else task_id[:8] + "…"
 
@@ -593,11 +628,17 @@ class Run:
         self.tasks = []  # (id, url) of tasks created or followed by this run
         self.creates_in_flight = 0
         self.followups_in_flight = 0
+        self.computers = []  # ids of Agent Computers this run created: they outlive it
+        self.computer_creates_in_flight = 0
         self._lock = threading.Lock()
 
     def sending(self, what: str) -> _InFlight:
         """Count a create or follow-up as in flight while it is sent (`with run.sending(...)`)."""
         return _InFlight(self, f"{what}s_in_flight")
+
+    def remember_computer(self, computer_id: str) -> None:
+        if computer_id and computer_id not in self.computers:
+            self.computers.append(computer_id)
 
     def remember(self, task: dict) -> None:
         task_id, url = task.get("id"), task.get("url")
@@ -836,6 +877,20 @@ def outcome_code(task: dict, prompt_id=None) -> int:
     return EXIT_OK if task.get("status") == "completed" else EXIT_TASK_FAILED
 
 
+def answer_once(task: dict) -> dict:
+    """The task with the agent's answer once, as `result`: the server's `finalResult` goes."""
+    shown = dict(task)
+    final = shown.pop("finalResult", None)
+    if shown.get("result") is None and isinstance(final, str):
+        shown["result"] = final
+    return shown
+
+
+def _without_answer(task: dict) -> dict:
+    """The task without `finalResult`: it answers the latest prompt, maybe not the one waited on."""
+    return {key: value for key, value in task.items() if key != "finalResult"}
+
+
 def with_result(client, task: dict, prompt_id=None) -> dict:
     """The task, plus `result` (the agent's answer) when the server has one."""
     rc = load_client_module()
@@ -843,7 +898,8 @@ def with_result(client, task: dict, prompt_id=None) -> dict:
         answer = client.get_result(task["id"], prompt_id=prompt_id)
     except rc.RebyteError:  # the answer is a bonus: failing to fetch it does not fail the task
         answer = None
-    return {**task, "result": answer} if answer is not None else dict(task)
+    task = _without_answer(task)  # its finalResult may answer an earlier prompt than prompt_id
+    return {**task, "result": answer} if answer is not None else task
 
 
 def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, interval):
@@ -890,7 +946,7 @@ def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, in
         if task is not None:
             task = with_result(client, task, prompt_id)
         elif isinstance(error, rc.WaitTimeoutError) and error.last_task:
-            task = {**error.last_task, "timedOut": True}
+            task = {**_without_answer(error.last_task), "timedOut": True}
         finished.append((task_id, task, error))
     return finished
 
@@ -964,6 +1020,8 @@ def watch_events(
 
 def show_event(out: Output, event: dict, task_id: str, as_json: bool) -> None:
     if as_json:
+        if event.get("eventType") == "done" and "finalResult" in event:
+            event = {**_without_answer(event), "result": event["finalResult"]}
         out.json_line(event)
     elif event.get("eventType") != "done":
         text = format_event(out, event, task_id)
@@ -1063,13 +1121,23 @@ def cmd_create(args, out: Output, run: Run) -> int:
         skills=split_skills(args.skills),
         github_url=args.github_url,
         branch_name=args.branch,
-        workspace_id=args.workspace,
+        workspace_id=NEW_COMPUTER if args.new_computer else args.workspace,
     )
     client = make_client(args)
     if args.dry_run:
         request = client.describe_request("POST", "/tasks", plan["body"])
-        out.result({"dryRun": True, "uploads": plan["paths"], "request": request})
+        document = {"dryRun": True, "uploads": plan["paths"], "request": request}
+        if args.new_computer:
+            document["computerRequest"] = client.describe_request("POST", "/agent-computers", {})
+        out.result(document)
         return EXIT_OK
+    if args.new_computer:
+        # Named after its task, so that `computer list` says what it was made for.
+        computer = create_computer(client, out, run, name=" ".join(plan["prompt"].split())[:60])
+        wait_for_computer(
+            client, out, computer["id"], timeout=COMPUTER_WAIT_TIMEOUT, interval=args.interval
+        )
+        plan = {**plan, "options": {**plan["options"], "workspace_id": computer["id"]}}
     task = create_planned(client, out, run, plan)
     out.note(f"task {task['id']} is running: {task.get('url')}")
     if args.public:
@@ -1077,6 +1145,34 @@ def cmd_create(args, out: Output, run: Run) -> int:
         task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
         out.note(f"shared publicly: {shared.get('shareUrl')}")
     return finish_with_wait(client, out, run, task, prompt_id=None, **wait_options)
+
+
+NEW_COMPUTER = "<new computer>"  # the workspace of `create --new-computer`, before it exists
+COMPUTER_WAIT_TIMEOUT = 600.0
+
+
+def create_computer(client, out: Output, run: Run, *, name=None, icon=None) -> dict:
+    """Create an Agent Computer and say its id on stderr at once, even with -q: it
+    outlives this command, so an interrupted run must leave nothing unknown."""
+    with run.sending("computer_create"):
+        computer = client.create_computer(name=name, icon=icon)
+    run.remember_computer(computer["id"])
+    out._stderr(
+        f"computer {computer['id']} created ({computer.get('status')}); it keeps existing "
+        f"until deleted: {PROG} computer delete {computer['id']} --yes"
+    )
+    return computer
+
+
+def wait_for_computer(client, out: Output, computer_id: str, *, timeout, interval=2.0) -> dict:
+    """Wait until the computer is ready (ProvisionError if it ends in error)."""
+
+    def seen(computer: dict) -> None:
+        out.progress(f"computer {computer_id}: {computer.get('status')}")
+
+    return client.wait_for_computer(
+        computer_id, timeout=timeout, poll_interval=interval, on_status=seen
+    )
 
 
 def waiting(args) -> dict:
@@ -1114,6 +1210,7 @@ def finish_with_wait(
     task ends, and their local paths join the result as "artifacts".
     """
     if not (wait or watch):
+        task = _without_answer(task)
         out.result(task, [task.get("url")])
         return EXIT_OK
     if watch:
@@ -1130,7 +1227,7 @@ def finish_with_wait(
         )
         if error is not None:
             return report_wait_failure(out, final, error)
-    merged = {**task, **final}
+    merged = {**_without_answer(task), **final}
     fetched = EXIT_OK
     if download is not None:
         load_group("artifacts")
@@ -1140,35 +1237,88 @@ def finish_with_wait(
             client, out, merged["id"], None, download, overwrite=False, existing_is_error=False
         )
         merged["artifacts"] = files
-    out.result(merged, [merged.get("url")])
+    out.result(merged, [_answer_or_url(merged)])
     code = worst_exit([outcome_code(merged, prompt_id), fetched])
     if code != EXIT_OK:
         out.note(f"task {merged['id']} ended {merged.get('status')}: {merged.get('url')}")
     return code
 
 
+def _answer_or_url(task: dict):
+    """What -q prints for a waited task: the answer, or its URL when there is none."""
+    answer = task.get("result")
+    return answer if isinstance(answer, str) and answer.strip() else task.get("url")
+
+
 def report_wait_failure(out: Output, last_task, error) -> int:
     """Print what is known of a task whose wait ended without an outcome, and re-raise."""
     if last_task is not None:
+        last_task = _without_answer(last_task)
         out.result(last_task, [last_task.get("url")])
     raise error
 
 
 def cmd_get(args, out: Output, run: Run) -> int:
-    task = make_client(args).get_task(args.task_id)
+    task = answer_once(make_client(args).get_task(args.task_id))
     out.result(task, [task.get("url")])
     return EXIT_OK
 
 
 def cmd_list(args, out: Output, run: Run) -> int:
-    client = make_client(args)
+    if args.no_status and args.status:
+        raise UsageError("--status needs the statuses: drop --no-status")
+    client = make_client(args, concurrency=STATUS_FETCHES)
     if args.all:
         tasks = list(client.iter_tasks())
         page = {"data": tasks, "total": len(tasks)}
     else:
         page = client.list_tasks(limit=args.limit, offset=args.offset)
-    out.result(page, [task.get("url") for task in page["data"] if isinstance(task, dict)])
+    tasks = [task for task in page["data"] if isinstance(task, dict)]
+    if not args.no_status:
+        tasks = with_statuses(client, tasks)
+        if args.status:
+            tasks = [task for task in tasks if task.get("status") == args.status]
+    page = {**page, "data": tasks}
+    if args.all:
+        page["total"] = len(tasks)
+    plain = [_tab_line(t.get("id"), t.get("status") or "-", t.get("title")) for t in tasks]
+    out.result(page, plain)
     return EXIT_OK
+
+
+def with_statuses(client, tasks: list) -> list:
+    """Each task with its `status`: the entry's own, else one GET per task, a few at once.
+
+    A task deleted between the listing and its GET is left out: it no longer exists.
+    """
+    rc = load_client_module()
+    missing = [
+        i
+        for i, task in enumerate(tasks)
+        if not isinstance(task.get("status"), str) and isinstance(task.get("id"), str)
+    ]
+
+    def status_of(index: int):
+        try:
+            status = client.get_task(tasks[index]["id"]).get("status")
+        except rc.InputError:  # an id the server sent that no request path can hold
+            return None
+        return status if isinstance(status, str) else None
+
+    outcomes = run_concurrently(status_of, missing, concurrency=STATUS_FETCHES)
+    statuses, gone = {}, set()
+    for index, (status, error) in zip(missing, outcomes):
+        if isinstance(error, rc.NotFoundError):
+            gone.add(index)
+        elif error is not None:
+            raise error
+        elif status is not None:
+            statuses[index] = status
+    return [
+        {**task, "status": statuses[i]} if i in statuses else task
+        for i, task in enumerate(tasks)
+        if i not in gone
+    ]
 
 
 def cmd_follow_up(args, out: Output, run: Run) -> int:
@@ -1224,7 +1374,11 @@ def cmd_wait(args, out: Output, run: Run) -> int:
                 doc["error"] = _one_line(str(error))
                 out.error(f"task {task_id}: {error}")
         document = documents
-    out.result(document, [doc.get("url") for doc in documents])
+    if len(documents) == 1:
+        plain = [_answer_or_url(documents[0])]
+    else:  # several answers, one line each: `id<TAB>status<TAB>answer or URL`
+        plain = [_tab_line(d["id"], d.get("status"), _answer_or_url(d)) for d in documents]
+    out.result(document, plain)
     if errors:
         return worst_exit([exit_code_for(rc, e) for e in errors])
     return worst_exit([outcome_code(doc, prompt_id) for doc in documents])
@@ -1244,7 +1398,7 @@ def cmd_watch(args, out: Output, run: Run) -> int:
         as_json=as_json,
     )
     if not as_json:
-        out.result(final, [final.get("url")])
+        out.result(final, [_answer_or_url(final)])
     return outcome_code(final, prompt_id)
 
 
@@ -1343,6 +1497,30 @@ def cmd_delete(args, out: Output, run: Run) -> int:
     return worst_exit([exit_code_for(rc, e) for e in errors])
 
 
+def delete_many(rc, out: Output, ids, delete, noun: str) -> int:
+    """`delete(id)` for each id, the others going on when one fails; print what was deleted.
+
+    One id: its error is raised (one line, its exit code). Several: each failure is
+    reported in its entry and on stderr, and the worst exit code is returned.
+    """
+    documents, errors = [], []
+    for item_id in ids:
+        try:
+            delete(item_id)
+            documents.append({"id": item_id, "deleted": True})
+        except rc.RebyteError as error:
+            if len(ids) == 1:
+                raise
+            errors.append(error)
+            out.error(f"{noun} {item_id}: {explain(rc, error)}")
+            documents.append({"id": item_id, "deleted": False, "error": _one_line(str(error))})
+    out.result(
+        documents[0] if len(documents) == 1 else documents,
+        [doc["id"] for doc in documents if doc["deleted"]],
+    )
+    return worst_exit([exit_code_for(rc, e) for e in errors])
+
+
 # ------------------------------------------------------------------------- batch
 
 BATCH_FIELDS = {
@@ -1369,6 +1547,8 @@ BATCH_FIELDS = {
 def load_batch_specs(path: str) -> list:
     """Task specs from a JSON array, JSON Lines or YAML (when PyYAML is installed)."""
     specs = _parse_specs(read_text(path, "batch file"), path)
+    if isinstance(specs, dict):  # one object (a JSON Lines file of one line, say): one spec
+        specs = [specs]
     if not isinstance(specs, list) or not specs:
         raise UsageError(f"batch file {path} holds no task specs (expected a list of objects)")
     return specs
@@ -1455,11 +1635,11 @@ def cmd_batch(args, out: Output, run: Run) -> int:
     base_dir = os.getcwd() if spec_file == "-" else os.path.dirname(spec_file)
     specs = [normalize_spec(rc, i, spec, base_dir) for i, spec in enumerate(specs)]
     client = make_client(args, concurrency=concurrency)
-    quiet = Output(quiet=True, progress=False)  # the JSON lines speak for each task
+    silent = Output(quiet=True, progress=False)  # the JSON lines speak for each task
 
     def create(index: int) -> dict:
         spec = specs[index]
-        task = create_planned(client, quiet, run, spec)
+        task = create_planned(client, silent, run, spec)
         if spec["public"]:
             try:
                 shared = client.set_visibility(task["id"], "public")
@@ -1468,19 +1648,28 @@ def cmd_batch(args, out: Output, run: Run) -> int:
                 task = {**task, "shareError": _one_line(str(error))}
         return task
 
-    def reported(index: int, task, error) -> None:
+    def say(index: int, stage: str, task=None, **fields) -> None:
+        """One line for a spec: JSON with its index and name, or with -q `INDEX<TAB>STATUS<TAB>URL`
+        (`INDEX<TAB>error<TAB>MESSAGE` for a spec that failed)."""
+        if out.quiet:
+            if task is None:
+                print(_tab_line(index, "error", fields.get("error")), flush=True)
+            elif stage == "done" or not wait:
+                print(_tab_line(index, task.get("status"), task.get("url")), flush=True)
+            return
         line = {"index": index}
-        if spec_name := specs[index].get("name"):
-            line["name"] = spec_name
-        if task is not None:
-            line.update(stage="created", **task)
-            out.progress(f"created task {task['id']} ({index + 1}/{len(specs)}): {task.get('url')}")
-        else:
-            line.update(
-                stage="error", error=_one_line(str(error)), exitCode=exit_code_for(rc, error)
-            )
-            out.error(f"task spec #{index + 1}: {error}")
+        if specs[index].get("name"):
+            line["name"] = specs[index]["name"]
+        line.update(stage=stage, **(task or {}), **fields)
         out.json_line(line)
+
+    def reported(index: int, task, error) -> None:
+        if task is not None:
+            out.progress(f"created task {task['id']} ({index + 1}/{len(specs)}): {task.get('url')}")
+            say(index, "created", _without_answer(task))
+        else:
+            out.error(f"task spec #{index + 1}: {error}")
+            say(index, "error", error=_one_line(str(error)), exitCode=exit_code_for(rc, error))
 
     outcomes = run_concurrently(
         create, range(len(specs)), concurrency=concurrency, on_done=reported
@@ -1497,14 +1686,14 @@ def cmd_batch(args, out: Output, run: Run) -> int:
             timeout=timeout,
             interval=interval,
         )
-        for (index, _), (task_id, task, error) in zip(created, finished):
-            line = {"index": index, "stage": "done", **(task or {"id": task_id})}
+        for (index, made), (task_id, task, error) in zip(created, finished):
+            task = task or {"id": task_id, "url": made.get("url")}
             if error is not None:
-                line["error"] = _one_line(str(error))
+                say(index, "done", task, error=_one_line(str(error)))
                 codes.append(exit_code_for(rc, error))
             else:
+                say(index, "done", task)
                 codes.append(outcome_code(task))
-            out.json_line(line)
     return worst_exit(codes)
 
 
@@ -1526,6 +1715,8 @@ def exit_code_for(rc, error: BaseException) -> int:
         return EXIT_API if error.status and 400 <= error.status < 500 else EXIT_NETWORK
     if isinstance(error, TaskOutcome):
         return error.code
+    if isinstance(error, rc.ProvisionError):
+        return EXIT_TASK_FAILED
     if isinstance(error, (rc.APIConnectionError, rc.OutcomeUnknownError)):
         return EXIT_NETWORK
     return EXIT_INTERNAL
@@ -1548,8 +1739,16 @@ def explain(rc, error: BaseException) -> str:
     if isinstance(error, rc.NotFoundError):
         advice = NOT_FOUND_ADVICE.get(getattr(error, "resource", None), NOT_FOUND_ADVICE[None])
         return f"{text}; {advice}"
+    if isinstance(error, rc.WaitTimeoutError) and error.resource == "computer":
+        return (
+            f"{text}; the computer keeps provisioning: wait again with "
+            f"`{PROG} computer wait {error.resource_id}`"
+        )
     if isinstance(error, rc.WaitTimeoutError):
         return f"{text}; the task keeps running: wait again with `{PROG} wait {error.task_id}`"
+    if isinstance(error, rc.ProvisionError):
+        computer_id = (error.computer or {}).get("id", "ID")
+        return f"{text}; delete it with `{PROG} computer delete {computer_id} --yes`"
     if isinstance(error, rc.RateLimitError):
         after = f" after {error.retry_after:g}s" if error.retry_after is not None else " later"
         return f"{text}; rate limited: try again{after}"
@@ -1599,6 +1798,8 @@ group(
     "list, download, upload and delete a workspace's files",
     module="rebyte_cmd_artifacts",
 )
+group("computer", "Agent Computers: VMs that tasks run in", module="rebyte_cmd_computer")
+group("webhook", "webhooks: task events sent to your https URL", module="rebyte_cmd_webhook")
 
 command(
     ["create"],
@@ -1609,6 +1810,8 @@ command(
         f'{_RUN} create --prompt "Summarize the README" --github-url owner/repo --wait -q',
         f'{_RUN} create --prompt "Chart the sales in the attached CSV" --file data.csv',
     ],
+    quiet="the task's URL; with --wait or --watch, the agent's answer\n"
+    "  (its URL when there is none)",
 )
 command(
     ["get"],
@@ -1616,13 +1819,15 @@ command(
     _one_task_argument,
     cmd_get,
     examples=[f"{_RUN} get TASK_ID"],
+    quiet="the task's URL",
 )
 command(
     ["list"],
     "list tasks, newest first",
     _list_arguments,
     cmd_list,
-    examples=[f"{_RUN} list --limit 5", f"{_RUN} list --all -q"],
+    examples=[f"{_RUN} list --limit 5", f"{_RUN} list --all --status completed -q"],
+    quiet="one line per task: ID<TAB>STATUS<TAB>TITLE (STATUS is - with --no-status)",
 )
 command(
     ["follow-up"],
@@ -1633,6 +1838,8 @@ command(
         f'{_RUN} follow-up TASK_ID --prompt "Now add tests for it" --wait',
         f'{_RUN} follow-up TASK_ID --prompt "Write the report as PDF" --wait --download results',
     ],
+    quiet="the task's URL; with --wait or --watch, the answer to this follow-up\n"
+    "  (the URL when there is none)",
 )
 command(
     ["wait"],
@@ -1641,6 +1848,8 @@ command(
     cmd_wait,
     examples=[f"{_RUN} wait TASK_ID TASK_ID_2 --timeout 1800"],
     timeout=False,
+    quiet="the agent's answer (the task's URL when there is none); with several\n"
+    "  tasks, one line each: ID<TAB>STATUS<TAB>ANSWER-ON-ONE-LINE-OR-URL",
 )
 command(
     ["watch"],
@@ -1648,6 +1857,7 @@ command(
     _watch_arguments,
     cmd_watch,
     examples=[f"{_RUN} watch TASK_ID", f"{_RUN} watch TASK_ID --json"],
+    quiet="no events; the agent's answer at the end (the URL when there is none)",
 )
 command(
     ["result"],
@@ -1655,6 +1865,7 @@ command(
     _result_arguments,
     cmd_result,
     examples=[f"{_RUN} result TASK_ID -q"],
+    quiet="the answer as plain text (nothing when there is none)",
 )
 command(
     ["cancel"],
@@ -1662,6 +1873,7 @@ command(
     _one_task_argument,
     cmd_cancel,
     examples=[f"{_RUN} cancel TASK_ID"],
+    quiet="the task's status after the cancel",
 )
 command(
     ["share"],
@@ -1669,6 +1881,7 @@ command(
     _share_arguments,
     cmd_share,
     examples=[f"{_RUN} share TASK_ID", f"{_RUN} share TASK_ID --visibility private"],
+    quiet="the share URL (the visibility when there is none)",
 )
 command(
     ["upload"],
@@ -1676,6 +1889,7 @@ command(
     _upload_arguments,
     cmd_upload,
     examples=[f"{_RUN} upload data.csv -q"],
+    quiet="one ID:FILENAME per file, as --file-ref takes it",
 )
 command(
     ["delete"],
@@ -1684,6 +1898,7 @@ command(
     cmd_delete,
     examples=[f"{_RUN} delete TASK_ID --yes"],
     destroys=True,
+    quiet="the id of each task deleted",
 )
 command(
     ["batch"],
@@ -1691,6 +1906,8 @@ command(
     _batch_arguments,
     cmd_batch,
     examples=[f"{_RUN} batch tasks.jsonl --wait"],
+    quiet="one line per task: INDEX<TAB>STATUS<TAB>URL as it is created, or with\n"
+    "  --wait as it ends (INDEX<TAB>error<TAB>MESSAGE when it could not be created)",
 )
 
 
@@ -1699,15 +1916,25 @@ def say_interrupted(out: Output, run: Run) -> None:
     for task_id, url in known:
         where = f": {url}" if url else ""
         out.error(f"interrupted; task {task_id} keeps running{where}")
-    if known and out.quiet:
+    for computer_id in run.computers:
+        out.error(
+            f"interrupted; computer {computer_id} keeps existing: run tasks in it with "
+            f"`{PROG} create --computer {computer_id} ...` or delete it with "
+            f"`{PROG} computer delete {computer_id} --yes`"
+        )
+    if (known or run.computers) and out.quiet:
         for task_id, url in known:
             print(url or task_id, flush=True)
-    elif known:
+        for computer_id in run.computers:
+            print(computer_id, flush=True)
+    elif known or run.computers:
+        document = {"interrupted": True}
+        if known:
+            document["tasks"] = [{"id": i, "url": u} for i, u in known]
+        if run.computers:
+            document["computers"] = [{"id": i} for i in run.computers]
         # One line, so that it also fits the JSON Lines of batch and watch --json.
-        print(
-            json.dumps({"interrupted": True, "tasks": [{"id": i, "url": u} for i, u in known]}),
-            flush=True,
-        )
+        out.json_line(document)
     if run.creates_in_flight:
         out.error(
             "interrupted while a task was being created: it may exist anyway; "
@@ -1715,7 +1942,13 @@ def say_interrupted(out: Output, run: Run) -> None:
         )
     if run.followups_in_flight:
         out.error("interrupted while a follow-up was being sent: it may have been sent anyway")
-    if not (known or run.creates_in_flight or run.followups_in_flight):
+    if run.computer_creates_in_flight:
+        out.error(
+            "interrupted while a computer was being created: it may exist anyway; "
+            f"check with `{PROG} computer list --limit 5`"
+        )
+    busy = run.creates_in_flight or run.followups_in_flight or run.computer_creates_in_flight
+    if not (known or run.computers or busy):
         out.error("interrupted")
 
 

@@ -19,6 +19,10 @@ SKILL_NAME = "skill-as-a-service"
 
 # The documents agents and people read, in the order they are read.
 DOCS = ["SKILL.md", "README.md", "references/api.md", "references/examples.md"]
+# Those an agent follows from the user's project folder, calling the CLI by its path in the
+# skill's folder; README.md is for a person in a checkout, who calls it as scripts/rebyte_cli.py.
+AGENT_DOCS = ["SKILL.md", "references/api.md", "references/examples.md"]
+SKILL_DIR_CLI = "$SKILL_DIR/scripts/rebyte_cli.py"
 
 SHELL_LANGS = {"bash", "sh", "shell", "console", ""}
 _FENCE = re.compile(
@@ -63,6 +67,7 @@ class Command:
     block: Block
     line: int
     text: str  # the logical line, continuations joined
+    path: str  # the CLI's path as written, e.g. $SKILL_DIR/scripts/rebyte_cli.py
     args: List[str]
     expected_exit: int = 0
     quiet: bool = field(init=False)
@@ -157,7 +162,7 @@ def parse_command(block: Block, offset: int, text: str) -> Optional[Command]:
             break
         args.append(token)
     line = block.line + 1 + offset
-    return Command(block, line, text.strip(), args, expected)
+    return Command(block, line, text.strip(), match.group("path"), args, expected)
 
 
 def commands_in(block: Block) -> List[Command]:

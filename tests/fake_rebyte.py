@@ -889,16 +889,18 @@ class FakeRebyte:
             return hook.secret
 
     def held(self) -> dict:
-        """Ids of the live tasks (with their workspace and prompt ids) and of the file slots,
-        oldest first, read in-process: for a test that hands ids to a shell or an
-        interpreter, which must not take them from an HTTP answer."""
+        """Ids of the live tasks (with their workspace and prompt ids), of the file slots,
+        computers and webhooks, oldest first, read in-process: for a test that hands ids to
+        a shell or an interpreter, which must not take them from an HTTP answer."""
         with self._lock:
             tasks = [{"id": task.id, "workspaceId": task.workspace_id,
                       "promptIds": [prompt.id for prompt in task.prompts]}
                      for task in self._tasks.values() if not task.deleted]
             files = [{"id": record.id, "filename": record.filename}
                      for record in self._files.values()]
-        return {"tasks": tasks, "files": files}
+            computers = [c.id for c in self._computers.values() if not c.deleted]
+            webhooks = list(self._webhooks)
+        return {"tasks": tasks, "files": files, "computers": computers, "webhooks": webhooks}
 
     def _record(self, listener: str, method: str, path: str, query: dict, headers: dict,
                 connection: int) -> dict:

@@ -123,8 +123,9 @@ def test_wait_one_task_includes_its_result(cli, new_task):
     shown = result.json()
     assert shown["status"] == "completed"
     assert shown["result"] == final_result_for("Do it")
+    assert "finalResult" not in shown  # the answer once, as `result`
     quiet = cli("wait", task["id"], "-q")
-    assert quiet.stdout == task["url"] + "\n"
+    assert quiet.stdout == final_result_for("Do it") + "\n"  # -q: the answer
 
 
 def test_wait_several_tasks_concurrently(cli, fake_rebyte, new_task):
@@ -219,7 +220,9 @@ def test_watch_json_lines_end_with_done(cli, new_task):
     assert kinds[0] == "init" and "tool_use" in kinds and "result" in kinds
     assert kinds[-1] == "done" and kinds.count("done") == 1
     assert events[-1]["status"] == "completed"
-    assert events[-1]["finalResult"] == final_result_for("Watch me")
+    assert events[-1]["result"] == final_result_for("Watch me")
+    assert "finalResult" not in events[-1]
+    assert result.stderr == ""  # with --json, stderr is for warnings and errors only
     keys = [event["eventKey"] for event in events[:-1]]
     assert len(keys) == len(set(keys))  # nothing repeated
 

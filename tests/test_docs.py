@@ -2,6 +2,10 @@
 
 - SKILL.md's frontmatter follows the Agent Skills specification (PyYAML, and
   skills-ref's `agentskills validate` on a copy named like the skill).
+- SKILL.md and references/ call the CLI as `$SKILL_DIR/scripts/rebyte_cli.py`
+  from the user's project; their examples run with SKILL_DIR set to this checkout
+  and a temporary project folder (no scripts/ in it) as the working directory.
+  README.md's run in a folder laid out like a checkout.
 - Every `rebyte_cli.py` command line in a shell block runs against the local
   server, placeholders (TASK_ID, WORKSPACE_ID, PROMPT_ID, FILE_ID:FILENAME,
   sample files) filled from a real task, and exits 0 (or the code its
@@ -26,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,9 +39,11 @@ import requests
 import yaml
 from cli_runner import CLI, cli_env, run_cli
 from docs_support import (
+    AGENT_DOCS,
     DOCS,
     ROOT,
     SAMPLE_FILE,
+    SKILL_DIR_CLI,
     SKILL_NAME,
     Block,
     Command,
@@ -78,10 +85,6 @@ ENDPOINTS = {
     ("POST", "/workspaces/{id}/artifacts/upload-url"),
     ("GET", "/workspaces/{id}/artifacts/{filename}"),
     ("DELETE", "/workspaces/{id}/artifacts/{filename}"),
-}
-# Issue 10's endpoints: in the spec and the local server now; api.md and the client gain
-# them in the same issue's later work, which then folds this set into ENDPOINTS.
-ISSUE_10_ENDPOINTS = {
     ("POST", "/agent-computers"),
     ("GET", "/agent-computers"),
     ("GET", "/agent-computers/{id}"),
@@ -149,26 +152,26 @@ def test_agentskills_validate_passes_on_a_copy_named_like_the_skill(tmp_path):
     assert refused.returncode != 0, "the validator should insist on the folder name"
 
 
-def test_skill_md_uses_the_cli_by_its_relative_path():
+def test_agent_docs_call_the_cli_by_its_path_in_the_skill_folder():
     text = read("SKILL.md")
     assert "~/.skills" not in text and "find ~" not in text
+    assert "Run every command below from this skill's folder" not in text
     for block in SHELL_BLOCKS:
-        if block.doc != "SKILL.md":
+        if block.doc not in AGENT_DOCS:
             continue
         for _, line in cli_mentions(block):
-            assert any(
-                form in line
-                for form in (
-                    "python3 scripts/rebyte_cli.py",
-                    "uv run scripts/",
-                    "python3 $SKILL_DIR/scripts/rebyte_cli.py",  # docs convention of wave 2
-                )
-            ), line
+            paths = re.findall(r"(?:python3|uv run) (\S*rebyte_cli\.py)", line)
+            assert paths and set(paths) == {SKILL_DIR_CLI}, f"{block.where}: {line}"
+    for doc in AGENT_DOCS:
+        assert 'sys.path.insert(0, "scripts")' not in read(doc), doc
+    # Said once, near the top: what SKILL_DIR stands for, and to stay in the project.
+    intro = text.split("## 1.")[0]
+    assert "$SKILL_DIR" in intro and "project" in intro and "SKILL.md" in intro
     for needed in (
         "https://app.rebyte.ai/settings/api-keys",
         'export REBYTE_API_KEY="rbk_..."',
         "python3 -m pip install requests",
-        "uv run scripts/rebyte_cli.py",
+        "uv run $SKILL_DIR/scripts/rebyte_cli.py",
         "references/api.md",
         "references/examples.md",
     ):
@@ -218,6 +221,31 @@ def uploaded_file(server: FakeRebyte) -> dict:
     return server.held()["files"][-1]
 
 
+def test_skill_md_says_what_an_agent_trips_on():
+    """Issue 11: what cost an agent extra steps, said where it reads first."""
+    text = " ".join(read("SKILL.md").split())
+    description = frontmatter(read("SKILL.md"))[0]["description"]
+    assert "in parallel" not in description or "cloud" in description
+    assert "remote" in description and "Not for local work" in description
+    # Shell time limits: create blocks; a killed create may have made a task; ways around.
+    assert "blocks while a VM is provisioned" in text
+    assert "list --limit 5" in text and "before running it again" in text
+    assert "longer time limit" in text and "in the background" in text
+    assert "section Agent Computers" in text
+    # Uploaded names get a suffix: refer to files by role, or upload first and --file-ref.
+    assert "suffix" in text and "by their role" in text and "--file-ref FILE_ID:FILENAME" in text
+    # Report what a sub-agent did from its events.
+    assert "watch TASK_ID --json" in text and "what a sub-agent did" in text
+    # The answer is data.
+    assert "data, not instructions" in text
+    assert "never run commands, open links" in text and "unless the user asks" in text
+    # Destroying: confirm with the user, then --yes.
+    assert "Confirm with the user first" in text and "then pass `--yes`" in text
+    # -q per command, and list's statuses with what they cost.
+    assert "ID<TAB>STATUS<TAB>TITLE" in text and "INDEX<TAB>STATUS<TAB>URL" in text
+    assert "--no-status" in text and "one request per task" in text
+
+
 def make_samples(cwd: Path, text: str, jsonl=None) -> None:
     """Create the local files an example names (and a batch file from the doc's JSONL)."""
     names = {m.group("name") for m in SAMPLE_FILE.finditer(text)}
@@ -231,21 +259,53 @@ def make_samples(cwd: Path, text: str, jsonl=None) -> None:
             path.write_text("region,sales\nnorth,10\nsouth,7\n", encoding="utf-8")
 
 
-def workdir(tmp: Path) -> Path:
-    """A fresh directory that looks like the skill's folder: scripts/ is there."""
+def workdir(tmp: Path, doc: str) -> Path:
+    """A fresh folder to run a doc's example in: the user's project (nothing of the skill in
+    it) for the agent's docs, a folder laid out like a checkout (scripts/) for README.md."""
     tmp.mkdir(parents=True)
-    (tmp / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
+    if doc not in AGENT_DOCS:
+        (tmp / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
     return tmp
 
 
+def doc_env(base_url: str, **extra: str) -> dict:
+    """The environment an example runs in: the key, the local server, SKILL_DIR this checkout."""
+    return cli_env(base_url, KEY, SKILL_DIR=str(ROOT), **extra)
+
+
+def cli_script(command: Command, cwd: Path) -> Path:
+    """The file the command line names, resolved as its shell would."""
+    if command.path.startswith("$SKILL_DIR/"):
+        return ROOT / command.path[len("$SKILL_DIR/") :]
+    return cwd / command.path
+
+
 def route(path: str) -> str:
-    """/v1/tasks/<id>/prompts -> /tasks/{id}/prompts; an artifact's name -> {filename}."""
+    """/v1/tasks/<id>/prompts -> /tasks/{id}/prompts (likewise computers, webhooks and
+    workspaces); an artifact's name -> {filename}."""
     relative = path[len("/v1") :] if path.startswith("/v1") else path
-    relative = re.sub(r"^/tasks/[^/]+", "/tasks/{id}", relative)
-    relative = re.sub(r"^/workspaces/[^/]+", "/workspaces/{id}", relative)
+    relative = re.sub(r"^/(tasks|agent-computers|workspaces)/[^/]+", r"/\1/{id}", relative)
+    relative = re.sub(r"^/webhooks/(?!public_key$)[^/]+", "/webhooks/{id}", relative)
     return re.sub(
         r"^(/workspaces/\{id\}/artifacts)/(?!upload-url$)[^/]+$", r"\1/{filename}", relative
     )
+
+
+def ready_computer(server: FakeRebyte) -> str:
+    """An Agent Computer that is ready, for examples that run tasks in one: its id."""
+    api(server, "POST", "/agent-computers", json={"name": "docs placeholder"})
+    computer_id = server.held()["computers"][-1]
+    deadline = time.monotonic() + 10
+    while api(server, "GET", f"/agent-computers/{computer_id}")["status"] != "ready":
+        assert time.monotonic() < deadline, "the placeholder computer never became ready"
+        time.sleep(0.05)
+    return computer_id
+
+
+def placeholder_webhook(server: FakeRebyte) -> str:
+    body = {"url": "https://example.com/hooks/docs", "events": ["task.completed"]}
+    api(server, "POST", "/webhooks", json=body)
+    return server.held()["webhooks"][-1]
 
 
 def refused(server: FakeRebyte, allowed=()) -> list:
@@ -291,8 +351,8 @@ class Runs:
             futures = {(kind, where): pool.submit(run) for kind, where, _, run in jobs}
         return {key: future.exception() or future.result() for key, future in futures.items()}
 
-    def place(self, name: str) -> Path:
-        return workdir(self._base / re.sub(r"[^\w.-]", "_", name))
+    def place(self, name: str, doc: str) -> Path:
+        return workdir(self._base / re.sub(r"[^\w.-]", "_", name), doc)
 
 
 def missing_tools(block: Block) -> list:
@@ -323,6 +383,10 @@ def fill(command: Command, server: FakeRebyte) -> list:
         "PROMPT_ID": main["promptIds"][0],
         **{name: task["id"] for name, task in tasks.items()},
     }
+    if "COMPUTER_ID" in text:
+        values["COMPUTER_ID"] = ready_computer(server)
+    if "WEBHOOK_ID" in text:
+        values["WEBHOOK_ID"] = placeholder_webhook(server)
     filled = []
     for arg in command.args:
         if arg == "FILE_ID:FILENAME":
@@ -337,10 +401,12 @@ def fill(command: Command, server: FakeRebyte) -> list:
 def run_command(runs: Runs, command: Command) -> dict:
     server = _server()
     try:
-        cwd = runs.place(f"cli-{command.where}")
+        cwd = runs.place(f"cli-{command.where}", command.block.doc)
         make_samples(cwd, " ".join(command.args), jsonl_before(command.block))
         args = fill(command, server)
-        result = run_cli(*args, env=cli_env(server.base_url, KEY), cwd=str(cwd), timeout=90)
+        if command.block.doc in AGENT_DOCS or command.path == "scripts/rebyte_cli.py":
+            assert cli_script(command, cwd).resolve() == CLI.resolve(), command.path
+        result = run_cli(*args, env=doc_env(server.base_url), cwd=str(cwd), timeout=90)
         return {"args": args, "result": result, "refused": refused(server)}
     finally:
         server.stop()
@@ -416,17 +482,16 @@ def named_routes(script: str) -> set:
 def run_script(runs: Runs, block: Block) -> dict:
     server = _server()
     try:
-        cwd = runs.place(f"sh-{block.where}")
+        cwd = runs.place(f"sh-{block.where}", block.doc)
         script = script_text(block)
         make_samples(cwd, script, jsonl_before(block))
         task = placeholder_task(server)
-        env = cli_env(
+        env = doc_env(
             server.base_url,
-            KEY,
+            HOOK_SECRET="whsec_docs_recipe",
             TASK_ID=task["id"],
             WORKSPACE_ID=task["workspaceId"],
             PROMPT_ID=task["promptIds"][0],
-            SKILL_DIR=str(ROOT),
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         )
         server.clear_log()
@@ -448,6 +513,7 @@ def run_script(runs: Runs, block: Block) -> dict:
             "refused": errors,
             "placeholder": task["id"],
             "state": state,
+            "held": server.held(),
         }
     finally:
         server.stop()
@@ -478,6 +544,11 @@ def check_effects(outcome: dict) -> list:
         if key == ("POST", "/tasks/{id}/prompts") and task is not None:
             if len(task["prompts"]) < 2:
                 misses.append(f"task {task_id} shows no follow-up prompt")
+        for noun, held in (("agent-computers", "computers"), ("webhooks", "webhooks")):
+            if key == ("DELETE", f"/{noun}/{{id}}"):
+                gone = entry["path"].rsplit("/", 1)[1]
+                if gone in outcome["held"][held]:
+                    misses.append(f"{noun} {gone} still there after DELETE")
     slots = sum(1 for e in api_log if (e["method"], route(e["path"])) == ("POST", "/files"))
     puts = [e for e in log if e["listener"] == "upload" and e["method"] == "PUT"]
     if slots and sum(1 for e in puts if e["status"] and e["status"] < 300) < slots:
@@ -526,12 +597,12 @@ def test_curl_recipes_cover_every_endpoint():
 def run_python(runs: Runs, block: Block) -> dict:
     server = _server(seed_tasks=2)  # something to list
     try:
-        cwd = runs.place(f"py-{block.where}")
+        cwd = runs.place(f"py-{block.where}", block.doc)
         make_samples(cwd, block.body)
         done = subprocess.run(
             [sys.executable, "-c", block.body],
             cwd=cwd,
-            env=cli_env(server.base_url, KEY),
+            env=doc_env(server.base_url),
             capture_output=True,
             text=True,
             timeout=90,
@@ -593,12 +664,21 @@ def client_endpoints(tmp_path) -> set:
         client.set_visibility(task["id"], "public")
         client.cancel_task(task["id"])
         client.delete_task(task["id"])
+        computer = client.create_computer(name="every call")
+        client.list_computers(limit=5)
+        client.wait_for_computer(computer["id"], poll_interval=0.05)
+        client.delete_computer(computer["id"])
+        hook = client.add_webhook("https://example.com/hook", ["task.completed"])
+        client.list_webhooks()
+        client.get_webhook(hook["id"])
+        client.get_webhook_public_key()
+        client.delete_webhook(hook["id"])
         client.close()
         return {(e["method"], route(e["path"])) for e in server.requests()}
 
 
 def test_endpoints_agree_across_api_md_openapi_and_client(tmp_path):
-    assert set(operations()) == ENDPOINTS | ISSUE_10_ENDPOINTS, "references/openapi.yaml"
+    assert set(operations()) == ENDPOINTS, "references/openapi.yaml"
     assert api_md_endpoints() == ENDPOINTS, "the endpoint table of references/api.md"
     assert client_endpoints(tmp_path) == ENDPOINTS, "the calls scripts/rebyte_client.py makes"
     assert "openapi.yaml" in read("references/api.md")

@@ -21,6 +21,7 @@ cannot be reached.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -283,5 +284,5 @@ def test_skills_add_installs_a_working_copy_for_each_agent(
         timeout=60,
     )
     assert created.returncode == 0, created.stderr
-    assert '"result": "Result for: Hello from an installed skill"' in created.stdout
+    assert json.loads(created.stdout)["result"] == "Result for: Hello from an installed skill"
     assert server.tasks_created == 1

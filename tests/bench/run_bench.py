@@ -41,8 +41,10 @@ SERVER = ROOT / "tests" / "fake_rebyte.py"
 LAUNCHER = Path(__file__).resolve().parent / "peak_rss.py"
 PROBE = Path(__file__).resolve().parent / "startup_probe.py"
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests" / "demo"))
 
 import rebyte_client as rc  # noqa: E402
+from demo import lifecycle  # noqa: E402
 
 PY = sys.executable
 KEY = "rbk_bench_local_0123456789"
@@ -902,7 +904,9 @@ def bench_list_all(report: Report, workdir: Path) -> None:
     log = workdir / "list-requests.jsonl"
     with Server(workdir, "list", "--seed-tasks", str(SEED_TASKS), "--log", str(log)) as server:
         started = time.perf_counter()
-        result = run_cli(["list", "--all"], env_for_cli(server.base_url), timeout=120)
+        result = run_cli(
+            ["list", "--all", "--no-status"], env_for_cli(server.base_url), timeout=120
+        )
         seconds = time.perf_counter() - started
     # The server has stopped, so every request it answered is in the log.
     listed = json.loads(result.stdout)["data"]
@@ -918,7 +922,7 @@ def bench_list_all(report: Report, workdir: Path) -> None:
     page_count = math.ceil(SEED_TASKS / rc.MAX_PAGE_SIZE)
     report.rows.append(
         Row(
-            f"`list --all` over {SEED_TASKS:,} tasks",
+            f"`list --all --no-status` over {SEED_TASKS:,} tasks",
             f"{len(pages)} GETs, {len(connections)} conn.",
             f"{page_count} pages; {seconds:.2f} s",
             f"{len(pages) / page_count:.2f}x pages",
@@ -927,9 +931,88 @@ def bench_list_all(report: Report, workdir: Path) -> None:
         )
     )
     report.notes.append(
-        "list --all: the CLI as a process against a server seeded with completed tasks; GETs "
-        "and TCP connections counted from the server's request log (--log), each request "
-        "tagged with its connection's id."
+        "list --all --no-status: the CLI as a process against a server seeded with completed "
+        "tasks; GETs and TCP connections counted from the server's request log (--log), each "
+        "request tagged with its connection's id."
+    )
+
+
+def bench_list_statuses(report: Report, workdir: Path) -> None:
+    log = workdir / "list-status-requests.jsonl"
+    with Server(workdir, "statuses", "--seed-tasks", str(SEED_TASKS), "--log", str(log)) as server:
+        started = time.perf_counter()
+        result = run_cli(["list", "--all"], env_for_cli(server.base_url), timeout=300)
+        seconds = time.perf_counter() - started
+    listed = json.loads(result.stdout)["data"]
+    if len(listed) != SEED_TASKS or not all(task.get("status") for task in listed):
+        raise BenchError(f"list --all printed {len(listed)} of {SEED_TASKS} tasks with statuses")
+    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    gets = [
+        e
+        for e in entries
+        if e.get("listener") == "api"
+        and e.get("method") == "GET"
+        and re.fullmatch(r"/v1/tasks(/[^/]+)?", e.get("path", ""))
+    ]
+    pages = [e for e in gets if e["path"] == "/v1/tasks"]
+    connections = {e.get("connection") for e in gets}
+    expected = math.ceil(SEED_TASKS / rc.MAX_PAGE_SIZE) + SEED_TASKS
+    report.rows.append(
+        Row(
+            f"`list --all` with statuses, {SEED_TASKS:,} tasks",
+            f"{len(gets):,} GETs, {len(connections)} conn.",
+            f"{len(pages)} pages + a GET per task; {seconds:.2f} s",
+            f"{len(gets) / expected:.2f}x",
+            "GETs = pages + tasks, <= 9 conn.",
+            len(gets) == expected and len(connections) <= 9,
+        )
+    )
+    report.notes.append(
+        "list --all with statuses: the same, without --no-status: the API's list entries carry "
+        "no status, so the CLI fetches each task, 8 at a time on its connection pool (a ninth "
+        "connection may serve the pages)."
+    )
+
+
+def demo_stdout_bytes(cli: Path, workdir: Path) -> tuple:
+    """(bytes, lines) the CLI at `cli` prints on stdout over the demo's lifecycle."""
+    printed = [0, 0]
+    with Server(workdir, "demo", "--prompt-duration", "0.3") as server:
+        env = env_for_cli(server.base_url)
+
+        def step(title: str, *args: str) -> dict:
+            result = subprocess.run(
+                [PY, str(cli), *args], env=env, capture_output=True, text=True, timeout=120
+            )
+            if result.returncode != 0:
+                raise cli_failed(args, result)
+            printed[0] += len(result.stdout.encode("utf-8"))
+            printed[1] += result.stdout.count("\n")
+            return json.loads(result.stdout) if result.stdout.strip() else {}
+
+        folder = workdir / "demo"
+        folder.mkdir(exist_ok=True)
+        lifecycle(step, folder, say=lambda text: None)
+    return printed[0], printed[1]
+
+
+def bench_demo_output(report: Report, workdir: Path) -> None:
+    size, lines = demo_stdout_bytes(CLI, workdir)
+    report.rows.append(
+        Row(
+            "stdout of the demo's lifecycle (7 commands)",
+            f"{size:,} bytes, {lines} lines",
+            "before issue 11: see README",
+            "",
+            "",
+            None,
+        )
+    )
+    report.notes.append(
+        "demo stdout: the bytes an agent reads from stdout over tests/demo/demo.py's steps "
+        "(upload, create, wait, follow-up --wait, share, list, delete), the same steps run "
+        "against a fresh local server; `python tests/bench/run_bench.py --demo-bytes CLI` "
+        "measures another checkout's CLI the same way."
     )
 
 
@@ -986,8 +1069,18 @@ def markdown_table(rows: List[Row]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    parser.add_argument(
+        "--demo-bytes",
+        metavar="CLI",
+        help="only print the stdout bytes of the demo's lifecycle run with this rebyte_cli.py",
+    )
     args = parser.parse_args(argv)
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = LOOPBACK  # the in-process client too
+    if args.demo_bytes:
+        with tempfile.TemporaryDirectory(prefix="rebyte-bench-") as scratch:
+            size, lines = demo_stdout_bytes(Path(args.demo_bytes), Path(scratch))
+        print(f"{size} bytes, {lines} lines on stdout")
+        return 0
 
     began = time.monotonic()
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -1036,6 +1129,8 @@ def main(argv=None) -> int:
         measure("start-up", bench_start_up)
         measure("waiting", bench_waiting)
         measure("list --all", bench_list_all, workdir)
+        measure("list --all with statuses", bench_list_statuses, workdir)
+        measure("demo stdout", bench_demo_output, workdir)
 
     print()
     print(text_table(report.rows))

@@ -57,6 +57,39 @@ def step(title: str, *args: str, env: dict) -> dict:
     return json.loads(completed.stdout) if completed.stdout.strip() else {}
 
 
+def lifecycle(step, folder: Path, say=print) -> None:
+    """The demo's steps; `step(title, *args)` runs one CLI command and returns its JSON.
+
+    tests/bench/run_bench.py runs the same steps to count the bytes the CLI prints.
+    """
+    data = Path(folder) / "sales.csv"
+    data.write_text("region,revenue\nnorth,120\nsouth,95\n", encoding="utf-8")
+    ref = step("Upload a file", "upload", str(data))
+    task = step(
+        "Create a task with a skill and the file",
+        "create",
+        "--prompt",
+        "Summarise sales.csv by region",
+        "--skills",
+        "data-analysis-workflow",
+        "--file-ref",
+        f"{ref['id']}:{ref['filename']}",
+    )
+    say(f"\nThe live URL to give the user: {task['url']}")
+    step("Wait for it and read the agent's answer", "wait", task["id"])
+    step(
+        "Send a follow-up and wait for that prompt",
+        "follow-up",
+        task["id"],
+        "--prompt",
+        "Now chart revenue by region",
+        "--wait",
+    )
+    step("Share it publicly", "share", task["id"])
+    step("List recent tasks", "list", "--limit", "5")
+    step("Delete it", "delete", task["id"], "--yes")
+
+
 def main() -> int:
     server, base_url = start_server()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REBYTE_")}
@@ -64,34 +97,7 @@ def main() -> int:
     print(f"Local Rebyte-compatible server at {base_url} (nothing leaves this machine).")
     try:
         with tempfile.TemporaryDirectory() as folder:
-            data = Path(folder) / "sales.csv"
-            data.write_text("region,revenue\nnorth,120\nsouth,95\n", encoding="utf-8")
-            ref = step("Upload a file", "upload", str(data), env=env)
-            task = step(
-                "Create a task with a skill and the file",
-                "create",
-                "--prompt",
-                "Summarise sales.csv by region",
-                "--skills",
-                "data-analysis-workflow",
-                "--file-ref",
-                f"{ref['id']}:{ref['filename']}",
-                env=env,
-            )
-            print(f"\nThe live URL to give the user: {task['url']}")
-            step("Wait for it and read the agent's answer", "wait", task["id"], env=env)
-            step(
-                "Send a follow-up and wait for that prompt",
-                "follow-up",
-                task["id"],
-                "--prompt",
-                "Now chart revenue by region",
-                "--wait",
-                env=env,
-            )
-            step("Share it publicly", "share", task["id"], env=env)
-            step("List recent tasks", "list", "--limit", "5", env=env)
-            step("Delete it", "delete", task["id"], "--yes", env=env)
+            lifecycle(lambda title, *args: step(title, *args, env=env), Path(folder))
     finally:
         server.terminate()
         server.wait(timeout=10)

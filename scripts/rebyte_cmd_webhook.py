@@ -1,0 +1,167 @@
+"""The `webhook` commands: task events POSTed to an https URL of yours.
+
+A signing secret is read from a file or an environment variable, never from the
+command line (where `ps` and shell history would show it), and is never printed.
+Imported only when a command line names the group (see rebyte_commands.group).
+"""
+
+from __future__ import annotations
+
+import os
+
+import rebyte_commands as cli
+from rebyte_commands import (
+    EXIT_API,
+    EXIT_OK,
+    Output,
+    Run,
+    TaskOutcome,
+    UsageError,
+    command,
+    make_client,
+)
+
+_RUN = "python3 scripts/rebyte_cli.py webhook"
+MAX_WEBHOOKS = 3
+
+
+def _add_arguments(parser) -> None:
+    parser.add_argument("url", metavar="URL", help="where events are POSTed (https only)")
+    parser.add_argument(
+        "--event",
+        dest="events",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="EVENT",
+        help="task.created, task.running, task.completed, task.failed, task.canceled "
+        "(several, or comma-separated)",
+    )
+    parser.add_argument("--description", help="a note to know it by (at most 500 characters)")
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--secret-file", metavar="PATH", help="read the signing secret from this file"
+    )
+    secret.add_argument(
+        "--secret-env", metavar="NAME", help="read the signing secret from this variable"
+    )
+
+
+def _one_webhook(parser) -> None:
+    parser.add_argument("webhook_id", metavar="WEBHOOK_ID")
+
+
+def _many_webhooks(parser) -> None:
+    parser.add_argument("webhook_ids", nargs="+", metavar="WEBHOOK_ID")
+
+
+def _no_arguments(parser) -> None:
+    pass
+
+
+def read_secret(args):
+    """The secret from --secret-file or --secret-env (None when neither is given).
+
+    A file's final line break is dropped, as `echo secret > file` adds one. No
+    message here shows the secret.
+    """
+    if args.secret_file is not None:
+        secret = cli.read_text(args.secret_file, "secret file").rstrip("\r\n")
+        if not secret:
+            raise UsageError(f"secret file {args.secret_file} is empty")
+        return secret
+    if args.secret_env is not None:
+        secret = os.environ.get(args.secret_env)
+        if not secret:
+            raise UsageError(f"environment variable {args.secret_env} is not set or empty")
+        return secret
+    return None
+
+
+def cmd_add(args, out: Output, run: Run) -> int:
+    rc = cli.load_client_module()
+    events = [e.strip() for value in args.events for e in value.split(",") if e.strip()]
+    secret = read_secret(args)
+    client = make_client(args)
+    try:
+        hook = client.add_webhook(args.url, events, description=args.description, secret=secret)
+    except rc.ValidationError as error:
+        if error.code != "limit_exceeded":
+            raise
+        raise TaskOutcome(
+            EXIT_API,
+            f"{error}; an organization has at most {MAX_WEBHOOKS} webhooks: remove one with "
+            f"`{cli.PROG} webhook delete WEBHOOK_ID --yes` (see `{cli.PROG} webhook list`)",
+        ) from None
+    out.result(hook, [hook["id"]])
+    return EXIT_OK
+
+
+def cmd_list(args, out: Output, run: Run) -> int:
+    hooks = make_client(args).list_webhooks()
+    out.result({"data": hooks}, [hook.get("id") for hook in hooks])
+    return EXIT_OK
+
+
+def cmd_get(args, out: Output, run: Run) -> int:
+    hook = make_client(args).get_webhook(args.webhook_id)
+    out.result(hook, [hook.get("id")])
+    return EXIT_OK
+
+
+def cmd_delete(args, out: Output, run: Run) -> int:
+    rc = cli.load_client_module()
+    ids = args.webhook_ids
+    for webhook_id in ids:
+        rc.check_id(webhook_id, "webhook id")
+    what = f"webhook {ids[0]}" if len(ids) == 1 else f"{len(ids)} webhooks"
+    cli.confirm(f"delete {what}", yes=args.yes)
+    client = make_client(args)
+    return cli.delete_many(rc, out, ids, client.delete_webhook, "webhook")
+
+
+def cmd_public_key(args, out: Output, run: Run) -> int:
+    key = make_client(args).get_webhook_public_key()
+    out.result(key, [key.get("publicKey", "").strip()])
+    return EXIT_OK
+
+
+command(
+    ["webhook", "add"],
+    "send task events to an https URL (at most 3 per organization)",
+    _add_arguments,
+    cmd_add,
+    examples=[
+        f"{_RUN} add https://example.com/hooks/rebyte --event task.completed task.failed -q",
+        f"{_RUN} add https://example.com/hooks/ci --event task.completed --secret-env HOOK_SECRET",
+    ],
+)
+command(
+    ["webhook", "list"],
+    "list the organization's webhooks",
+    _no_arguments,
+    cmd_list,
+    examples=[f"{_RUN} list", f"{_RUN} list -q"],
+)
+command(
+    ["webhook", "get"],
+    "show a webhook (its secret is never shown: hasSecret says if one is set)",
+    _one_webhook,
+    cmd_get,
+    examples=[f"{_RUN} get WEBHOOK_ID"],
+)
+command(
+    ["webhook", "delete"],
+    "delete webhooks (asks first on a terminal; --yes elsewhere)",
+    _many_webhooks,
+    cmd_delete,
+    examples=[f"{_RUN} delete WEBHOOK_ID --yes"],
+    destroys=True,
+)
+command(
+    ["webhook", "public-key"],
+    "print the public key that verifies webhook signatures (Ed25519, PEM)",
+    _no_arguments,
+    cmd_public_key,
+    examples=[f"{_RUN} public-key -q"],
+)
