@@ -455,7 +455,7 @@ def bench_download_throughput(report: Report, server: Server, workdir: Path) -> 
         raise BenchError("the CLI and curl downloaded different bytes")
     best = {name: min(values) for name, values in times.items()}
     for name, label in (
-        ("client", "download 1 GiB: `RebyteClient.download_artifact`"),
+        ("client", "download 1 GiB: RebyteClient.download_artifact"),
         ("cli", "download 1 GiB: `artifacts download` (wall)"),
     ):
         if "curl" in best:
