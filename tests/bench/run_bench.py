@@ -3,8 +3,9 @@
 
 Everything runs on this machine over loopback against tests/fake_rebyte.py, started as a
 separate process (its memory and CPU are not the client's). Each row has its goal (from
-the issue "Proof under faults, bad input and load") and PASS or FAIL; the notes under the
-table say how each figure was taken.
+the issues "Proof under faults, bad input and load" and, for artifact downloads and Agent
+Computers, issue 10) and PASS or FAIL; the notes under the table say how each figure was
+taken.
 
     python tests/bench/run_bench.py [--markdown FILE]
 
