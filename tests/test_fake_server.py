@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import pytest
 import requests
-from fake_rebyte import FAULT_KINDS, FakeRebyte, final_result_for
+from fake_rebyte import FAULT_KINDS, FakeRebyte, final_result_for, generated_chunks
 
 KEY = "rbk_test_key"
 TIMEOUT = 10
@@ -980,6 +980,25 @@ def test_command_line_serves_until_sigterm(tmp_path):
     assert re.fullmatch(r"http://127\.0\.0\.2:\d+", process.stderr.read().strip())
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(e["path"], e["status"]) for e in lines] == [("/v1/tasks", 200), ("/v1/tasks", 401)]
+
+
+def test_command_line_plants_generated_artifacts():
+    process, base_url = _start_cli("--plant-artifact", "ws-bench/big.bin:200000",
+                                   "--plant-artifact", "ws-bench/reports/a:b.txt:5")
+    try:
+        server = type("Cli", (), {"base_url": base_url})
+        listed = call(server, "GET", "/workspaces/ws-bench/artifacts").json()["data"]
+        assert [(e["filename"], e["size"]) for e in listed] == [
+            ("big.bin", 200000), ("reports/a:b.txt", 5)]
+        response = call(server, "GET", "/workspaces/ws-bench/artifacts/big.bin")
+        assert response.status_code == 200 and len(response.content) == 200000
+        assert response.content == b"".join(generated_chunks("ws-bench/big.bin", 200000))
+    finally:
+        process.kill()
+        process.wait()
+    bad = subprocess.run([sys.executable, str(SERVER_SCRIPT), "--plant-artifact", "big.bin:9"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "WORKSPACE/NAME:SIZE" in bad.stderr
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery")

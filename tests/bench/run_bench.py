@@ -3,8 +3,9 @@
 
 Everything runs on this machine over loopback against tests/fake_rebyte.py, started as a
 separate process (its memory and CPU are not the client's). Each row has its goal (from
-the issue "Proof under faults, bad input and load") and PASS or FAIL; the notes under the
-table say how each figure was taken.
+the issues "Proof under faults, bad input and load" and, for artifact downloads and Agent
+Computers, issue 10) and PASS or FAIL; the notes under the table say how each figure was
+taken.
 
     python tests/bench/run_bench.py [--markdown FILE]
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -32,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "scripts" / "rebyte_cli.py"
@@ -53,9 +55,16 @@ LOOPBACK = "127.0.0.1,127.0.0.2,localhost,::1"
 
 UPLOAD_SIZE = GIB
 UPLOAD_RUNS = 7  # per method, interleaved; the best run of each counts
+DOWNLOAD_SIZE = GIB
+DOWNLOAD_RUNS = 5  # per method, interleaved; the best run of each counts
+WORKSPACE = "bench-workspace"  # where the server plants the artifacts (--plant-artifact)
+BIG_ARTIFACT, SMALL_ARTIFACT = "big.bin", "small.bin"
 FAN_OUT_TASKS = 20
 FAN_OUT_CONCURRENCY = 10
 PROVISION_DELAY = 1.0
+COMPUTER_READY_DELAY = PROVISION_DELAY  # the same VM start, in the background
+COMPUTER_RUNS = 3  # per path, interleaved; medians count
+COMPUTER_POLL = 2.0  # the CLI's first pause between polls of a provisioning computer
 START_UP_RUNS = 60  # per command, interleaved; medians count
 START_UP_WARM_UPS = 2
 WAIT_TASK_SECONDS = 600.0
@@ -169,8 +178,9 @@ class Server:
 # ------------------------------------------------------------- 1. memory of upload
 
 
-def cli_peak_kib(args, env, workdir: Path, *, timeout: float) -> int:
-    """Peak RSS of one CLI run, from its rusage in tests/bench/peak_rss.py (see its docstring)."""
+def cli_peak_kib(args, env, workdir: Path, *, timeout: float) -> tuple:
+    """(peak RSS in KiB, printed JSON) of one CLI run, from its rusage in
+    tests/bench/peak_rss.py (see its docstring)."""
     out = workdir / "peak-rss.txt"
     if out.exists():
         out.unlink()
@@ -183,15 +193,20 @@ def cli_peak_kib(args, env, workdir: Path, *, timeout: float) -> int:
     )
     if result.returncode != 0:
         raise cli_failed(args, result)
-    if not json.loads(result.stdout).get("id"):
+    return int(out.read_text().strip()), json.loads(result.stdout)
+
+
+def uploaded_peak_kib(args, env, workdir: Path, *, timeout: float) -> int:
+    kib, printed = cli_peak_kib(args, env, workdir, timeout=timeout)
+    if not printed.get("id"):
         raise BenchError(f"rebyte_cli.py {args[0]} printed no file id")
-    return int(out.read_text().strip())
+    return kib
 
 
 def bench_memory(report: Report, server: Server, big: Path, small: Path, workdir: Path) -> None:
     env = env_for_cli(server.base_url)
-    small_kib = cli_peak_kib(["upload", str(small)], env, workdir, timeout=60)
-    big_kib = cli_peak_kib(["upload", str(big)], env, workdir, timeout=300)
+    small_kib = uploaded_peak_kib(["upload", str(small)], env, workdir, timeout=60)
+    big_kib = uploaded_peak_kib(["upload", str(big)], env, workdir, timeout=300)
     report.rows.append(
         Row(
             "peak RSS, `upload` of a 1 GiB file",
@@ -315,7 +330,168 @@ def bench_throughput(report: Report, server: Server, big: Path, small: Path) -> 
     )
 
 
-# ---------------------------------------------------------------- 3. fan-out
+# ------------------------------------------------------ 3. download of an artifact
+
+
+def plant_options() -> List[str]:
+    """The server options that plant the benchmark's two generated artifacts."""
+    return [
+        "--plant-artifact",
+        f"{WORKSPACE}/{BIG_ARTIFACT}:{DOWNLOAD_SIZE}",
+        "--plant-artifact",
+        f"{WORKSPACE}/{SMALL_ARTIFACT}:{KIB}",
+    ]
+
+
+def downloaded(printed: dict, name: str, size: int) -> Path:
+    """The local path the CLI printed for `name`, checked to hold `size` bytes."""
+    files = printed.get("files") or []
+    if len(files) != 1 or files[0].get("name") != name or files[0].get("bytes") != size:
+        raise BenchError(f"artifacts download printed {json.dumps(printed)[:200]}")
+    path = Path(files[0]["path"])
+    if path.stat().st_size != size:
+        raise BenchError(f"{path} holds {path.stat().st_size} bytes, not {size}")
+    return path
+
+
+def download_args(name: str, out_dir: Path) -> List[str]:
+    return ["artifacts", "download", WORKSPACE, name, "--out", str(out_dir)]
+
+
+def bench_download_memory(report: Report, server: Server, workdir: Path) -> None:
+    env = env_for_cli(server.base_url)
+    out_dir = workdir / "downloads"
+    peaks = {}
+    for name, size in ((SMALL_ARTIFACT, KIB), (BIG_ARTIFACT, DOWNLOAD_SIZE)):
+        kib, printed = cli_peak_kib(download_args(name, out_dir), env, workdir, timeout=300)
+        downloaded(printed, name, size).unlink()
+        peaks[name] = kib
+    big_kib, small_kib = peaks[BIG_ARTIFACT], peaks[SMALL_ARTIFACT]
+    report.rows.append(
+        Row(
+            "peak RSS, `artifacts download` of a 1 GiB artifact",
+            mib(big_kib),
+            f"download of 1 KiB: {mib(small_kib)}",
+            f"{big_kib / small_kib:.2f}x",
+            "<= 64 MiB",
+            big_kib <= 64 * KIB,
+        )
+    )
+    report.notes.append(
+        "Download RSS: as for upload, of `artifacts download` of a 1 GiB and of a 1 KiB "
+        "artifact, each written to a file on disk (the page cache is the kernel's, not the "
+        "process's)."
+    )
+
+
+def write_download_config(path: Path, url: str, output: Path) -> None:
+    """curl's options for one download, as a config file: the API key stays out of the
+    process list. The URL is built here from the server's base URL (checked by Server)."""
+    path.write_text(
+        f'url = "{url}"\n'
+        f'header = "API_KEY: {KEY}"\n'
+        f'output = "{output}"\n'
+        "silent\nshow-error\nfail\n",
+        encoding="utf-8",
+    )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(MIB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bench_download_throughput(report: Report, server: Server, workdir: Path) -> None:
+    curl = shutil.which("curl")
+    env = env_for_cli(server.base_url)
+    client = rc.RebyteClient(KEY, base_url=server.base_url)
+    out_dir = workdir / "downloads"
+    out_dir.mkdir(exist_ok=True)
+    url = f"{server.base_url}/workspaces/{quote(WORKSPACE, safe='')}/artifacts/{BIG_ARTIFACT}"
+    config = workdir / "download.curlrc"
+    by_curl = out_dir / "by-curl.bin"
+    write_download_config(config, url, by_curl)
+    hashes = {}
+
+    def with_curl() -> Path:
+        done = subprocess.run(
+            [curl, "--disable", "-K", str(config)], capture_output=True, text=True, timeout=300
+        )
+        if done.returncode != 0:
+            raise BenchError(f"curl -o failed ({done.returncode}): {tail(done.stderr)}")
+        if by_curl.stat().st_size != DOWNLOAD_SIZE:
+            raise BenchError(f"curl -o wrote {by_curl.stat().st_size} bytes")
+        return by_curl
+
+    def with_client() -> Path:
+        got = client.download_artifact(WORKSPACE, BIG_ARTIFACT, out_dir)
+        if got["bytes"] != DOWNLOAD_SIZE:
+            raise BenchError(f"download_artifact wrote {got['bytes']} bytes")
+        return Path(got["path"])
+
+    def with_cli() -> Path:
+        result = run_cli(download_args(BIG_ARTIFACT, out_dir), env, timeout=300)
+        return downloaded(json.loads(result.stdout), BIG_ARTIFACT, DOWNLOAD_SIZE)
+
+    methods = {"client": with_client, "cli": with_cli}
+    if curl:
+        methods = {"curl": with_curl, **methods}
+    times = {name: [] for name in methods}
+    order = list(methods)
+    try:
+        for run in range(DOWNLOAD_RUNS):
+            for name in order if run % 2 == 0 else reversed(order):  # ABC CBA: drift cancels
+                started = time.perf_counter()
+                path = methods[name]()
+                times[name].append(time.perf_counter() - started)
+                if run == 0 and name != "client":
+                    hashes[name] = sha256_of(path)  # once: the CLI got the bytes curl got
+                path.unlink()
+    finally:
+        client.close()
+    if len(set(hashes.values())) > 1:
+        raise BenchError("the CLI and curl downloaded different bytes")
+    best = {name: min(values) for name, values in times.items()}
+    for name, label in (
+        ("client", "download 1 GiB: RebyteClient.download_artifact"),
+        ("cli", "download 1 GiB: `artifacts download` (wall)"),
+    ):
+        if "curl" in best:
+            ratio = best["curl"] / best[name]
+            report.rows.append(
+                Row(
+                    label,
+                    rate(best[name], DOWNLOAD_SIZE),
+                    f"curl -o: {rate(best['curl'], DOWNLOAD_SIZE)}",
+                    f"{ratio:.2f}x",
+                    ">= 0.8x curl",
+                    ratio >= 0.8,
+                )
+            )
+        else:
+            report.rows.append(
+                Row(label, rate(best[name], DOWNLOAD_SIZE), "curl not installed", goal=">= 0.8x")
+            )
+    shown = "; ".join(
+        f"{name} " + ", ".join(f"{t:.2f}" for t in values) for name, values in times.items()
+    )
+    report.notes.append(
+        f"Download: a {DOWNLOAD_SIZE // MIB:,} MiB artifact the server generates as it sends "
+        f"(planted with --plant-artifact), answered directly by the API (no storage redirect), "
+        f"written to a file on this machine's disk and deleted after each run; "
+        f"{DOWNLOAD_RUNS} runs of each method interleaved (ABC CBA), best run counted. curl "
+        "fetches the same URL with the API_KEY header (`curl -o FILE`); download_artifact is "
+        "timed in-process; curl and the CLI are timed as processes, start-up included (the "
+        "CLI's also asks GET /v1/tasks/ID first, to tell a task id from a workspace id). "
+        "The first run's CLI and curl files have the same SHA-256. "
+        f"Seconds per run: {shown}."
+    )
+
+
+# ---------------------------------------------------------------- 4. fan-out
 
 
 def bench_fan_out(report: Report, server: Server, workdir: Path) -> None:
@@ -363,7 +539,107 @@ def bench_fan_out(report: Report, server: Server, workdir: Path) -> None:
     )
 
 
-# ---------------------------------------------------------------- 4. start-up
+# -------------------------------------------------------- 5. Agent Computers
+
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def created_task(result: subprocess.CompletedProcess, computer_id: Optional[str]) -> dict:
+    """The task `create` printed, checked to be in the computer (when one is named)."""
+    task = json.loads(result.stdout)
+    if not task.get("id") or (computer_id and task.get("workspaceId") != computer_id):
+        raise BenchError(f"create printed {result.stdout[:200]!r}")
+    return task
+
+
+def bench_computers(report: Report, server: Server) -> None:
+    env = env_for_cli(server.base_url)
+    prompt = ["--prompt", "bench: a task"]
+
+    def create_alone() -> None:
+        created_task(run_cli(["create", *prompt], env, timeout=60), None)
+
+    def computer_then_create() -> None:
+        made = run_cli(["computer", "create", "--wait", "-q"], env, timeout=60)
+        computer_id = made.stdout.strip()
+        if not ID_PATTERN.fullmatch(computer_id):
+            raise BenchError(f"computer create --wait -q printed {made.stdout[:200]!r}")
+        ready.append(computer_id)
+        created_task(
+            run_cli(["create", "--computer", computer_id, *prompt], env, timeout=60), computer_id
+        )
+
+    def new_computer() -> None:
+        result = run_cli(["create", "--new-computer", *prompt], env, timeout=60)
+        said = re.search(r"computer (\S+) created", result.stderr)
+        if said is None:
+            raise BenchError(f"create --new-computer named no computer: {tail(result.stderr)}")
+        created_task(result, said.group(1))
+
+    def in_ready_computer() -> None:
+        created_task(
+            run_cli(["create", "--computer", ready[-1], *prompt], env, timeout=60), ready[-1]
+        )
+
+    ready: List[str] = []
+    paths = {
+        "create": create_alone,
+        "computer": computer_then_create,
+        "new": new_computer,
+        "reuse": in_ready_computer,
+    }
+    times = {name: [] for name in paths}
+    order = list(paths)
+    for run in range(COMPUTER_RUNS):
+        for name in order if run % 2 == 0 else ("new", "computer", "create", "reuse"):
+            started = time.perf_counter()
+            paths[name]()
+            times[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    alone = f"`create` alone: {median['create']:.2f} s"
+    for name, label in (
+        ("computer", "new computer to a task in it: `computer create --wait`, `create --computer`"),
+        ("new", "new computer to a task in it: `create --new-computer`"),
+    ):
+        report.rows.append(
+            Row(
+                label,
+                f"{median[name]:.2f} s",
+                alone,
+                f"{median[name] / median['create']:.2f}x",
+                f"<= `create` + {COMPUTER_POLL:g} s",
+                median[name] <= median["create"] + COMPUTER_POLL,
+            )
+        )
+    ratio = median["reuse"] / median["create"]
+    report.rows.append(
+        Row(
+            "a further task in the ready computer: `create --computer ID`",
+            f"{median['reuse']:.2f} s",
+            alone,
+            f"{ratio:.2f}x",
+            "<= 0.5x (no provisioning)",
+            ratio <= 0.5,
+        )
+    )
+    shown = "; ".join(
+        f"{name} " + ", ".join(f"{t:.2f}" for t in values) for name, values in times.items()
+    )
+    report.notes.append(
+        f"Agent Computers: the server takes {PROVISION_DELAY:g} s to provision a task's VM "
+        f"(POST /v1/tasks blocks) and {COMPUTER_READY_DELAY:g} s for a computer to become ready "
+        "(in the background: POST /v1/agent-computers answers at once). Each path is timed as "
+        "CLI processes from the first command's start until `create` has printed a task "
+        "created in the computer (its workspaceId checked): `computer create --wait -q` then "
+        "`create --computer ID` is two processes; `create --new-computer` is one. The CLI "
+        f"polls a provisioning computer at once, then after {COMPUTER_POLL:g} s (growing x1.5), "
+        f"so the goal allows {COMPUTER_POLL:g} s over `create` alone. {COMPUTER_RUNS} runs "
+        f"of each path, interleaved, medians. Seconds per run: {shown}."
+    )
+
+
+# ---------------------------------------------------------------- 6. start-up
 
 
 def imported_modules(args, env) -> List[str]:
@@ -481,7 +757,7 @@ def bench_start_up(report: Report) -> None:
     )
 
 
-# ---------------------------------------------------------------- 5. waiting
+# ---------------------------------------------------------------- 7. waiting
 
 
 class SimulatedClock:
@@ -622,7 +898,7 @@ def bench_waiting(report: Report) -> None:
     )
 
 
-# ---------------------------------------------------------------- 6. list --all
+# ---------------------------------------------------------------- 8. list --all
 
 
 def bench_list_all(report: Report, workdir: Path) -> None:
@@ -830,11 +1106,21 @@ def main(argv=None) -> int:
             with open(big, "wb") as handle:
                 handle.truncate(UPLOAD_SIZE)  # sparse: no disk blocks, reads are zeros
             small.write_bytes(b"x" * KIB)
-            with Server(workdir, "main", "--provision-delay", str(PROVISION_DELAY)) as server:
+            options = [
+                "--provision-delay",
+                str(PROVISION_DELAY),
+                "--computer-ready-delay",
+                str(COMPUTER_READY_DELAY),
+                *plant_options(),
+            ]
+            with Server(workdir, "main", *options) as server:
                 measure("peak RSS of upload", bench_memory, server, big, small, workdir)
                 measure("upload throughput", bench_throughput, server, big, small)
                 big.unlink()
+                measure("peak RSS of download", bench_download_memory, server, workdir)
+                measure("download throughput", bench_download_throughput, server, workdir)
                 measure("fan-out", bench_fan_out, server, workdir)
+                measure("Agent Computers", bench_computers, server)
         except BenchError as error:
             report.rows.append(Row("local server", str(error), error=True))
             report.broke = True
