@@ -902,8 +902,13 @@ def with_result(client, task: dict, prompt_id=None) -> dict:
     return {**task, "result": answer} if answer is not None else task
 
 
-def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, interval):
-    """Wait for each task concurrently; return [(task_id, task or None, error or None)]."""
+def wait_many(
+    client, out: Output, run: Run, task_ids, *, prompt_id, timeout, interval, on_done=None
+):
+    """Wait for each task concurrently; return [(task_id, task or None, error or None)].
+
+    `on_done(index, task_id, task, error)` is called as each task ends, in the order they end.
+    """
     rc = load_client_module()
     display = WaitDisplay(out, task_ids)
 
@@ -935,19 +940,23 @@ def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, in
                 last_error=error.last_error,
             ) from None
         run.remember(task)
-        return task
+        return with_result(client, task, prompt_id)
+
+    finished = [None] * len(task_ids)
+
+    def settled(index: int, task, error) -> None:
+        if task is None and isinstance(error, rc.WaitTimeoutError) and error.last_task:
+            task = {**_without_answer(error.last_task), "timedOut": True}
+        finished[index] = (task_ids[index], task, error)
+        if on_done is not None:
+            on_done(index, *finished[index])
 
     try:
-        outcomes = run_concurrently(wait_one, task_ids, concurrency=MAX_PARALLEL_WAITS)
+        run_concurrently(
+            wait_one, task_ids, concurrency=MAX_PARALLEL_WAITS, on_done=settled
+        )
     finally:
         display.close()
-    finished = []
-    for task_id, (task, error) in zip(task_ids, outcomes):
-        if task is not None:
-            task = with_result(client, task, prompt_id)
-        elif isinstance(error, rc.WaitTimeoutError) and error.last_task:
-            task = {**_without_answer(error.last_task), "timedOut": True}
-        finished.append((task_id, task, error))
     return finished
 
 
@@ -1649,12 +1658,15 @@ def cmd_batch(args, out: Output, run: Run) -> int:
         return task
 
     def say(index: int, stage: str, task=None, **fields) -> None:
-        """One line for a spec: JSON with its index and name, or with -q `INDEX<TAB>STATUS<TAB>URL`
-        (`INDEX<TAB>error<TAB>MESSAGE` for a spec that failed)."""
+        """One line for a spec: JSON with its index and name, or with -q
+        `INDEX<TAB>STATUS<TAB>URL` as it is created (with --wait `INDEX<TAB>STATUS<TAB>ANSWER`
+        as it ends; `INDEX<TAB>error<TAB>MESSAGE` for a spec that could not be created)."""
         if out.quiet:
             if task is None:
                 print(_tab_line(index, "error", fields.get("error")), flush=True)
-            elif stage == "done" or not wait:
+            elif stage == "done":
+                print(_tab_line(index, task.get("status"), _answer_or_url(task)), flush=True)
+            elif not wait:
                 print(_tab_line(index, task.get("status"), task.get("url")), flush=True)
             return
         line = {"index": index}
@@ -1676,24 +1688,33 @@ def cmd_batch(args, out: Output, run: Run) -> int:
     )
     codes = [exit_code_for(rc, error) for _, error in outcomes if error is not None]
     created = [(i, task) for i, (task, _) in enumerate(outcomes) if task is not None]
-    if wait and created:
-        finished = wait_many(
-            client,
-            out,
-            run,
-            [task["id"] for _, task in created],
-            prompt_id=None,
-            timeout=timeout,
-            interval=interval,
-        )
-        for (index, made), (task_id, task, error) in zip(created, finished):
-            task = task or {"id": task_id, "url": made.get("url")}
-            if error is not None:
-                say(index, "done", task, error=_one_line(str(error)))
-                codes.append(exit_code_for(rc, error))
-            else:
-                say(index, "done", task)
-                codes.append(outcome_code(task))
+    if not (wait and created):
+        return worst_exit(codes)
+
+    def ended(position: int, task_id: str, task, error) -> None:
+        """The done line: only what the created line could not say (no url, workspaceId...)."""
+        index, made = created[position]
+        task = task or {}
+        shown = {"id": task_id, "status": task.get("status"), "result": task.get("result")}
+        if out.quiet:
+            shown["url"] = task.get("url") or made.get("url")  # printed when there is no answer
+        if error is not None:
+            shown["error"] = _one_line(str(error))
+            codes.append(exit_code_for(rc, error))
+        else:
+            codes.append(outcome_code(task))
+        say(index, "done", shown)
+
+    wait_many(
+        client,
+        out,
+        run,
+        [task["id"] for _, task in created],
+        prompt_id=None,
+        timeout=timeout,
+        interval=interval,
+        on_done=ended,
+    )
     return worst_exit(codes)
 
 
@@ -1906,8 +1927,9 @@ command(
     _batch_arguments,
     cmd_batch,
     examples=[f"{_RUN} batch tasks.jsonl --wait"],
-    quiet="one line per task: INDEX<TAB>STATUS<TAB>URL as it is created, or with\n"
-    "  --wait as it ends (INDEX<TAB>error<TAB>MESSAGE when it could not be created)",
+    quiet="one line per task: INDEX<TAB>STATUS<TAB>URL as it is created; with --wait\n"
+    "  INDEX<TAB>STATUS<TAB>ANSWER-ON-ONE-LINE-OR-URL as it ends\n"
+    "  (INDEX<TAB>error<TAB>MESSAGE when it could not be created)",
 )
 
 

@@ -247,11 +247,41 @@ def test_batch_quiet_prints_a_line_per_task(cli, fake_rebyte, tmp_path):
     waited = cli("batch", str(path), "-q", "--wait", *FAST)
     assert waited.returncode == 1, waited.stderr
     rows = sorted(line.split("\t") for line in waited.stdout.splitlines())
+    # Like `wait -q`: the answer, or the URL when there is none.
     assert [row[:2] for row in rows] == [["0", "completed"], ["1", "failed"]]
+    assert rows[0][2] == final_result_for("Works")
+    assert rows[1][2].startswith("https://") and len(rows[1]) == 3
     fake_rebyte.inject("POST", "/v1/tasks", "429")
     failed = cli("batch", str(path), "-q", "--concurrency", "1", "--max-retries", "0")
     assert failed.returncode == 5
     assert failed.stdout.splitlines()[0].startswith("0\terror\t")
+
+
+def test_batch_wait_prints_each_task_as_it_ends(cli, tmp_path):
+    path = tmp_path / "specs.json"
+    path.write_text(json.dumps([{"prompt": "Slow [duration=3]"}, {"prompt": "Quick"}]))
+    result = cli("batch", str(path), "-q", "--wait", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert [line.split("\t")[:2] for line in result.stdout.splitlines()] == [
+        ["1", "completed"],
+        ["0", "completed"],
+    ]
+
+
+def test_batch_done_lines_do_not_repeat_the_created_line(cli, tmp_path):
+    path = tmp_path / "specs.json"
+    path.write_text(json.dumps([{"prompt": "Fine", "name": "ok"}, {"prompt": "No [fail]"}]))
+    result = cli("batch", str(path), "--wait", *FAST)
+    assert result.returncode == 1, result.stderr
+    created = {line["index"]: line for line in result.json_lines() if line["stage"] == "created"}
+    done = {line["index"]: line for line in result.json_lines() if line["stage"] == "done"}
+    assert "url" in created[0] and "workspaceId" in created[0]
+    assert done[0] == {
+        "index": 0, "name": "ok", "stage": "done", "id": created[0]["id"],
+        "status": "completed", "result": final_result_for("Fine"),
+    }  # fmt: skip
+    assert set(done[1]) == {"index", "stage", "id", "status", "result"}
+    assert done[1]["status"] == "failed"
 
 
 # ---------------------------------------------------------------------------- help

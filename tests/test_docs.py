@@ -244,6 +244,7 @@ def test_skill_md_says_what_an_agent_trips_on():
     assert "Confirm with the user first" in text and "then pass `--yes`" in text
     # -q per command, and list's statuses with what they cost.
     assert "ID<TAB>STATUS<TAB>TITLE" in text and "INDEX<TAB>STATUS<TAB>URL" in text
+    assert "with `--wait -q`, one `INDEX<TAB>STATUS<TAB>ANSWER` line as each ends" in text
     assert "--no-status" in text and "one request per task" in text
 
 
