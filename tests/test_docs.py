@@ -232,7 +232,8 @@ def test_skill_md_says_what_an_agent_trips_on():
     assert "list --limit 5" in text and "before running it again" in text
     assert "longer time limit" in text and "in the background" in text
     computers = re.search(r"^## (\d+)\. Agent Computers$", read("SKILL.md"), re.M)
-    assert computers and f"Agent Computer once and run tasks in it (see section {computers[1]})" in text
+    assert computers
+    assert f"Agent Computer once and run tasks in it (see section {computers[1]})" in text
     # Uploaded names get a suffix: refer to files by role, or upload first and --file-ref.
     assert "suffix" in text and "by their role" in text and "--file-ref FILE_ID:FILENAME" in text
     # Report what a sub-agent did from its events.
