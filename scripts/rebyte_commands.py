@@ -952,9 +952,7 @@ def wait_many(
             on_done(index, *finished[index])
 
     try:
-        run_concurrently(
-            wait_one, task_ids, concurrency=MAX_PARALLEL_WAITS, on_done=settled
-        )
+        run_concurrently(wait_one, task_ids, concurrency=MAX_PARALLEL_WAITS, on_done=settled)
     finally:
         display.close()
     return finished
