@@ -36,10 +36,10 @@ EPILOG = """\
 exit codes:
   0    success (when waiting: the task completed)
   1    a waited task failed or was canceled, or a computer failed to provision
-  2    bad usage or bad local input (nothing was sent)
+  2    bad usage or bad local input (nothing was sent), or a file to download exists
   3    missing or rejected API key, or an unsafe base URL
   4    not found (a task, computer, webhook or artifact)
-  5    the API rejected the request (other 4xx, after retries)
+  5    the API rejected the request (other 4xx, after retries), or an unsafe artifact name
   6    network or server failure after retries, or a create that may or may not have happened
   7    a wait timed out with the task still running
   70   an internal error of this CLI (a bug): run again with -v and report it
@@ -1241,7 +1241,14 @@ def finish_with_wait(
         from rebyte_cmd_artifacts import fetch_artifacts
 
         files, _, fetched = fetch_artifacts(
-            client, out, merged["id"], None, download, overwrite=False, existing_is_error=False
+            client,
+            out,
+            merged["id"],
+            None,
+            download,
+            overwrite=False,
+            replace_hint=f"use `{PROG} artifacts download {merged['id']} NAME --overwrite` "
+            "to replace it, or another --download folder",
         )
         merged["artifacts"] = files
     out.result(merged, [_answer_or_url(merged)])

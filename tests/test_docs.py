@@ -249,6 +249,16 @@ def test_skill_md_says_what_an_agent_trips_on():
     assert "--no-status" in text and "one request per task" in text
 
 
+def test_skill_md_says_what_a_refused_download_exits_with():
+    """An existing local file is bad local input (2); an unsafe server name is 5."""
+    text = " ".join(read("SKILL.md").split())
+    assert "A file already in the folder is kept, and the exit code is 2" in text
+    assert "would land outside the folder is not downloaded either (exit 5)" in text
+    table = exit_table("SKILL.md")
+    assert "a file to download was already there" in table[2]
+    assert "artifact name" in table[5]
+
+
 def make_samples(cwd: Path, text: str, jsonl=None) -> None:
     """Create the local files an example names (and a batch file from the doc's JSONL)."""
     names = {m.group("name") for m in SAMPLE_FILE.finditer(text)}
