@@ -199,6 +199,25 @@ def test_bad_input_is_refused_with_nothing_sent(cli, server, args):
     assert hook_requests(server) == []
 
 
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--event", "task.completed", "task.failed", HOOK], "put the URL before --event"),
+        (["--event", "task.completed"], "required: URL"),
+        (
+            [HOOK, "--event", "task.completed", "--secret-env", "UNSET_VARIABLE_X"],
+            "ask the user to export it (never put the secret on the command line), "
+            "or use --secret-file PATH",
+        ),
+    ],
+)
+def test_a_misplaced_url_or_unset_secret_says_what_to_do(cli, server, args, says):
+    result = cli("webhook", "add", *args)
+    assert result.returncode == 2, result.stderr
+    assert says in one_error(result)
+    assert hook_requests(server) == []
+
+
 def test_an_empty_secret_file_is_refused(cli, server, tmp_path):
     path = tmp_path / "empty"
     path.write_text("\n")

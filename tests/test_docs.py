@@ -249,6 +249,11 @@ def test_skill_md_says_what_an_agent_trips_on():
     assert "--no-status" in text and "one request per task" in text
 
 
+def test_skill_md_shows_webhook_add_with_the_url_first():
+    text = " ".join(read("SKILL.md").split())
+    assert "`webhook add URL --event task.completed task.failed --secret-env NAME`" in text
+
+
 def test_skill_md_says_what_a_refused_download_exits_with():
     """An existing local file is bad local input (2); an unsafe server name is 5."""
     text = " ".join(read("SKILL.md").split())
