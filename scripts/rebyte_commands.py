@@ -1478,7 +1478,10 @@ def confirm(question: str, *, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise UsageError("--yes required when not running interactively")
+        raise UsageError(
+            "--yes required when not running interactively: confirm with the user, "
+            "then pass --yes"
+        )
     sys.stderr.write(f"{question}? [y/N] ")
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):

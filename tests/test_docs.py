@@ -249,6 +249,16 @@ def test_skill_md_says_what_an_agent_trips_on():
     assert "--no-status" in text and "one request per task" in text
 
 
+def test_skill_md_deletes_many_with_a_pipeline_run_whole():
+    """The recipe's second CLI call (delete) runs too: its block is run by bash, not split."""
+    line = (
+        "python3 $SKILL_DIR/scripts/rebyte_cli.py list --all --status completed -q | cut -f1 "
+        "| xargs -r python3 $SKILL_DIR/scripts/rebyte_cli.py delete --yes"
+    )
+    assert [b for b in SCRIPTS if b.doc == "SKILL.md" and b.body.strip() == line]
+    assert "confirm with the user" in read("SKILL.md").lower()
+
+
 def test_skill_md_shows_webhook_add_with_the_url_first():
     text = " ".join(read("SKILL.md").split())
     assert "`webhook add URL --event task.completed task.failed --secret-env NAME`" in text
