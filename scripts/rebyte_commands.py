@@ -1479,8 +1479,7 @@ def confirm(question: str, *, yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise UsageError(
-            "--yes required when not running interactively: confirm with the user, "
-            "then pass --yes"
+            "--yes required when not running interactively: confirm with the user, then pass --yes"
         )
     sys.stderr.write(f"{question}? [y/N] ")
     sys.stderr.flush()
