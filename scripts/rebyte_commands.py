@@ -1265,10 +1265,17 @@ def _answer_or_url(task: dict):
 
 
 def report_wait_failure(out: Output, last_task, error) -> int:
-    """Print what is known of a task whose wait ended without an outcome, and re-raise."""
+    """Print what is known of a task whose wait ended without an outcome, and re-raise.
+
+    With -q nothing goes to stdout: `ANSWER=$(... --wait -q)` must not take the URL
+    for an answer. The error on stderr names the URL instead (see explain).
+    """
     if last_task is not None:
         last_task = _without_answer(last_task)
-        out.result(last_task, [last_task.get("url")])
+        if getattr(error, "last_task", False) is None:  # a timeout that saw no task
+            error.last_task = last_task
+        if not out.quiet:
+            out.result(last_task)
     raise error
 
 
@@ -1773,7 +1780,11 @@ def explain(rc, error: BaseException) -> str:
             f"`{PROG} computer wait {error.resource_id}`"
         )
     if isinstance(error, rc.WaitTimeoutError):
-        return f"{text}; the task keeps running: wait again with `{PROG} wait {error.task_id}`"
+        url = (error.last_task or {}).get("url")
+        at = f" ({url})" if isinstance(url, str) and url else ""
+        return (
+            f"{text}; the task is still running{at}: wait again with `{PROG} wait {error.task_id}`"
+        )
     if isinstance(error, rc.ProvisionError):
         computer_id = (error.computer or {}).get("id", "ID")
         return f"{text}; delete it with `{PROG} computer delete {computer_id} --yes`"
@@ -1839,7 +1850,7 @@ command(
         f'{_RUN} create --prompt "Chart the sales in the attached CSV" --file data.csv',
     ],
     quiet="the task's URL; with --wait or --watch, the agent's answer\n"
-    "  (its URL when there is none)",
+    "  (its URL when there is none; nothing when the wait times out)",
 )
 command(
     ["get"],
@@ -1867,7 +1878,7 @@ command(
         f'{_RUN} follow-up TASK_ID --prompt "Write the report as PDF" --wait --download results',
     ],
     quiet="the task's URL; with --wait or --watch, the answer to this follow-up\n"
-    "  (the URL when there is none)",
+    "  (the URL when there is none; nothing when the wait times out)",
 )
 command(
     ["wait"],
@@ -1876,8 +1887,9 @@ command(
     cmd_wait,
     examples=[f"{_RUN} wait TASK_ID TASK_ID_2 --timeout 1800"],
     timeout=False,
-    quiet="the agent's answer (the task's URL when there is none); with several\n"
-    "  tasks, one line each: ID<TAB>STATUS<TAB>ANSWER-ON-ONE-LINE-OR-URL",
+    quiet="the agent's answer (the task's URL when there is none, nothing on a\n"
+    "  timeout); with several tasks, one line each:\n"
+    "  ID<TAB>STATUS<TAB>ANSWER-ON-ONE-LINE-OR-URL",
 )
 command(
     ["watch"],

@@ -77,6 +77,26 @@ def test_waited_task_without_an_answer_quiet_prints_its_url(cli, fake_rebyte, ap
     assert result.stdout == task["url"] + "\n"
 
 
+@pytest.mark.parametrize("how", ["wait", "create", "follow-up", "create-watch"])
+def test_a_quiet_wait_that_times_out_prints_nothing_on_stdout(cli, fake_rebyte, api_key, how):
+    """`ANSWER=$(... -q)` must never take the task's URL for its answer; stderr gives it."""
+    task = api_task(fake_rebyte, api_key, "Long [duration=30]")
+    limit = ("--wait-timeout", "0.6")
+    args = {
+        "wait": ["wait", task["id"], "--timeout", "0.6"],
+        "create": ["create", "-p", "Long [duration=30]", "--wait", *limit],
+        "follow-up": ["follow-up", task["id"], "-p", "More [duration=30]", "--wait", *limit],
+        "create-watch": ["create", "-p", "Long [duration=30]", "--watch", *limit],
+    }[how]
+    result = cli(*args, "-q", *FAST)
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == ""
+    message = result.stderr_lines[-1]
+    assert "still running (https://" in message and "wait again with" in message
+    loud = cli(*args, *FAST)  # JSON mode: the task as it stands, as before
+    assert loud.returncode == 7 and loud.json()["status"] == "running"
+
+
 def test_get_of_a_finished_task_gives_result_not_final_result(cli, done_task):
     task = done_task("Done already")
     assert task["finalResult"] == final_result_for("Done already")  # the server's field
