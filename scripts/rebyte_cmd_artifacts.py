@@ -11,7 +11,7 @@ import os
 import rebyte_commands as cli
 from rebyte_commands import EXIT_API, EXIT_OK, EXIT_USAGE, UsageError, command, confirm, make_client
 
-_RUN = "python3 scripts/rebyte_cli.py"
+_RUN = cli.RUN
 
 
 # ------------------------------------------------------------------------ progress

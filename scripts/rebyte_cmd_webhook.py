@@ -21,7 +21,7 @@ from rebyte_commands import (
     make_client,
 )
 
-_RUN = "python3 scripts/rebyte_cli.py webhook"
+_RUN = cli.RUN + " webhook"
 MAX_WEBHOOKS = 3
 
 
@@ -89,7 +89,7 @@ def cmd_add(args, out: Output, run: Run) -> int:
         if any("://" in value for value in args.events):
             raise UsageError("put the URL before --event (webhook add URL --event E...)")
         raise UsageError(
-            f"the following arguments are required: URL (see `{cli.PROG} webhook add --help`)"
+            f"the following arguments are required: URL (see `{cli.RUN} webhook add --help`)"
         )
     rc = cli.load_client_module()
     events = [e.strip() for value in args.events for e in value.split(",") if e.strip()]
@@ -103,7 +103,7 @@ def cmd_add(args, out: Output, run: Run) -> int:
         raise TaskOutcome(
             EXIT_API,
             f"{error}; an organization has at most {MAX_WEBHOOKS} webhooks: remove one with "
-            f"`{cli.PROG} webhook delete WEBHOOK_ID --yes` (see `{cli.PROG} webhook list`)",
+            f"`{cli.RUN} webhook delete WEBHOOK_ID --yes` (see `{cli.RUN} webhook list`)",
         ) from None
     out.result(hook, [hook["id"]])
     return EXIT_OK

@@ -15,7 +15,21 @@ import re  # already loaded by argparse: free at start-up
 import sys
 
 SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
-PROG = "rebyte_cli.py"
+PROG = "rebyte_cli.py"  # the name errors start with
+
+
+def _invocation() -> str:
+    """The command line that runs this CLI, as the user (or agent) ran it, for advice and
+    --help examples: `python3 /their/skill/scripts/rebyte_cli.py` is runnable from any folder."""
+    script = sys.argv[0] if sys.argv else ""
+    if os.path.basename(script) != PROG:
+        return f"python3 scripts/{PROG}"
+    if not re.fullmatch(r"[\w@%+=:,./-]+", script):
+        script = "'" + script.replace("'", "'\"'\"'") + "'"
+    return f"python3 {script}"
+
+
+RUN = _invocation()
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
@@ -74,7 +88,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors that point at --help."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+        command = RUN + self.prog[len(PROG) :]  # self.prog: "rebyte_cli.py SUBCOMMAND"
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see `{command} --help`)\n")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -1083,7 +1098,7 @@ def format_event(out: Output, event: dict, task_id: str) -> str:
         return (
             out.paint("? the agent asks: ", "yellow")
             + _one_line(question)
-            + f'\n  answer with: {PROG} follow-up {task_id} --prompt "..."'
+            + f'\n  answer with: {RUN} follow-up {task_id} --prompt "..."'
         )
     return f"[{kind}] {_clip(_payload_text(payload))}"
 
@@ -1166,7 +1181,7 @@ def create_computer(client, out: Output, run: Run, *, name=None, icon=None) -> d
     run.remember_computer(computer["id"])
     out._stderr(
         f"computer {computer['id']} created ({computer.get('status')}); it keeps existing "
-        f"until deleted: {PROG} computer delete {computer['id']} --yes"
+        f"until deleted: {RUN} computer delete {computer['id']} --yes"
     )
     return computer
 
@@ -1247,7 +1262,7 @@ def finish_with_wait(
             None,
             download,
             overwrite=False,
-            replace_hint=f"use `{PROG} artifacts download {merged['id']} NAME --overwrite` "
+            replace_hint=f"use `{RUN} artifacts download {merged['id']} NAME --overwrite` "
             "to replace it, or another --download folder",
         )
         merged["artifacts"] = files
@@ -1437,7 +1452,7 @@ def cmd_result(args, out: Output, run: Run) -> int:
         out.result({"id": task["id"], "url": task.get("url"), "status": status, "result": None}, [])
         raise TaskOutcome(
             EXIT_WAIT_TIMEOUT,
-            f"task {task_id} is still running; wait for it with: {PROG} wait {task_id}",
+            f"task {task_id} is still running; wait for it with: {RUN} wait {task_id}",
         )
     answer = client.get_result(task_id, prompt_id=prompt_id)
     document = {"id": task["id"], "url": task.get("url"), "status": status, "result": answer}
@@ -1777,17 +1792,17 @@ def explain(rc, error: BaseException) -> str:
     if isinstance(error, rc.WaitTimeoutError) and error.resource == "computer":
         return (
             f"{text}; the computer keeps provisioning: wait again with "
-            f"`{PROG} computer wait {error.resource_id}`"
+            f"`{RUN} computer wait {error.resource_id}`"
         )
     if isinstance(error, rc.WaitTimeoutError):
         url = (error.last_task or {}).get("url")
         at = f" ({url})" if isinstance(url, str) and url else ""
         return (
-            f"{text}; the task is still running{at}: wait again with `{PROG} wait {error.task_id}`"
+            f"{text}; the task is still running{at}: wait again with `{RUN} wait {error.task_id}`"
         )
     if isinstance(error, rc.ProvisionError):
         computer_id = (error.computer or {}).get("id", "ID")
-        return f"{text}; delete it with `{PROG} computer delete {computer_id} --yes`"
+        return f"{text}; delete it with `{RUN} computer delete {computer_id} --yes`"
     if isinstance(error, rc.RateLimitError):
         after = f" after {error.retry_after:g}s" if error.retry_after is not None else " later"
         return f"{text}; rate limited: try again{after}"
@@ -1805,10 +1820,10 @@ def explain(rc, error: BaseException) -> str:
 
 # The advice after a 404, by the kind of resource the request named (None: a collection route).
 NOT_FOUND_ADVICE = {
-    "task": f"the task may have been deleted: list tasks with `{PROG} list`",
-    "computer": f"the computer may have been deleted: list computers with `{PROG} computer list`",
-    "webhook": f"the webhook may have been deleted: list webhooks with `{PROG} webhook list`",
-    "artifact": f"the artifact may have been deleted: list them with `{PROG} artifacts list ID`",
+    "task": f"the task may have been deleted: list tasks with `{RUN} list`",
+    "computer": f"the computer may have been deleted: list computers with `{RUN} computer list`",
+    "webhook": f"the webhook may have been deleted: list webhooks with `{RUN} webhook list`",
+    "artifact": f"the artifact may have been deleted: list them with `{RUN} artifacts list ID`",
     "workspace": "no such workspace or task",
     None: "the API has no such route: check --base-url / REBYTE_BASE_URL (it should end in /v1)",
 }
@@ -1816,21 +1831,21 @@ NOT_FOUND_ADVICE = {
 # How to check whether a once-only call the server may have run did, by operation; {id}: its id.
 OUTCOME_UNKNOWN_ADVICE = {
     "create_task": "the task may have been created: "
-    f"check with `{PROG} list --limit 5` before creating it again",
+    f"check with `{RUN} list --limit 5` before creating it again",
     "follow_up": "the follow-up may have been sent: "
-    f"check with `{PROG} get {{id}}` before sending it again",
+    f"check with `{RUN} get {{id}}` before sending it again",
     "create_computer": "the computer may have been created: "
-    f"check with `{PROG} computer list --limit 5` before creating it again",
+    f"check with `{RUN} computer list --limit 5` before creating it again",
     "add_webhook": "the webhook may have been added: "
-    f"check with `{PROG} webhook list` before adding it again",
+    f"check with `{RUN} webhook list` before adding it again",
     "upload_artifacts": "the files may have been uploaded: "
-    f"check with `{PROG} artifacts list {{id}}` before uploading them again",
+    f"check with `{RUN} artifacts list {{id}}` before uploading them again",
 }
 
 
 # ------------------------------------------------------------------ the commands
 
-_RUN = "python3 scripts/rebyte_cli.py"
+_RUN = RUN
 
 group(
     "artifacts",
@@ -1960,8 +1975,8 @@ def say_interrupted(out: Output, run: Run) -> None:
     for computer_id in run.computers:
         out.error(
             f"interrupted; computer {computer_id} keeps existing: run tasks in it with "
-            f"`{PROG} create --computer {computer_id} ...` or delete it with "
-            f"`{PROG} computer delete {computer_id} --yes`"
+            f"`{RUN} create --computer {computer_id} ...` or delete it with "
+            f"`{RUN} computer delete {computer_id} --yes`"
         )
     if (known or run.computers) and out.quiet:
         for task_id, url in known:
@@ -1979,14 +1994,14 @@ def say_interrupted(out: Output, run: Run) -> None:
     if run.creates_in_flight:
         out.error(
             "interrupted while a task was being created: it may exist anyway; "
-            f"check with `{PROG} list --limit 5`"
+            f"check with `{RUN} list --limit 5`"
         )
     if run.followups_in_flight:
         out.error("interrupted while a follow-up was being sent: it may have been sent anyway")
     if run.computer_creates_in_flight:
         out.error(
             "interrupted while a computer was being created: it may exist anyway; "
-            f"check with `{PROG} computer list --limit 5`"
+            f"check with `{RUN} computer list --limit 5`"
         )
     busy = run.creates_in_flight or run.followups_in_flight or run.computer_creates_in_flight
     if not (known or run.computers or busy):

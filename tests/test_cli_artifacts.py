@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from cli_runner import CLI, ROOT, run_cli
+from cli_runner import CLI, ROOT, as_documented, run_cli
 from docs_support import Block, parse_command
 
 sys.path.insert(0, str(CLI.parent))
@@ -54,7 +54,7 @@ def test_each_help_ends_with_its_examples(path):
     assert result.returncode == 0, result.stderr
     shown = result.stdout.rstrip("\n").split("\nexamples:\n")
     assert len(shown) == 2, result.stdout
-    assert [line.strip() for line in shown[1].splitlines()] == list(
+    assert [as_documented(line.strip()) for line in shown[1].splitlines()] == list(
         ARTIFACT_COMMANDS[path].examples
     )
 
