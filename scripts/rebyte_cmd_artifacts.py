@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 
 import rebyte_commands as cli
-from rebyte_commands import EXIT_API, EXIT_OK, UsageError, command, confirm, make_client
+from rebyte_commands import EXIT_API, EXIT_OK, EXIT_USAGE, UsageError, command, confirm, make_client
 
-_RUN = "python3 scripts/rebyte_cli.py"
+_RUN = cli.RUN
 
 
 # ------------------------------------------------------------------------ progress
@@ -78,20 +78,19 @@ def fetch_artifacts(
     dest: str,
     *,
     overwrite: bool,
-    existing_is_error: bool = True,
+    replace_hint: str = "use --overwrite to replace it, or another --out",
 ):
     """Download the artifacts (all when `names` is None); return (files, refused, exit code).
 
-    A name that is unsafe or collides with another is not downloaded: it is
-    reported on stderr, the others are downloaded, and the exit code is 5.
-    A file that exists already counts the same unless `existing_is_error` is
-    False (then it is kept, with a note).
+    Each name not downloaded is reported on stderr and the others are downloaded.
+    A file that exists already is kept: bad local input, exit 2, with `replace_hint`.
+    A name that is unsafe or collides with another (the server's doing): exit 5.
     """
     rc = cli.load_client_module()
     if names is None:
         names = [entry["name"] for entry in client.list_artifacts(task_or_workspace)]
     bar = TransferBar(out, "downloading")
-    refused, existing, code = [], [], EXIT_OK
+    refused, existing, codes = [], [], []
     try:
         try:
             files = (
@@ -116,17 +115,15 @@ def fetch_artifacts(
     finally:
         bar.close()
     for item in refused:
-        if item["name"] in existing and not existing_is_error:
-            out.note(
-                f"artifact {item['name']!r} not downloaded: {item['reason']} "
-                f"(replace it with `{cli.PROG} artifacts download ID NAME --overwrite`)"
-            )
-            continue
-        code = EXIT_API
-        out.error(f"artifact {item['name']!r} not downloaded: {item['reason']}")
+        if item["name"] in existing:
+            codes.append(EXIT_USAGE)
+            out.error(f"artifact {item['name']!r} not downloaded: {item['reason']}; {replace_hint}")
+        else:
+            codes.append(EXIT_API)
+            out.error(f"artifact {item['name']!r} not downloaded: {item['reason']}")
     for file in files:
         out.progress(f"downloaded {file['name']} ({cli._size(file['bytes'])}) to {file['path']}")
-    return files, refused, code
+    return files, refused, cli.worst_exit(codes)
 
 
 # ----------------------------------------------------------------------- commands

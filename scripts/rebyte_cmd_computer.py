@@ -10,7 +10,7 @@ from __future__ import annotations
 import rebyte_commands as cli
 from rebyte_commands import EXIT_OK, Output, Run, command, make_client
 
-_RUN = "python3 scripts/rebyte_cli.py computer"
+_RUN = cli.RUN + " computer"
 
 
 def _computer_ids(parser) -> None:

@@ -21,12 +21,15 @@ from rebyte_commands import (
     make_client,
 )
 
-_RUN = "python3 scripts/rebyte_cli.py webhook"
+_RUN = cli.RUN + " webhook"
 MAX_WEBHOOKS = 3
 
 
 def _add_arguments(parser) -> None:
-    parser.add_argument("url", metavar="URL", help="where events are POSTed (https only)")
+    # Optional to argparse, so that a URL swallowed by --event's values gets its own message.
+    parser.add_argument(
+        "url", nargs="?", metavar="URL", help="where events are POSTed (https only)"
+    )
     parser.add_argument(
         "--event",
         dest="events",
@@ -73,12 +76,21 @@ def read_secret(args):
     if args.secret_env is not None:
         secret = os.environ.get(args.secret_env)
         if not secret:
-            raise UsageError(f"environment variable {args.secret_env} is not set or empty")
+            raise UsageError(
+                f"environment variable {args.secret_env} is not set or empty: ask the user to "
+                "export it (never put the secret on the command line), or use --secret-file PATH"
+            )
         return secret
     return None
 
 
 def cmd_add(args, out: Output, run: Run) -> int:
+    if args.url is None:
+        if any("://" in value for value in args.events):
+            raise UsageError("put the URL before --event (webhook add URL --event E...)")
+        raise UsageError(
+            f"the following arguments are required: URL (see `{cli.RUN} webhook add --help`)"
+        )
     rc = cli.load_client_module()
     events = [e.strip() for value in args.events for e in value.split(",") if e.strip()]
     secret = read_secret(args)
@@ -91,7 +103,7 @@ def cmd_add(args, out: Output, run: Run) -> int:
         raise TaskOutcome(
             EXIT_API,
             f"{error}; an organization has at most {MAX_WEBHOOKS} webhooks: remove one with "
-            f"`{cli.PROG} webhook delete WEBHOOK_ID --yes` (see `{cli.PROG} webhook list`)",
+            f"`{cli.RUN} webhook delete WEBHOOK_ID --yes` (see `{cli.RUN} webhook list`)",
         ) from None
     out.result(hook, [hook["id"]])
     return EXIT_OK

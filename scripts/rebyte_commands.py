@@ -15,7 +15,21 @@ import re  # already loaded by argparse: free at start-up
 import sys
 
 SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
-PROG = "rebyte_cli.py"
+PROG = "rebyte_cli.py"  # the name errors start with
+
+
+def _invocation() -> str:
+    """The command line that runs this CLI, as the user (or agent) ran it, for advice and
+    --help examples: `python3 /their/skill/scripts/rebyte_cli.py` is runnable from any folder."""
+    script = sys.argv[0] if sys.argv else ""
+    if os.path.basename(script) != PROG:
+        return f"python3 scripts/{PROG}"
+    if not re.fullmatch(r"[\w@%+=:,./-]+", script):
+        script = "'" + script.replace("'", "'\"'\"'") + "'"
+    return f"python3 {script}"
+
+
+RUN = _invocation()
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
@@ -36,10 +50,10 @@ EPILOG = """\
 exit codes:
   0    success (when waiting: the task completed)
   1    a waited task failed or was canceled, or a computer failed to provision
-  2    bad usage or bad local input (nothing was sent)
+  2    bad usage or bad local input (nothing was sent), or a file to download exists
   3    missing or rejected API key, or an unsafe base URL
   4    not found (a task, computer, webhook or artifact)
-  5    the API rejected the request (other 4xx, after retries)
+  5    the API rejected the request (other 4xx, after retries), or an unsafe artifact name
   6    network or server failure after retries, or a create that may or may not have happened
   7    a wait timed out with the task still running
   70   an internal error of this CLI (a bug): run again with -v and report it
@@ -74,7 +88,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors that point at --help."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+        command = RUN + self.prog[len(PROG) :]  # self.prog: "rebyte_cli.py SUBCOMMAND"
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see `{command} --help`)\n")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -902,8 +917,13 @@ def with_result(client, task: dict, prompt_id=None) -> dict:
     return {**task, "result": answer} if answer is not None else task
 
 
-def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, interval):
-    """Wait for each task concurrently; return [(task_id, task or None, error or None)]."""
+def wait_many(
+    client, out: Output, run: Run, task_ids, *, prompt_id, timeout, interval, on_done=None
+):
+    """Wait for each task concurrently; return [(task_id, task or None, error or None)].
+
+    `on_done(index, task_id, task, error)` is called as each task ends, in the order they end.
+    """
     rc = load_client_module()
     display = WaitDisplay(out, task_ids)
 
@@ -935,19 +955,21 @@ def wait_many(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, in
                 last_error=error.last_error,
             ) from None
         run.remember(task)
-        return task
+        return with_result(client, task, prompt_id)
+
+    finished = [None] * len(task_ids)
+
+    def settled(index: int, task, error) -> None:
+        if task is None and isinstance(error, rc.WaitTimeoutError) and error.last_task:
+            task = {**_without_answer(error.last_task), "timedOut": True}
+        finished[index] = (task_ids[index], task, error)
+        if on_done is not None:
+            on_done(index, *finished[index])
 
     try:
-        outcomes = run_concurrently(wait_one, task_ids, concurrency=MAX_PARALLEL_WAITS)
+        run_concurrently(wait_one, task_ids, concurrency=MAX_PARALLEL_WAITS, on_done=settled)
     finally:
         display.close()
-    finished = []
-    for task_id, (task, error) in zip(task_ids, outcomes):
-        if task is not None:
-            task = with_result(client, task, prompt_id)
-        elif isinstance(error, rc.WaitTimeoutError) and error.last_task:
-            task = {**_without_answer(error.last_task), "timedOut": True}
-        finished.append((task_id, task, error))
     return finished
 
 
@@ -1076,7 +1098,7 @@ def format_event(out: Output, event: dict, task_id: str) -> str:
         return (
             out.paint("? the agent asks: ", "yellow")
             + _one_line(question)
-            + f'\n  answer with: {PROG} follow-up {task_id} --prompt "..."'
+            + f'\n  answer with: {RUN} follow-up {task_id} --prompt "..."'
         )
     return f"[{kind}] {_clip(_payload_text(payload))}"
 
@@ -1159,7 +1181,7 @@ def create_computer(client, out: Output, run: Run, *, name=None, icon=None) -> d
     run.remember_computer(computer["id"])
     out._stderr(
         f"computer {computer['id']} created ({computer.get('status')}); it keeps existing "
-        f"until deleted: {PROG} computer delete {computer['id']} --yes"
+        f"until deleted: {RUN} computer delete {computer['id']} --yes"
     )
     return computer
 
@@ -1234,7 +1256,14 @@ def finish_with_wait(
         from rebyte_cmd_artifacts import fetch_artifacts
 
         files, _, fetched = fetch_artifacts(
-            client, out, merged["id"], None, download, overwrite=False, existing_is_error=False
+            client,
+            out,
+            merged["id"],
+            None,
+            download,
+            overwrite=False,
+            replace_hint=f"use `{RUN} artifacts download {merged['id']} NAME --overwrite` "
+            "to replace it, or another --download folder",
         )
         merged["artifacts"] = files
     out.result(merged, [_answer_or_url(merged)])
@@ -1251,10 +1280,17 @@ def _answer_or_url(task: dict):
 
 
 def report_wait_failure(out: Output, last_task, error) -> int:
-    """Print what is known of a task whose wait ended without an outcome, and re-raise."""
+    """Print what is known of a task whose wait ended without an outcome, and re-raise.
+
+    With -q nothing goes to stdout: `ANSWER=$(... --wait -q)` must not take the URL
+    for an answer. The error on stderr names the URL instead (see explain).
+    """
     if last_task is not None:
         last_task = _without_answer(last_task)
-        out.result(last_task, [last_task.get("url")])
+        if getattr(error, "last_task", False) is None:  # a timeout that saw no task
+            error.last_task = last_task
+        if not out.quiet:
+            out.result(last_task)
     raise error
 
 
@@ -1416,7 +1452,7 @@ def cmd_result(args, out: Output, run: Run) -> int:
         out.result({"id": task["id"], "url": task.get("url"), "status": status, "result": None}, [])
         raise TaskOutcome(
             EXIT_WAIT_TIMEOUT,
-            f"task {task_id} is still running; wait for it with: {PROG} wait {task_id}",
+            f"task {task_id} is still running; wait for it with: {RUN} wait {task_id}",
         )
     answer = client.get_result(task_id, prompt_id=prompt_id)
     document = {"id": task["id"], "url": task.get("url"), "status": status, "result": answer}
@@ -1464,7 +1500,9 @@ def confirm(question: str, *, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise UsageError("--yes required when not running interactively")
+        raise UsageError(
+            "--yes required when not running interactively: confirm with the user, then pass --yes"
+        )
     sys.stderr.write(f"{question}? [y/N] ")
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
@@ -1649,12 +1687,15 @@ def cmd_batch(args, out: Output, run: Run) -> int:
         return task
 
     def say(index: int, stage: str, task=None, **fields) -> None:
-        """One line for a spec: JSON with its index and name, or with -q `INDEX<TAB>STATUS<TAB>URL`
-        (`INDEX<TAB>error<TAB>MESSAGE` for a spec that failed)."""
+        """One line for a spec: JSON with its index and name, or with -q
+        `INDEX<TAB>STATUS<TAB>URL` as it is created (with --wait `INDEX<TAB>STATUS<TAB>ANSWER`
+        as it ends; `INDEX<TAB>error<TAB>MESSAGE` for a spec that could not be created)."""
         if out.quiet:
             if task is None:
                 print(_tab_line(index, "error", fields.get("error")), flush=True)
-            elif stage == "done" or not wait:
+            elif stage == "done":
+                print(_tab_line(index, task.get("status"), _answer_or_url(task)), flush=True)
+            elif not wait:
                 print(_tab_line(index, task.get("status"), task.get("url")), flush=True)
             return
         line = {"index": index}
@@ -1676,24 +1717,33 @@ def cmd_batch(args, out: Output, run: Run) -> int:
     )
     codes = [exit_code_for(rc, error) for _, error in outcomes if error is not None]
     created = [(i, task) for i, (task, _) in enumerate(outcomes) if task is not None]
-    if wait and created:
-        finished = wait_many(
-            client,
-            out,
-            run,
-            [task["id"] for _, task in created],
-            prompt_id=None,
-            timeout=timeout,
-            interval=interval,
-        )
-        for (index, made), (task_id, task, error) in zip(created, finished):
-            task = task or {"id": task_id, "url": made.get("url")}
-            if error is not None:
-                say(index, "done", task, error=_one_line(str(error)))
-                codes.append(exit_code_for(rc, error))
-            else:
-                say(index, "done", task)
-                codes.append(outcome_code(task))
+    if not (wait and created):
+        return worst_exit(codes)
+
+    def ended(position: int, task_id: str, task, error) -> None:
+        """The done line: only what the created line could not say (no url, workspaceId...)."""
+        index, made = created[position]
+        task = task or {}
+        shown = {"id": task_id, "status": task.get("status"), "result": task.get("result")}
+        if out.quiet:
+            shown["url"] = task.get("url") or made.get("url")  # printed when there is no answer
+        if error is not None:
+            shown["error"] = _one_line(str(error))
+            codes.append(exit_code_for(rc, error))
+        else:
+            codes.append(outcome_code(task))
+        say(index, "done", shown)
+
+    wait_many(
+        client,
+        out,
+        run,
+        [task["id"] for _, task in created],
+        prompt_id=None,
+        timeout=timeout,
+        interval=interval,
+        on_done=ended,
+    )
     return worst_exit(codes)
 
 
@@ -1742,13 +1792,17 @@ def explain(rc, error: BaseException) -> str:
     if isinstance(error, rc.WaitTimeoutError) and error.resource == "computer":
         return (
             f"{text}; the computer keeps provisioning: wait again with "
-            f"`{PROG} computer wait {error.resource_id}`"
+            f"`{RUN} computer wait {error.resource_id}`"
         )
     if isinstance(error, rc.WaitTimeoutError):
-        return f"{text}; the task keeps running: wait again with `{PROG} wait {error.task_id}`"
+        url = (error.last_task or {}).get("url")
+        at = f" ({url})" if isinstance(url, str) and url else ""
+        return (
+            f"{text}; the task is still running{at}: wait again with `{RUN} wait {error.task_id}`"
+        )
     if isinstance(error, rc.ProvisionError):
         computer_id = (error.computer or {}).get("id", "ID")
-        return f"{text}; delete it with `{PROG} computer delete {computer_id} --yes`"
+        return f"{text}; delete it with `{RUN} computer delete {computer_id} --yes`"
     if isinstance(error, rc.RateLimitError):
         after = f" after {error.retry_after:g}s" if error.retry_after is not None else " later"
         return f"{text}; rate limited: try again{after}"
@@ -1766,10 +1820,10 @@ def explain(rc, error: BaseException) -> str:
 
 # The advice after a 404, by the kind of resource the request named (None: a collection route).
 NOT_FOUND_ADVICE = {
-    "task": f"the task may have been deleted: list tasks with `{PROG} list`",
-    "computer": f"the computer may have been deleted: list computers with `{PROG} computer list`",
-    "webhook": f"the webhook may have been deleted: list webhooks with `{PROG} webhook list`",
-    "artifact": f"the artifact may have been deleted: list them with `{PROG} artifacts list ID`",
+    "task": f"the task may have been deleted: list tasks with `{RUN} list`",
+    "computer": f"the computer may have been deleted: list computers with `{RUN} computer list`",
+    "webhook": f"the webhook may have been deleted: list webhooks with `{RUN} webhook list`",
+    "artifact": f"the artifact may have been deleted: list them with `{RUN} artifacts list ID`",
     "workspace": "no such workspace or task",
     None: "the API has no such route: check --base-url / REBYTE_BASE_URL (it should end in /v1)",
 }
@@ -1777,21 +1831,21 @@ NOT_FOUND_ADVICE = {
 # How to check whether a once-only call the server may have run did, by operation; {id}: its id.
 OUTCOME_UNKNOWN_ADVICE = {
     "create_task": "the task may have been created: "
-    f"check with `{PROG} list --limit 5` before creating it again",
+    f"check with `{RUN} list --limit 5` before creating it again",
     "follow_up": "the follow-up may have been sent: "
-    f"check with `{PROG} get {{id}}` before sending it again",
+    f"check with `{RUN} get {{id}}` before sending it again",
     "create_computer": "the computer may have been created: "
-    f"check with `{PROG} computer list --limit 5` before creating it again",
+    f"check with `{RUN} computer list --limit 5` before creating it again",
     "add_webhook": "the webhook may have been added: "
-    f"check with `{PROG} webhook list` before adding it again",
+    f"check with `{RUN} webhook list` before adding it again",
     "upload_artifacts": "the files may have been uploaded: "
-    f"check with `{PROG} artifacts list {{id}}` before uploading them again",
+    f"check with `{RUN} artifacts list {{id}}` before uploading them again",
 }
 
 
 # ------------------------------------------------------------------ the commands
 
-_RUN = "python3 scripts/rebyte_cli.py"
+_RUN = RUN
 
 group(
     "artifacts",
@@ -1811,7 +1865,7 @@ command(
         f'{_RUN} create --prompt "Chart the sales in the attached CSV" --file data.csv',
     ],
     quiet="the task's URL; with --wait or --watch, the agent's answer\n"
-    "  (its URL when there is none)",
+    "  (its URL when there is none; nothing when the wait times out)",
 )
 command(
     ["get"],
@@ -1839,7 +1893,7 @@ command(
         f'{_RUN} follow-up TASK_ID --prompt "Write the report as PDF" --wait --download results',
     ],
     quiet="the task's URL; with --wait or --watch, the answer to this follow-up\n"
-    "  (the URL when there is none)",
+    "  (the URL when there is none; nothing when the wait times out)",
 )
 command(
     ["wait"],
@@ -1848,8 +1902,9 @@ command(
     cmd_wait,
     examples=[f"{_RUN} wait TASK_ID TASK_ID_2 --timeout 1800"],
     timeout=False,
-    quiet="the agent's answer (the task's URL when there is none); with several\n"
-    "  tasks, one line each: ID<TAB>STATUS<TAB>ANSWER-ON-ONE-LINE-OR-URL",
+    quiet="the agent's answer (the task's URL when there is none, nothing on a\n"
+    "  timeout); with several tasks, one line each:\n"
+    "  ID<TAB>STATUS<TAB>ANSWER-ON-ONE-LINE-OR-URL",
 )
 command(
     ["watch"],
@@ -1906,8 +1961,9 @@ command(
     _batch_arguments,
     cmd_batch,
     examples=[f"{_RUN} batch tasks.jsonl --wait"],
-    quiet="one line per task: INDEX<TAB>STATUS<TAB>URL as it is created, or with\n"
-    "  --wait as it ends (INDEX<TAB>error<TAB>MESSAGE when it could not be created)",
+    quiet="one line per task: INDEX<TAB>STATUS<TAB>URL as it is created; with --wait\n"
+    "  INDEX<TAB>STATUS<TAB>ANSWER-ON-ONE-LINE-OR-URL as it ends\n"
+    "  (INDEX<TAB>error<TAB>MESSAGE when it could not be created)",
 )
 
 
@@ -1919,8 +1975,8 @@ def say_interrupted(out: Output, run: Run) -> None:
     for computer_id in run.computers:
         out.error(
             f"interrupted; computer {computer_id} keeps existing: run tasks in it with "
-            f"`{PROG} create --computer {computer_id} ...` or delete it with "
-            f"`{PROG} computer delete {computer_id} --yes`"
+            f"`{RUN} create --computer {computer_id} ...` or delete it with "
+            f"`{RUN} computer delete {computer_id} --yes`"
         )
     if (known or run.computers) and out.quiet:
         for task_id, url in known:
@@ -1938,14 +1994,14 @@ def say_interrupted(out: Output, run: Run) -> None:
     if run.creates_in_flight:
         out.error(
             "interrupted while a task was being created: it may exist anyway; "
-            f"check with `{PROG} list --limit 5`"
+            f"check with `{RUN} list --limit 5`"
         )
     if run.followups_in_flight:
         out.error("interrupted while a follow-up was being sent: it may have been sent anyway")
     if run.computer_creates_in_flight:
         out.error(
             "interrupted while a computer was being created: it may exist anyway; "
-            f"check with `{PROG} computer list --limit 5`"
+            f"check with `{RUN} computer list --limit 5`"
         )
     busy = run.creates_in_flight or run.followups_in_flight or run.computer_creates_in_flight
     if not (known or run.computers or busy):

@@ -51,6 +51,12 @@ def cli_env(base_url: Optional[str], api_key: Optional[str], **extra: str) -> Di
     return env
 
 
+def as_documented(text: str) -> str:
+    """Help and hints name the CLI as it was run (`python3 /abs/.../scripts/rebyte_cli.py`,
+    as run_cli runs it); the command table writes `python3 scripts/rebyte_cli.py`."""
+    return text.replace(f"python3 {CLI}", "python3 scripts/rebyte_cli.py")
+
+
 def run_cli(
     *args: str,
     base_url: Optional[str] = None,

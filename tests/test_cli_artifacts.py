@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from cli_runner import CLI, ROOT, run_cli
+from cli_runner import CLI, ROOT, as_documented, run_cli
 from docs_support import Block, parse_command
 
 sys.path.insert(0, str(CLI.parent))
@@ -54,7 +54,7 @@ def test_each_help_ends_with_its_examples(path):
     assert result.returncode == 0, result.stderr
     shown = result.stdout.rstrip("\n").split("\nexamples:\n")
     assert len(shown) == 2, result.stdout
-    assert [line.strip() for line in shown[1].splitlines()] == list(
+    assert [as_documented(line.strip()) for line in shown[1].splitlines()] == list(
         ARTIFACT_COMMANDS[path].examples
     )
 
@@ -102,8 +102,9 @@ def test_download_one_by_name_and_the_overwrite_rule(cli, fake_rebyte, api_key, 
     task = finished_task(fake_rebyte, api_key)
     (tmp_path / "report-1.md").write_text("mine")
     refused = cli("artifacts", "download", task["id"], "report-1.md")
-    assert refused.returncode == 5, refused.stderr
+    assert refused.returncode == 2, refused.stderr  # bad local input, as for a missing --file
     assert "'report-1.md' not downloaded" in refused.stderr and "exists" in refused.stderr
+    assert "use --overwrite to replace it, or another --out" in refused.stderr
     assert (tmp_path / "report-1.md").read_text() == "mine"
     replaced = cli("artifacts", "download", task["id"], "report-1.md", "--overwrite", "-q")
     assert replaced.returncode == 0, replaced.stderr
@@ -181,10 +182,13 @@ def test_create_and_follow_up_wait_then_download(cli, fake_rebyte, tmp_path):
     followed = cli(
         "follow-up", task["id"], "--prompt", "And a second one", "--wait", "--download", "results"
     )
-    assert followed.returncode == 0, followed.stderr
+    # The first prompt's files are there already: kept, and exit 2 as for `artifacts download`.
+    assert followed.returncode == 2, followed.stderr
     names = [a["name"] for a in followed.json()["artifacts"]]
     assert names == ["output-2.bin", "report-2.md"]
     assert "'report-1.md' not downloaded" in followed.stderr
+    assert f"artifacts download {task['id']} NAME --overwrite" in followed.stderr
+    assert "another --download folder" in followed.stderr
     assert (tmp_path / "results" / "report-1.md").read_text() == "edited by me"
 
 

@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 import requests
-from cli_runner import CLI, ROOT, cli_env, run_cli
+from cli_runner import CLI, ROOT, as_documented, cli_env, run_cli
 from docs_support import Block, parse_command
 
 sys.path.insert(0, str(CLI.parent))
@@ -48,7 +48,7 @@ def test_a_subcommand_help_ends_with_its_examples_not_the_epilog(name):
     assert "exit codes:" not in result.stdout and "REBYTE_API_KEY" not in result.stdout
     shown = result.stdout.rstrip("\n").split("\nexamples:\n")
     assert len(shown) == 2, result.stdout
-    lines = [line.strip() for line in shown[1].splitlines()]
+    lines = [as_documented(line.strip()) for line in shown[1].splitlines()]
     assert 1 <= len(lines) <= 2
     assert lines == list(rebyte_commands.COMMANDS[(name,)].examples)
     assert all(line.startswith(f"python3 scripts/rebyte_cli.py {name} ") for line in lines)
@@ -283,3 +283,37 @@ def test_help_imports_nothing_beyond_what_the_module_needs():
 def test_the_command_path_skips_global_options(monkeypatch, argv, path):
     monkeypatch.setitem(rebyte_commands.GROUPS, "demo-group", ("demo things", None))
     assert rebyte_commands.command_path(argv) == path
+
+
+def test_help_and_hints_name_the_cli_as_it_was_run(fake_rebyte, api_key, tmp_path):
+    """An agent that ran `python3 /its/skill/scripts/rebyte_cli.py` gets advice it can run
+    as given, from any folder; a path with a space comes quoted. The error prefix stays."""
+    skill = tmp_path / "my skill"
+    skill.mkdir()
+    (skill / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
+    cli = skill / "scripts" / "rebyte_cli.py"
+    env = cli_env(fake_rebyte.base_url, api_key)
+    shown = f"python3 '{cli}'"
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, str(cli), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(tmp_path),
+            timeout=60,
+        )
+
+    helped = run("list", "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert f"\n  {shown} list --limit 5\n" in helped.stdout
+    missing = run("get", "no-such-task")
+    assert missing.returncode == 4, missing.stderr
+    assert missing.stderr.startswith("rebyte_cli.py: error: ")
+    assert f"list tasks with `{shown} list`" in missing.stderr
+    misused = run("webhook", "add", "--bogus")
+    assert misused.returncode == 2
+    assert f"(see `{shown} webhook add --help`)" in misused.stderr
+    plain = run_cli("get", "no-such-task", base_url=fake_rebyte.base_url, api_key=api_key)
+    assert f"`python3 {CLI} list`" in plain.stderr

@@ -77,6 +77,26 @@ def test_waited_task_without_an_answer_quiet_prints_its_url(cli, fake_rebyte, ap
     assert result.stdout == task["url"] + "\n"
 
 
+@pytest.mark.parametrize("how", ["wait", "create", "follow-up", "create-watch"])
+def test_a_quiet_wait_that_times_out_prints_nothing_on_stdout(cli, fake_rebyte, api_key, how):
+    """`ANSWER=$(... -q)` must never take the task's URL for its answer; stderr gives it."""
+    task = api_task(fake_rebyte, api_key, "Long [duration=30]")
+    limit = ("--wait-timeout", "0.6")
+    args = {
+        "wait": ["wait", task["id"], "--timeout", "0.6"],
+        "create": ["create", "-p", "Long [duration=30]", "--wait", *limit],
+        "follow-up": ["follow-up", task["id"], "-p", "More [duration=30]", "--wait", *limit],
+        "create-watch": ["create", "-p", "Long [duration=30]", "--watch", *limit],
+    }[how]
+    result = cli(*args, "-q", *FAST)
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == ""
+    message = result.stderr_lines[-1]
+    assert "still running (https://" in message and "wait again with" in message
+    loud = cli(*args, *FAST)  # JSON mode: the task as it stands, as before
+    assert loud.returncode == 7 and loud.json()["status"] == "running"
+
+
 def test_get_of_a_finished_task_gives_result_not_final_result(cli, done_task):
     task = done_task("Done already")
     assert task["finalResult"] == final_result_for("Done already")  # the server's field
@@ -247,11 +267,41 @@ def test_batch_quiet_prints_a_line_per_task(cli, fake_rebyte, tmp_path):
     waited = cli("batch", str(path), "-q", "--wait", *FAST)
     assert waited.returncode == 1, waited.stderr
     rows = sorted(line.split("\t") for line in waited.stdout.splitlines())
+    # Like `wait -q`: the answer, or the URL when there is none.
     assert [row[:2] for row in rows] == [["0", "completed"], ["1", "failed"]]
+    assert rows[0][2] == final_result_for("Works")
+    assert rows[1][2].startswith("https://") and len(rows[1]) == 3
     fake_rebyte.inject("POST", "/v1/tasks", "429")
     failed = cli("batch", str(path), "-q", "--concurrency", "1", "--max-retries", "0")
     assert failed.returncode == 5
     assert failed.stdout.splitlines()[0].startswith("0\terror\t")
+
+
+def test_batch_wait_prints_each_task_as_it_ends(cli, tmp_path):
+    path = tmp_path / "specs.json"
+    path.write_text(json.dumps([{"prompt": "Slow [duration=3]"}, {"prompt": "Quick"}]))
+    result = cli("batch", str(path), "-q", "--wait", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert [line.split("\t")[:2] for line in result.stdout.splitlines()] == [
+        ["1", "completed"],
+        ["0", "completed"],
+    ]
+
+
+def test_batch_done_lines_do_not_repeat_the_created_line(cli, tmp_path):
+    path = tmp_path / "specs.json"
+    path.write_text(json.dumps([{"prompt": "Fine", "name": "ok"}, {"prompt": "No [fail]"}]))
+    result = cli("batch", str(path), "--wait", *FAST)
+    assert result.returncode == 1, result.stderr
+    created = {line["index"]: line for line in result.json_lines() if line["stage"] == "created"}
+    done = {line["index"]: line for line in result.json_lines() if line["stage"] == "done"}
+    assert "url" in created[0] and "workspaceId" in created[0]
+    assert done[0] == {
+        "index": 0, "name": "ok", "stage": "done", "id": created[0]["id"],
+        "status": "completed", "result": final_result_for("Fine"),
+    }  # fmt: skip
+    assert set(done[1]) == {"index", "stage", "id", "status", "result"}
+    assert done[1]["status"] == "failed"
 
 
 # ---------------------------------------------------------------------------- help

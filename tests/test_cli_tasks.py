@@ -404,7 +404,10 @@ def test_delete_off_a_terminal_without_yes_is_refused_and_sends_nothing(
     for args in (["delete", task["id"]], ["delete", task["id"], "no-such-task", "-q"]):
         result = cli(*args)
         assert result.returncode == 2, result.stderr
-        assert one_error(result).endswith("--yes required when not running interactively")
+        assert one_error(result).endswith(
+            "--yes required when not running interactively: confirm with the user, "
+            "then pass --yes"
+        )
         assert result.stdout == ""
     assert fake_rebyte.requests() == []
     assert api_get(fake_rebyte, api_key, f"/tasks/{task['id']}")[0] == 200

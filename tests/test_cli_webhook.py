@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cli_checks import api_call, assert_clean, one_error, runner
-from cli_runner import CLI, cli_env, run_cli
+from cli_runner import CLI, as_documented, cli_env, run_cli
 from docs_support import Block, parse_command
 
 sys.path.insert(0, str(CLI.parent))
@@ -88,7 +88,8 @@ def test_help_ends_with_examples():
         result = run_cli(*path, "--help", env=cli_env(None, None))
         assert result.returncode == 0, result.stderr
         shown = result.stdout.rstrip("\n").split("\nexamples:\n")
-        assert [line.strip() for line in shown[1].splitlines()] == list(row.examples)
+        shown_examples = [as_documented(line.strip()) for line in shown[1].splitlines()]
+        assert shown_examples == list(row.examples)
 
 
 @pytest.mark.parametrize("source", ["file", "env"])
@@ -196,6 +197,25 @@ def test_bad_input_is_refused_with_nothing_sent(cli, server, args):
     assert result.returncode == 2, result.stderr
     one_error(result)
     assert_secret_hidden(result)
+    assert hook_requests(server) == []
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--event", "task.completed", "task.failed", HOOK], "put the URL before --event"),
+        (["--event", "task.completed"], "required: URL"),
+        (
+            [HOOK, "--event", "task.completed", "--secret-env", "UNSET_VARIABLE_X"],
+            "ask the user to export it (never put the secret on the command line), "
+            "or use --secret-file PATH",
+        ),
+    ],
+)
+def test_a_misplaced_url_or_unset_secret_says_what_to_do(cli, server, args, says):
+    result = cli("webhook", "add", *args)
+    assert result.returncode == 2, result.stderr
+    assert says in one_error(result)
     assert hook_requests(server) == []
 
 

@@ -434,10 +434,13 @@ def explain(error) -> str:
 @pytest.mark.parametrize(
     "resource,advice",
     [
-        ("task", "the task may have been deleted: list tasks with `rebyte_cli.py list`"),
-        ("computer", "`rebyte_cli.py computer list`"),
-        ("webhook", "`rebyte_cli.py webhook list`"),
-        ("artifact", "`rebyte_cli.py artifacts list ID`"),
+        (
+            "task",
+            "the task may have been deleted: list tasks with `python3 scripts/rebyte_cli.py list`",
+        ),
+        ("computer", "`python3 scripts/rebyte_cli.py computer list`"),
+        ("webhook", "`python3 scripts/rebyte_cli.py webhook list`"),
+        ("artifact", "`python3 scripts/rebyte_cli.py artifacts list ID`"),
         ("workspace", "no such workspace or task"),
         (None, "the API has no such route: check --base-url / REBYTE_BASE_URL"),
     ],
@@ -458,17 +461,17 @@ def test_explain_words_not_found_by_resource(resource, advice):
             "create_task",
             None,
             "the task may have been created: check with "
-            "`rebyte_cli.py list --limit 5` before creating it again",
+            "`python3 scripts/rebyte_cli.py list --limit 5` before creating it again",
         ),
         (
             "follow_up",
             "t7",
             "the follow-up may have been sent: check with "
-            "`rebyte_cli.py get t7` before sending it again",
+            "`python3 scripts/rebyte_cli.py get t7` before sending it again",
         ),
-        ("create_computer", None, "`rebyte_cli.py computer list --limit 5`"),
-        ("add_webhook", None, "`rebyte_cli.py webhook list`"),
-        ("upload_artifacts", "ws3", "`rebyte_cli.py artifacts list ws3`"),
+        ("create_computer", None, "`python3 scripts/rebyte_cli.py computer list --limit 5`"),
+        ("add_webhook", None, "`python3 scripts/rebyte_cli.py webhook list`"),
+        ("upload_artifacts", "ws3", "`python3 scripts/rebyte_cli.py artifacts list ws3`"),
     ],
 )
 def test_explain_words_outcome_unknown_by_operation(operation, resource_id, advice):
@@ -496,5 +499,5 @@ def test_explain_after_a_real_create_reads_as_the_cli_always_said(client, reques
         client.create_task("x")
     assert explain(caught.value) == (
         "bad gw (HTTP 502); the task may have been created: check with "
-        "`rebyte_cli.py list --limit 5` before creating it again"
+        "`python3 scripts/rebyte_cli.py list --limit 5` before creating it again"
     )
