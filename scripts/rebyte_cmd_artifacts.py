@@ -79,12 +79,15 @@ def fetch_artifacts(
     *,
     overwrite: bool,
     replace_hint: str = "use --overwrite to replace it, or another --out",
+    existing_is_error: bool = True,
 ):
     """Download the artifacts (all when `names` is None); return (files, refused, exit code).
 
     Each name not downloaded is reported on stderr and the others are downloaded.
-    A file that exists already is kept: bad local input, exit 2, with `replace_hint`.
-    A name that is unsafe or collides with another (the server's doing): exit 5.
+    A file that exists already is kept, with `replace_hint`: bad local input (exit 2)
+    when the user asked for that file, only a note after a task's wait, whose
+    outcome must not read as a command that sent nothing. A name that is unsafe or
+    collides with another (the server's doing): exit 5.
     """
     rc = cli.load_client_module()
     if names is None:
@@ -115,7 +118,9 @@ def fetch_artifacts(
     finally:
         bar.close()
     for item in refused:
-        if item["name"] in existing:
+        if item["name"] in existing and not existing_is_error:
+            out.note(f"artifact {item['name']!r} kept as it was: {item['reason']}; {replace_hint}")
+        elif item["name"] in existing:
             codes.append(EXIT_USAGE)
             out.error(f"artifact {item['name']!r} not downloaded: {item['reason']}; {replace_hint}")
         else:

@@ -1264,6 +1264,7 @@ def finish_with_wait(
             overwrite=False,
             replace_hint=f"use `{RUN} artifacts download {merged['id']} NAME --overwrite` "
             "to replace it, or another --download folder",
+            existing_is_error=False,
         )
         merged["artifacts"] = files
     out.result(merged, [_answer_or_url(merged)])

@@ -182,11 +182,12 @@ def test_create_and_follow_up_wait_then_download(cli, fake_rebyte, tmp_path):
     followed = cli(
         "follow-up", task["id"], "--prompt", "And a second one", "--wait", "--download", "results"
     )
-    # The first prompt's files are there already: kept, and exit 2 as for `artifacts download`.
-    assert followed.returncode == 2, followed.stderr
+    # The first prompt's files are there already: kept, with a note; the exit code is the
+    # follow-up's own (an exit 2 would read as "nothing was sent" and invite a resend).
+    assert followed.returncode == 0, followed.stderr
     names = [a["name"] for a in followed.json()["artifacts"]]
     assert names == ["output-2.bin", "report-2.md"]
-    assert "'report-1.md' not downloaded" in followed.stderr
+    assert "'report-1.md' kept as it was" in followed.stderr
     assert f"artifacts download {task['id']} NAME --overwrite" in followed.stderr
     assert "another --download folder" in followed.stderr
     assert (tmp_path / "results" / "report-1.md").read_text() == "edited by me"

@@ -268,12 +268,14 @@ def test_skill_md_shows_webhook_add_with_the_url_first():
 
 
 def test_skill_md_says_what_a_refused_download_exits_with():
-    """An existing local file is bad local input (2); an unsafe server name is 5."""
+    """An existing local file asked for is bad local input (2), only a note after a wait;
+    an unsafe server name is 5."""
     text = " ".join(read("SKILL.md").split())
-    assert "A file already in the folder is kept (exit 2: add `--overwrite`" in text
+    assert "A file already in the folder is kept (after a wait, with a note;" in text
+    assert "from `artifacts download`, exit 2: add `--overwrite`" in text
     assert "would land outside the folder is refused (exit 5)" in text
     table = exit_table("SKILL.md")
-    assert "a file to download was already there" in table[2]
+    assert "a file exists: `--overwrite` or another folder" in table[2]
     assert "artifact name" in table[5]
 
 
