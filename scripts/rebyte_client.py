@@ -969,6 +969,14 @@ class _Transport:
                 f"{method} {shown}: no answer within the timeout", maybe_sent=maybe_sent
             )
         reason = _short_reason(error)
+        if reason == "TLS error":
+            return APIConnectionError(
+                f"{method} {shown}: the TLS handshake failed ({_tls_detail(error)}); check that "
+                "the URL's scheme matches the server (https:// to a plain-HTTP port fails so), "
+                "and behind a TLS-inspecting proxy set REQUESTS_CA_BUNDLE or SSL_CERT_FILE to "
+                "its CA certificate file",
+                maybe_sent=maybe_sent,
+            )
         return APIConnectionError(
             f"{method} {shown}: connection failed ({reason})", maybe_sent=maybe_sent
         )
@@ -1682,8 +1690,8 @@ def _exception_chain(error: BaseException) -> Iterator[BaseException]:
     stack = [error]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue  # ssl.SSLError.reason, for one, is a string
         seen.add(id(current))
         yield current
         stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
@@ -1722,6 +1730,18 @@ def _short_reason(error: BaseException) -> str:
         if known in names:
             return text
     return names[0] if names else "unknown error"
+
+
+def _tls_detail(error: BaseException) -> str:
+    """The innermost SSL error's own words, e.g. "CERTIFICATE_VERIFY_FAILED"."""
+    import ssl
+
+    for item in _exception_chain(error):
+        if isinstance(item, ssl.SSLError):
+            reason = getattr(item, "reason", None)
+            if isinstance(reason, str) and reason:
+                return reason.replace("_", " ").lower()
+    return "TLS error"
 
 
 def _reason_phrase(status: int) -> str:
