@@ -472,6 +472,25 @@ def _without_secrets(url: str) -> str:
     return re.sub(r"[?#].*", lambda match: match.group()[0] + "…", text, count=1, flags=re.DOTALL)
 
 
+def _check_storage_url(url: Any) -> str:
+    """A URL the server names for bytes (a signed upload or download URL) must be
+    absolute https (plain http only on loopback); else the answer is malformed."""
+    try:
+        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        host = parts.hostname if parts is not None else None
+    except ValueError:
+        parts, host = None, None
+    if parts is None or not host or not (
+        parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))
+    ):
+        shown = _without_secrets(url) if isinstance(url, str) else _kind_of(url)
+        raise MalformedResponseError(
+            f"the server named an upload or download URL that is not https: {shown[:200]!r}",
+            status=None,
+        )
+    return url
+
+
 def _without_query(url: str) -> str:
     """Drop the query: an upload URL's signature is a credential too."""
     parts = urllib.parse.urlsplit(url)
@@ -672,6 +691,8 @@ class _Transport:
         byte 0). With `stream`, the caller reads the body (through `_iter_body`, which
         maps its transport errors) and closes the response.
         """
+        if not with_key:
+            _check_storage_url(url)
         sent_headers = self._headers_for(url, with_key, headers)
         if json_body is not None:
             sent_headers.setdefault("Content-Type", "application/json")
@@ -983,7 +1004,7 @@ class _Transport:
 
     def _parse_body(self, method: str, url: str, response: Any) -> Any:
         try:
-            return response.json()
+            return _loads(response.content)
         except ValueError:
             snippet = _describe_body(response)
             raise MalformedResponseError(
@@ -1000,7 +1021,7 @@ class _Transport:
         status = response.status_code
         code = message = None
         try:
-            payload = response.json()
+            payload = _loads(response.content)
         except ValueError:
             payload = None
         if isinstance(payload, dict):
@@ -1038,11 +1059,28 @@ class _Transport:
 
     @staticmethod
     def _expect_fields(body: Any, fields: Tuple[str, ...], what: str) -> dict:
-        if isinstance(body, dict) and all(field in body for field in fields):
-            return body
-        raise MalformedResponseError(
-            f"{what}: the answer lacks {', '.join(fields)} (got {type(body).__name__})", status=None
-        )
+        """`body` if it is an object with `fields`; ids and names must be non-empty strings,
+        and `data`/`prompts` lists (see _FIELD_KINDS), or the answer is malformed."""
+        if not (isinstance(body, dict) and all(field in body for field in fields)):
+            raise MalformedResponseError(
+                f"{what}: the answer lacks {', '.join(fields)} (got {type(body).__name__})",
+                status=None,
+            )
+        for field in fields:
+            kind = _FIELD_KINDS.get(field)
+            value = body[field]
+            if kind is str and not (isinstance(value, str) and value.strip()):
+                raise MalformedResponseError(
+                    f"{what}: the answer's {field} is not a non-empty string "
+                    f"(got {_kind_of(value)})",
+                    status=None,
+                )
+            if kind is list and not isinstance(value, list):
+                raise MalformedResponseError(
+                    f"{what}: the answer's {field} is not a list (got {_kind_of(value)})",
+                    status=None,
+                )
+        return body
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, _redact_key(self._api_key))
@@ -1244,9 +1282,10 @@ class RebyteClient(_Transport):
 
     def _get_task(self, task_id: str, deadline: Optional[float] = None) -> dict:
         path = self._path("/tasks/{task_id}", task_id=task_id)
-        return self._fetch(
+        task = self._fetch(
             path, resource="task", fields=("id",), what="get task", deadline=deadline
         )
+        return _check_task_shape(task)
 
     def list_tasks(self, limit: int = 50, offset: int = 0) -> dict:
         """One page, newest first: `{"data", "total", "limit", "offset"}`."""
@@ -1679,10 +1718,75 @@ def _sse_lines(chunks: Iterable[bytes]) -> Iterator[str]:
 
 def _parse_event_data(text: str) -> dict:
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except ValueError:
         return {"eventType": "unparsed", "payload": text}
-    return data if isinstance(data, dict) else {"eventType": "unparsed", "payload": data}
+    if not isinstance(data, dict):
+        return {"eventType": "unparsed", "payload": data}
+    for field, kinds in _EVENT_FIELD_KINDS.items():
+        value = data.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise MalformedResponseError(
+                f"the event stream sent an event whose {field} is {_kind_of(value)}", status=None
+            )
+    return data
+
+
+# What the contract promises of the fields the client relies on.
+_FIELD_KINDS: Dict[str, type] = {
+    "id": str,
+    "promptId": str,
+    "filename": str,
+    "uploadUrl": str,
+    "visibility": str,
+    "data": list,
+    "prompts": list,
+}
+_EVENT_FIELD_KINDS: Dict[str, Any] = {
+    "seq": int,
+    "lastSeq": int,
+    "eventKey": str,
+    "promptId": str,
+    "eventType": str,
+    "status": str,
+}
+
+
+def _kind_of(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(data: Any) -> Any:
+    """JSON as the contract allows it: no NaN or Infinity, and no nesting that would
+    exhaust the stack (a ValueError for both, like any other malformed body)."""
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("utf-8", errors="replace")
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _check_task_shape(task: dict, what: str = "get task") -> dict:
+    """The task if its `status` is a string and its `prompts` a list of objects; the
+    waits and results rely on both, so anything else is a malformed answer."""
+    status = task.get("status")
+    if status is not None and not isinstance(status, str):
+        raise MalformedResponseError(
+            f"{what}: the task's status is {_kind_of(status)}, not a string", status=None
+        )
+    prompts = task.get("prompts")
+    if prompts is not None and not (
+        isinstance(prompts, list) and all(isinstance(p, dict) for p in prompts)
+    ):
+        raise MalformedResponseError(
+            f"{what}: the task's prompts are not a list of objects", status=None
+        )
+    return task
 
 
 def _exception_chain(error: BaseException) -> Iterator[BaseException]:

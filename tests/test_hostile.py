@@ -79,3 +79,74 @@ def test_exception_walk_skips_string_reasons():
     chain = list(rc._exception_chain(outer))
     assert all(isinstance(item, BaseException) for item in chain)
     assert error in chain
+
+
+# ------------------------------------------------------------ answers that break the contract
+
+
+@pytest.mark.parametrize("mode", ["nested-json", "nan", "prompts-not-list", "status-list"])
+def test_a_task_answer_that_breaks_the_contract_is_malformed(make_hostile_server, mode):
+    server = make_hostile_server(mode)
+    with Timer() as timer, pytest.raises(rc.MalformedResponseError):
+        client_for(server.base_url).get_task("task-1")
+    assert timer.elapsed < 5
+
+
+@pytest.mark.parametrize("mode", ["nested-json", "nan", "prompts-not-list", "status-list"])
+def test_cli_get_of_a_broken_task_exits_6(make_hostile_server, mode):
+    server = make_hostile_server(mode)
+    result = cli(server.base_url, "get", "task-1")
+    assert result.returncode == EXIT_NETWORK, result.stderr
+    assert len(result.stderr_lines) == 1 and "Traceback" not in result.stderr
+    assert "NaN" not in result.stdout
+
+
+def test_wait_on_a_broken_task_says_so_at_its_deadline(make_hostile_server):
+    server = make_hostile_server("status-list")
+    with Timer() as timer, pytest.raises(rc.WaitTimeoutError) as caught:
+        client_for(server.base_url).wait_for_task("task-1", timeout=1, poll_interval=0.2)
+    assert isinstance(caught.value.last_error, rc.MalformedResponseError)
+    assert timer.elapsed < 5
+
+
+def test_an_event_with_a_list_for_seq_is_malformed(make_hostile_server):
+    server = make_hostile_server("seq-list")
+    with Timer() as timer, pytest.raises(rc.MalformedResponseError):
+        list(client_for(server.base_url).iter_events("task-1", timeout=10))
+    assert timer.elapsed < 8
+
+
+@pytest.mark.parametrize("mode", ["upload-url-int", "upload-url-object", "upload-url-file"])
+def test_an_unusable_upload_url_is_malformed(make_hostile_server, mode, tmp_path):
+    server = make_hostile_server(mode)
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(rc.MalformedResponseError) as caught:
+        client_for(server.base_url).upload_file(path)
+    assert "upload" in str(caught.value).lower()
+    assert not [r for r in server.requests if r[0] == "PUT"]
+    result = cli(server.base_url, "upload", str(path))
+    assert result.returncode == EXIT_NETWORK, result.stderr
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr_lines if "error" in line][-1:] == result.stderr_lines[-1:]
+
+
+def test_a_create_answered_without_an_id_is_an_unknown_outcome(make_hostile_server):
+    server = make_hostile_server("no-id")
+    client = client_for(server.base_url)
+    with pytest.raises(rc.OutcomeUnknownError) as caught:
+        client.create_task("Say hello")
+    assert caught.value.operation == "create_task"
+    assert isinstance(caught.value.cause, rc.MalformedResponseError)
+    assert "may have been created" in str(caught.value)
+    with pytest.raises(rc.OutcomeUnknownError) as caught:
+        client.follow_up("task-1", "Again")
+    assert caught.value.operation == "follow_up"
+
+
+def test_cli_create_answered_without_an_id_exits_6_with_the_hint(make_hostile_server):
+    server = make_hostile_server("no-id")
+    result = cli(server.base_url, "create", "-p", "Say hello")
+    assert result.returncode == EXIT_NETWORK, result.stderr
+    assert "may have been created" in result.stderr
+    assert "list --limit 5" in result.stderr
