@@ -128,7 +128,8 @@ def test_an_unusable_upload_url_is_malformed(make_hostile_server, mode, tmp_path
     result = cli(server.base_url, "upload", str(path))
     assert result.returncode == EXIT_NETWORK, result.stderr
     assert "Traceback" not in result.stderr
-    assert [line for line in result.stderr_lines if "error" in line][-1:] == result.stderr_lines[-1:]
+    errors = [line for line in result.stderr_lines if "error" in line]
+    assert errors == result.stderr_lines[-1:]
 
 
 def test_a_create_answered_without_an_id_is_an_unknown_outcome(make_hostile_server):
