@@ -97,6 +97,10 @@ MAX_RETRY_AFTER = 60.0
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-rebyte-request-id")
 UPLOAD_CHUNK_BYTES = 1024 * 1024
+# The largest API answer read (a task with its prompts is a few KiB; a list page, some 100).
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+ANSWER_CHUNK_BYTES = 64 * 1024
+WATCHDOG_TICK = 0.25
 
 logger = logging.getLogger("rebyte")
 
@@ -551,6 +555,80 @@ class _ProgressReader:
         return chunk
 
 
+class _Abandon:
+    """Set by the caller that gave up on an attempt: the attempt's answer, once it has
+    one, gets its socket shut, so the helper thread stops reading at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._set = False
+        self._response: Any = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def watch(self, response: Any) -> None:
+        with self._lock:
+            self._response = response
+            if self._set:
+                _shut(response)
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            if self._response is not None:
+                _shut(self._response)
+
+
+def _socket_of(response: Any) -> Any:
+    """The socket under a streamed requests answer, or None (http.client's internals)."""
+    fp = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
+    return getattr(getattr(fp, "raw", None), "_sock", None)
+
+
+def _shut(response: Any) -> None:
+    sock = _socket_of(response)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(2)  # SHUT_RDWR: wakes a read blocked in another thread
+
+
+class _BodyProgress:
+    """When an attempt's request body was last read, so an upload's answer can be timed."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._finished: Optional[float] = None
+
+    def begin(self) -> None:
+        self._finished = None
+
+    def finish(self) -> None:
+        self._finished = self._clock()
+
+    def answer_due(self, read_timeout: float) -> float:
+        """The end of the attempt: none while the body moves (the socket times a stall),
+        then the read timeout after its last byte."""
+        return float("inf") if self._finished is None else self._finished + read_timeout
+
+
+class _TrackedReader:
+    """A request body that tells `_BodyProgress` when it is used up."""
+
+    def __init__(self, handle: Any, progress: _BodyProgress) -> None:
+        self._handle = handle
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return len(self._handle)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        if not chunk:
+            self._progress.finish()
+        return chunk
+
+
 _Self = TypeVar("_Self", bound="_Transport")
 
 
@@ -682,24 +760,34 @@ class _Transport:
         read_timeout: Optional[float] = None,
         deadline: Optional[float] = None,
         watchdog: bool = True,
+        max_bytes: int = MAX_ANSWER_BYTES,
     ) -> Tuple[Any, int]:
         """Send one request under the retry policy; return (final response, attempts made).
 
         Redirects are never followed (the caller sees the 3xx). `with_key` sends the
         API key and is allowed only for the API host; a storage URL goes without it.
         `body` opens a fresh request body per attempt (a retried upload restarts at
-        byte 0). With `stream`, the caller reads the body (through `_iter_body`, which
-        maps its transport errors) and closes the response.
+        byte 0); it may take as long as it takes while bytes move, but the answer
+        must come within the read timeout after its last byte. Without `stream`, the
+        answer is read here, at most `max_bytes` of it (MalformedResponseError
+        beyond). With `stream`, the caller reads the body (through `_iter_body`,
+        which maps its transport errors) and closes the response.
         """
         if not with_key:
             _check_storage_url(url)
         sent_headers = self._headers_for(url, with_key, headers)
         if json_body is not None:
             sent_headers.setdefault("Content-Type", "application/json")
+        sent = _BodyProgress(self._clock)
 
-        def attempt(timeout: Tuple[float, float]) -> Any:
+        def attempt(timeout: Tuple[float, float], abandoned: _Abandon) -> Any:
+            sent.begin()
             with body() if body is not None else _no_body() as data:
-                return self._session.request(
+                if data is not None and hasattr(data, "read"):
+                    data = _TrackedReader(data, sent)
+                else:
+                    sent.finish()
+                response = self._session.request(
                     method,
                     url,
                     params=params,
@@ -707,10 +795,15 @@ class _Transport:
                     data=data,
                     headers=sent_headers,
                     timeout=timeout,
-                    stream=stream,
+                    stream=True,
                     allow_redirects=False,
                 )
+            abandoned.watch(response)
+            if not stream:
+                self._read_answer(method, url, response, max_bytes, abandoned)
+            return response
 
+        answer_due = read_timeout or self.read_timeout
         return self._with_retries(
             method,
             url,
@@ -719,7 +812,43 @@ class _Transport:
             read_timeout=read_timeout,
             deadline=deadline,
             watchdog=watchdog,
+            answer_limit=(lambda: sent.answer_due(answer_due)) if body is not None else None,
         )
+
+    def _read_answer(
+        self, method: str, url: str, response: Any, max_bytes: int, abandoned: _Abandon
+    ) -> None:
+        """Read a whole answer into `response.content`, refusing one over `max_bytes`
+        (whatever its Content-Length says) and stopping once the caller has given up."""
+
+        def too_large() -> MalformedResponseError:
+            response.close()
+            return MalformedResponseError(
+                f"{method} {_without_query(url)}: the answer is larger than "
+                f"{max_bytes / (1024 * 1024):g} MiB, more than any answer of the API",
+                status=response.status_code,
+                request_id=self._safe_request_id(response),
+                method=method,
+                url=_without_query(url),
+            )
+
+        length = (response.headers.get("Content-Length") or "").strip()
+        if length.isdigit() and int(length) > max_bytes:
+            raise too_large()
+        content = bytearray()
+        try:
+            for chunk in response.iter_content(chunk_size=ANSWER_CHUNK_BYTES):
+                if abandoned.is_set():
+                    raise self._requests.exceptions.ReadTimeout("the caller gave up")
+                content += chunk
+                if len(content) > max_bytes:
+                    raise too_large()
+        except BaseException:
+            response.close()
+            raise
+        # What requests itself does once a body is read: .content and .json() use it.
+        response._content = bytes(content)
+        response._content_consumed = True
 
     def _redirect_target(self, method: str, url: str, response: Any) -> str:
         """Where a 3xx answer points, for a caller that follows it itself, without the key.
@@ -855,13 +984,17 @@ class _Transport:
         read_timeout: Optional[float] = None,
         deadline: Optional[float] = None,
         watchdog: bool = True,
+        answer_limit: Optional[Callable[[], float]] = None,
     ) -> Tuple[Any, int]:
-        """Run `send(timeout)` under the retry policy; return (final response, attempts made).
+        """Run `send(timeout, abandoned)` under the retry policy; return (final response,
+        attempts made).
 
         Idempotent calls retry on connection errors, timeouts and retryable
         statuses. Others retry only on 429 and on connections never made.
         No attempt or pause runs past `deadline` (or `total_timeout` from now);
         with `watchdog`, not even against a server that trickles its answer.
+        `answer_limit()` is a moving end for an attempt (an upload's: its last
+        byte plus the read timeout). An attempt given up on sees `abandoned` set.
         """
         if self.total_timeout is not None:
             own_deadline = self._clock() + self.total_timeout
@@ -879,11 +1012,12 @@ class _Transport:
                     )
                 timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
             started = time.monotonic()
+            limit = _attempt_limit(deadline if watchdog else None, answer_limit)
             try:
-                if watchdog and deadline is not None:
-                    response = self._send_before(deadline, send, timeout)
+                if limit is not None:
+                    response = self._send_before(limit, send, timeout)
                 else:
-                    response = send(timeout)
+                    response = send(timeout, _Abandon())
             except requests.exceptions.RequestException as error:
                 failure = self._connection_error(method, url, error)
                 logger.debug(
@@ -927,31 +1061,48 @@ class _Transport:
 
     def _send_before(
         self,
-        deadline: float,
-        send: Callable[[Tuple[float, float]], Any],
+        limit: Callable[[], float],
+        send: Callable[[Tuple[float, float], _Abandon], Any],
         timeout: Tuple[float, float],
     ) -> Any:
-        """`send(timeout)`, abandoned at the deadline.
+        """`send(timeout, abandoned)`, abandoned when the clock passes `limit()`.
 
         Read timeouts bound each read, not the whole answer: a server that sends a
         byte now and then would hold the call forever. So the request runs in a
-        helper thread, and the caller stops waiting for it at the deadline.
+        helper thread, and the caller stops waiting for it at the limit; the helper
+        then stops reading and closes what it opened.
         """
         outcome: queue.Queue = queue.Queue(maxsize=1)
+        abandoned = _Abandon()
 
         def run() -> None:
             try:
-                outcome.put((send(timeout), None))
+                response = send(timeout, abandoned)
             except BaseException as error:  # handed to the caller, which raises it
                 outcome.put((None, error))
+                return
+            outcome.put((response, None))
 
         threading.Thread(target=run, name="rebyte-request", daemon=True).start()
-        try:
-            response, error = outcome.get(timeout=max(0.0, deadline - self._clock()))
-        except queue.Empty:
+        while True:
+            left = limit() - self._clock()
+            try:
+                if left <= 0:
+                    response, error = outcome.get_nowait()
+                else:
+                    response, error = outcome.get(timeout=min(left, WATCHDOG_TICK))
+                break
+            except queue.Empty:
+                if left > 0:
+                    continue
+            abandoned.set()
+            with contextlib.suppress(queue.Empty):  # it came as we gave up: close it too
+                late, _ = outcome.get_nowait()
+                if late is not None:
+                    late.close()
             raise self._requests.exceptions.ReadTimeout(
-                "the answer did not arrive before the deadline"
-            ) from None
+                "the answer did not arrive in the time allowed"
+            )
         if error is not None:
             raise error
         return response
@@ -1081,6 +1232,10 @@ class _Transport:
                     status=None,
                 )
         return body
+
+    def _safe_request_id(self, response: Any) -> Optional[str]:
+        request_id = _request_id(response)
+        return self._scrub(request_id) if request_id is not None else None
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, _redact_key(self._api_key))
@@ -1641,7 +1796,8 @@ class RebyteClient(_Transport):
             with open(path, "rb") as handle:
                 yield _ProgressReader(handle, size, progress) if size else b""
 
-        # No watchdog: a large file may take longer than an API call is allowed to.
+        # No deadline: a large file may take longer than an API call is allowed to; the
+        # send path still ends a transfer that stalls, or an answer that does not come.
         response, _ = self._send(
             "PUT",
             url,
@@ -1676,6 +1832,17 @@ _UNSEEN = object()  # the state before the first poll: unequal to any state
 @contextlib.contextmanager
 def _no_body() -> Iterator[None]:
     yield None
+
+
+def _attempt_limit(
+    deadline: Optional[float], answer_limit: Optional[Callable[[], float]]
+) -> Optional[Callable[[], float]]:
+    """The moving end of one attempt, from a fixed deadline and an upload's answer limit."""
+    if answer_limit is None:
+        return None if deadline is None else (lambda: deadline)
+    if deadline is None:
+        return answer_limit
+    return lambda: min(deadline, answer_limit())
 
 
 def _past(deadline: Optional[float], delay: float, clock: Callable[[], float]) -> bool:

@@ -28,6 +28,7 @@ Modes (MODES lists them; `echo` is the caller's string for the modes that use it
   sse-no-blank       the events stream sends `data:` lines forever, never a blank line
   sse-huge-line      the events stream sends one 4 MiB event line, then done completed
   endless-json       every JSON answer is close-delimited and never ends
+  json-trickle       every JSON answer promises 64 bytes and sends one byte every 0.25 s
   huge-length        every JSON answer promises Content-Length 1 TiB and keeps sending
   endless-pages      list routes always give a full page of new ids, total ever larger
   put-trickle        a PUT (the storage upload) is read whole, then answered a byte a second
@@ -54,7 +55,8 @@ from urllib.parse import urlsplit
 MODES = (
     "nested-json", "prompts-not-list", "status-list", "seq-list", "upload-url-int",
     "upload-url-object", "upload-url-file", "nan", "no-id", "sse-trickle", "sse-no-blank",
-    "sse-huge-line", "endless-json", "huge-length", "endless-pages", "put-trickle", "redirect",
+    "sse-huge-line", "endless-json", "json-trickle", "huge-length", "endless-pages",
+    "put-trickle", "redirect",
     "echo-error", "done-disagrees", "events-no-key", "not-http",
 )
 TASK_ID = "task-1"
@@ -302,6 +304,10 @@ class HostileServer:
         elif mode == "endless-json":
             self._send_head(connection, status, {"Content-Type": "application/json"})
             self._endless(connection, b'{"data": [', b'{"id": "x"}, ')
+        elif mode == "json-trickle":
+            self._send_head(connection, status, {"Content-Type": "application/json",
+                                                 "Content-Length": "64"})
+            self._trickle(connection, b'{"id": "' + b"x" * 52 + b'"}    ', 0.25)
         elif mode == "huge-length":
             self._send_head(connection, status, {"Content-Type": "application/json",
                                                  "Content-Length": str(HUGE_LENGTH)})

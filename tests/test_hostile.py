@@ -151,3 +151,68 @@ def test_cli_create_answered_without_an_id_exits_6_with_the_hint(make_hostile_se
     assert result.returncode == EXIT_NETWORK, result.stderr
     assert "may have been created" in result.stderr
     assert "list --limit 5" in result.stderr
+
+
+# ------------------------------------------------------------------------ big and slow answers
+
+
+def run_limited(args, env, *, memory: int, timeout: float):
+    """Run the CLI with its address space capped at `memory` bytes."""
+    import resource
+    import subprocess
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rebyte_cli.py"), *args],
+        env=env, capture_output=True, text=True, timeout=timeout, preexec_fn=limit,
+    )
+
+
+@pytest.mark.parametrize("mode", ["endless-json", "huge-length"])
+def test_a_huge_answer_is_refused_at_the_cap(make_hostile_server, mode):
+    server = make_hostile_server(mode, max_bytes=96 * 1024 * 1024)
+    with Timer() as timer, pytest.raises(rc.MalformedResponseError) as caught:
+        client_for(server.base_url).get_task("task-1")
+    assert "larger than" in str(caught.value)
+    assert timer.elapsed < 10
+
+
+@pytest.mark.parametrize("mode", ["endless-json", "huge-length"])
+def test_cli_memory_stays_bounded_on_a_huge_answer(make_hostile_server, mode):
+    server = make_hostile_server(mode, max_bytes=1 << 30)
+    with Timer() as timer:
+        result = run_limited(["get", "task-1"], cli_env(server.base_url, KEY),
+                             memory=768 * 1024 * 1024, timeout=60)
+    assert result.returncode == EXIT_NETWORK, result.stderr
+    assert "larger than" in result.stderr and "Traceback" not in result.stderr
+    assert timer.elapsed < 30
+
+
+def test_a_call_abandoned_at_its_deadline_closes_its_connection(make_hostile_server):
+    server = make_hostile_server("json-trickle")
+    client = client_for(server.base_url, total_timeout=1)
+    with Timer() as timer, pytest.raises(rc.APITimeoutError):
+        client.get_task("task-1")
+    assert timer.elapsed < 3
+    give_up = time.monotonic() + 5
+    while server._connections and time.monotonic() < give_up:
+        time.sleep(0.1)
+    assert not server._connections, "the abandoned request kept reading"
+
+
+def test_an_upload_whose_answer_trickles_ends_after_the_read_timeout(
+    make_hostile_server, tmp_path
+):
+    server = make_hostile_server("put-trickle", lifetime=40)
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"x" * 300_000)
+    with Timer() as timer, pytest.raises(rc.APITimeoutError):
+        client_for(server.base_url, read_timeout=2).upload_file(path)
+    assert timer.elapsed < 6
+    with Timer() as timer:
+        result = cli(server.base_url, "upload", str(path), REBYTE_READ_TIMEOUT="2",
+                     REBYTE_MAX_RETRIES="0")
+    assert result.returncode == EXIT_NETWORK, result.stderr
+    assert timer.elapsed < 10

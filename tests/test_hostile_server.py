@@ -225,6 +225,14 @@ def test_endless_json_has_no_length_and_does_not_end():
         assert len(answer) == 8 * MIB  # still sending when we stopped reading
 
 
+def test_json_trickles_a_byte_a_second():
+    with HostileServer("json-trickle") as server:
+        with request(server, "GET", "/v1/tasks/task-1") as sock:
+            answer = read_for(sock, 2.5)
+        _, headers, body = split(answer)
+        assert headers["content-length"] == "64" and 5 <= len(body) <= 12
+
+
 def test_huge_content_length():
     with HostileServer("huge-length", max_bytes=2 * MIB) as server:
         with request(server, "POST", "/v1/tasks", b"{}") as sock:
