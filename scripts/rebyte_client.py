@@ -101,6 +101,8 @@ UPLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
 ANSWER_CHUNK_BYTES = 64 * 1024
 WATCHDOG_TICK = 0.25
+# The largest server-sent event (or line of one) taken from an event stream.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 logger = logging.getLogger("rebyte")
 
@@ -876,6 +878,38 @@ class _Transport:
             yield from response.iter_content(chunk_size=chunk_size)
         except self._requests.exceptions.RequestException as error:
             raise self._connection_error(method, url, error) from None
+
+    def _iter_stream(
+        self, method: str, url: str, response: Any, deadline: Optional[float]
+    ) -> Iterator[bytes]:
+        """The bytes of a long-lived answer as they arrive, whatever size each read is.
+
+        Each read waits at most the read timeout, and never past `deadline`: a stream
+        that trickles a byte now and then, or never ends a line, cannot hold a caller
+        that checks its time per chunk. After the deadline, APITimeoutError.
+        """
+        read1 = getattr(response.raw, "read1", None)
+        sock = _socket_of(response)
+        if read1 is None or sock is None:  # an older urllib3: small reads, still bounded
+            yield from self._iter_body(method, url, response, chunk_size=1)
+            return
+        errors = (self._requests.exceptions.RequestException, OSError, _urllib3_error())
+        while True:
+            wait = self.read_timeout
+            if deadline is not None:
+                wait = min(wait, deadline - self._clock())
+                if wait <= 0:
+                    raise APITimeoutError(
+                        f"{method} {_without_query(url)}: the stream outlived its deadline"
+                    )
+            try:
+                sock.settimeout(wait)
+                chunk = read1(ANSWER_CHUNK_BYTES)
+            except errors as error:
+                raise self._connection_error(method, url, error) from None
+            if not chunk:
+                return
+            yield chunk
 
     def _request(
         self,
@@ -1739,20 +1773,23 @@ class RebyteClient(_Transport):
         with response:
             self._raise_for_status("GET", url, response, "task")
             yield "open", {}
-            event_name, data_lines = "message", []
-            for line in _sse_lines(self._iter_body("GET", url, response, chunk_size=1)):
-                if not line:
+            event_name, data_lines, size = "message", [], 0
+            for line in _sse_lines(self._iter_stream("GET", url, response, deadline)):
+                if line is None or line.startswith(":"):
+                    yield "tick", {}
+                elif not line:
                     if data_lines:
                         yield event_name, _parse_event_data("\n".join(data_lines))
-                    event_name, data_lines = "message", []
-                elif line.startswith(":"):
-                    yield "tick", {}
+                    event_name, data_lines, size = "message", [], 0
                 else:
                     field, _, value = line.partition(":")
                     value = value[1:] if value.startswith(" ") else value
                     if field == "event":
                         event_name = value
                     elif field == "data":
+                        size += len(value) + 1
+                        if size > MAX_EVENT_BYTES:
+                            raise _event_too_large()
                         data_lines.append(value)
 
     # -------------------------------------------------------------- files (task inputs)
@@ -1867,20 +1904,42 @@ def _is_done(task: dict, prompt_id: Optional[str]) -> bool:
     return False
 
 
-def _sse_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Split a byte stream into lines as SSE does (LF or CRLF), yielding each as soon as it ends."""
+def _sse_lines(chunks: Iterable[bytes]) -> Iterator[Optional[str]]:
+    """Split a byte stream into lines as SSE does (LF or CRLF), yielding each as soon as it
+    ends, and None after each chunk, so that the caller can keep time on a stream that
+    never ends a line. Linear in the bytes; a line over MAX_EVENT_BYTES is malformed."""
     buffer = bytearray()
     for chunk in chunks:
+        scanned = len(buffer)  # the bytes before are known to hold no newline
         buffer += chunk
+        start = 0
         while True:
-            end = buffer.find(b"\n")
+            end = buffer.find(b"\n", max(start, scanned))
             if end < 0:
                 break
-            line = bytes(buffer[:end]).rstrip(b"\r")
-            del buffer[: end + 1]
+            line = bytes(buffer[start:end]).rstrip(b"\r")
+            start = end + 1
             yield line.decode("utf-8", errors="replace")
+        del buffer[:start]
+        if len(buffer) > MAX_EVENT_BYTES:
+            raise _event_too_large()
+        yield None
     if buffer:
         yield bytes(buffer).rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+def _event_too_large() -> MalformedResponseError:
+    return MalformedResponseError(
+        f"the event stream sent an event larger than {MAX_EVENT_BYTES / (1024 * 1024):g} MiB",
+        status=None,
+    )
+
+
+def _urllib3_error() -> type:
+    """urllib3's base error (what a raw read raises); requests always brings urllib3."""
+    import urllib3  # noqa: PLC0415 - only after requests was imported
+
+    return urllib3.exceptions.HTTPError
 
 
 def _parse_event_data(text: str) -> dict:

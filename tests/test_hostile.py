@@ -216,3 +216,64 @@ def test_an_upload_whose_answer_trickles_ends_after_the_read_timeout(
                      REBYTE_MAX_RETRIES="0")
     assert result.returncode == EXIT_NETWORK, result.stderr
     assert timer.elapsed < 10
+
+
+# ---------------------------------------------------------------------------- event streams
+
+
+EXIT_WAIT_TIMEOUT = 7
+
+
+@pytest.mark.parametrize("mode", ["sse-trickle", "sse-no-blank"])
+def test_iter_events_ends_at_its_deadline_whatever_the_stream_does(make_hostile_server, mode):
+    server = make_hostile_server(mode, lifetime=20)
+    with Timer() as timer, pytest.raises(rc.WaitTimeoutError):
+        for _ in client_for(server.base_url).iter_events("task-1", timeout=2):
+            pass
+    assert timer.elapsed < 4
+
+
+@pytest.mark.parametrize("mode", ["sse-trickle", "sse-no-blank"])
+def test_wait_with_events_ends_at_its_deadline(make_hostile_server, mode):
+    server = make_hostile_server(mode, lifetime=20)
+    client = client_for(server.base_url)
+    with Timer() as timer, pytest.raises(rc.WaitTimeoutError):
+        client.wait_for_task("task-1", timeout=2, poll_interval=0.5, use_events=True)
+    assert timer.elapsed < 6
+
+
+@pytest.mark.parametrize("mode", ["sse-trickle", "sse-no-blank"])
+def test_cli_watch_ends_at_its_timeout(make_hostile_server, mode):
+    server = make_hostile_server(mode, lifetime=30)
+    with Timer() as timer:
+        result = cli(server.base_url, "watch", "task-1", "--wait-timeout", "2")
+    assert result.returncode == EXIT_WAIT_TIMEOUT, result.stderr
+    assert timer.elapsed < 12
+
+
+def test_a_4_mib_event_line_is_read_quickly(make_hostile_server):
+    server = make_hostile_server("sse-huge-line")
+    with Timer() as timer:
+        events = list(client_for(server.base_url).iter_events("task-1", timeout=20))
+    assert timer.elapsed < 3
+    assert len(events[0]["payload"]["text"]) == 4 * 1024 * 1024
+    assert events[-1]["eventType"] == "done"
+
+
+def test_the_line_splitter_is_linear():
+    size = 1536 * 1024  # a quadratic splitter takes 10 s here
+    data = b"data: " + b"x" * size + b"\n\n"
+    pieces = (data[i:i + 1] for i in range(len(data)))  # the worst case: a byte at a time
+    with Timer() as timer:
+        lines = [line for line in rc._sse_lines(pieces) if line is not None]
+    assert timer.elapsed < 4
+    assert len(lines[0]) == size + 6 and lines[1] == ""
+
+
+def test_an_event_over_the_size_cap_is_malformed(make_hostile_server, monkeypatch):
+    monkeypatch.setattr(rc, "MAX_EVENT_BYTES", 1024 * 1024)
+    server = make_hostile_server("sse-huge-line")
+    with Timer() as timer, pytest.raises(rc.MalformedResponseError) as caught:
+        list(client_for(server.base_url).iter_events("task-1", timeout=20))
+    assert "larger than" in str(caught.value)
+    assert timer.elapsed < 5
