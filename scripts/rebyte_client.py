@@ -77,6 +77,10 @@ MAX_FILENAME_CHARS = 255
 MAX_ID_CHARS = 128
 MAX_TASK_ID_CHARS = MAX_ID_CHARS
 MAX_PAGE_SIZE = 100
+# A listing stops with an error past this many items, or past the first page's total
+# plus LIST_SLACK (what may be created while it runs): a server's pages may never end.
+MAX_LIST_ITEMS = 100_000
+LIST_SLACK = 1_000
 VISIBILITIES = ("private", "shared", "public")
 EXECUTORS = ("opencode", "claude", "gemini", "codex")
 TASK_TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
@@ -1347,12 +1351,20 @@ class _Transport:
         """Every item of `list_page(limit, offset)` pages, each id once.
 
         It stops on a short page, at `total`, or on a full page of nothing new
-        (a server ignoring offset would otherwise loop forever).
+        (a server ignoring offset would otherwise loop forever). Pages that go on
+        past the first total plus LIST_SLACK, or past MAX_LIST_ITEMS, are an error.
         """
         _check_int(page_size, "page size", 1, MAX_PAGE_SIZE)
         seen = set()
         offset = 0
+        bound = MAX_LIST_ITEMS
         while True:
+            if offset > bound:
+                raise MalformedResponseError(
+                    f"the listing never ends: more than {bound:,} items came "
+                    f"in pages that keep saying there are more",
+                    status=None,
+                )
             page = list_page(page_size, offset)
             fresh = 0
             for item in page["data"]:
@@ -1364,6 +1376,8 @@ class _Transport:
                 yield item
             offset += len(page["data"])
             total = page.get("total")
+            if bound == MAX_LIST_ITEMS and isinstance(total, int) and not isinstance(total, bool):
+                bound = min(MAX_LIST_ITEMS, max(total, 0) + LIST_SLACK)
             if len(page["data"]) < page_size or (isinstance(total, int) and offset >= total):
                 return
             if not fresh:

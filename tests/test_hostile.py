@@ -277,3 +277,24 @@ def test_an_event_over_the_size_cap_is_malformed(make_hostile_server, monkeypatc
         list(client_for(server.base_url).iter_events("task-1", timeout=20))
     assert "larger than" in str(caught.value)
     assert timer.elapsed < 5
+
+
+# ------------------------------------------------------------------------ lists that never end
+
+
+def test_iter_tasks_stops_with_an_error_when_pages_never_end(make_hostile_server):
+    server = make_hostile_server("endless-pages")
+    seen = 0
+    with Timer() as timer, pytest.raises(rc.MalformedResponseError) as caught:
+        for _ in client_for(server.base_url).iter_tasks():
+            seen += 1
+    assert "never ends" in str(caught.value)
+    assert seen <= 200 + rc.LIST_SLACK + 100
+    assert timer.elapsed < 20
+
+
+def test_cli_list_all_stops_when_pages_never_end(make_hostile_server):
+    server = make_hostile_server("endless-pages")
+    result = cli(server.base_url, "list", "--all")
+    assert result.returncode == EXIT_NETWORK, result.stderr[-500:]
+    assert "never ends" in result.stderr
