@@ -501,6 +501,15 @@ def _check_storage_url(url: Any) -> str:
     return url
 
 
+def _ca_bundle_from_env() -> Optional[str]:
+    """The CA bundle a TLS-inspecting proxy's users point to, as requests would read it."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(name)
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
 def _without_query(url: str) -> str:
     """Drop the query: an upload URL's signature is a credential too."""
     parts = urllib.parse.urlsplit(url)
@@ -704,6 +713,12 @@ class _Transport:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers["User-Agent"] = self.user_agent
+        # No ambient credentials or routes: requests would add ~/.netrc's login to any
+        # host and send loopback traffic (the key with it) through an HTTP_PROXY. The
+        # proxy settings are applied per request for remote hosts (_proxies_for), and
+        # a CA bundle named in the environment is still honoured.
+        self._session.trust_env = False
+        self._session.verify = _ca_bundle_from_env() or True
 
     def __repr__(self) -> str:
         key = _redact_key(self._api_key)
@@ -733,6 +748,17 @@ class _Transport:
             for name, value in ids.items()
         }
         return template.format(**segments)
+
+    def _proxies_for(self, url: str) -> Dict[str, str]:
+        """The environment's proxies (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) for
+        `url`; none for a loopback host, which never goes through a proxy."""
+        try:
+            host = urllib.parse.urlsplit(url).hostname or ""
+        except ValueError:
+            return {}
+        if _is_loopback(host):
+            return {}
+        return dict(self._requests.utils.get_environ_proxies(url, no_proxy=None))
 
     def _is_api_url(self, url: str) -> bool:
         return url == self.base_url or url.startswith(self.base_url + "/")
@@ -803,6 +829,7 @@ class _Transport:
                     timeout=timeout,
                     stream=True,
                     allow_redirects=False,
+                    proxies=self._proxies_for(url),
                 )
             abandoned.watch(response)
             if not stream:
@@ -1157,12 +1184,12 @@ class _Transport:
     ) -> None:
         """Raise the typed error for a failure; a redirect is refused, so the key never follows."""
         if 300 <= response.status_code < 400:
-            target = _without_query(response.headers.get("Location") or "elsewhere")
+            target = self._scrub(_without_query(response.headers.get("Location") or "elsewhere"))
             raise APIError(
                 f"{method} {_without_query(url)} was redirected to {target}; "
                 "not followed, so the key stays with the configured host",
                 status=response.status_code,
-                request_id=_request_id(response),
+                request_id=self._safe_request_id(response),
                 method=method,
                 url=_without_query(url),
                 resource=resource,
@@ -1199,7 +1226,7 @@ class _Transport:
             raise MalformedResponseError(
                 f"{method} {_without_query(url)}: expected JSON, got {self._scrub(snippet)}",
                 status=response.status_code,
-                request_id=_request_id(response),
+                request_id=self._safe_request_id(response),
                 method=method,
                 url=_without_query(url),
             ) from None
@@ -1227,8 +1254,8 @@ class _Transport:
         message = self._scrub(message)[:500]  # scrub first: a cut key would slip through
         kwargs: Dict[str, Any] = {
             "status": status,
-            "code": code,
-            "request_id": _request_id(response),
+            "code": self._scrub(code)[:200] if code else None,
+            "request_id": self._safe_request_id(response),
             "method": method,
             "url": _without_query(url),
             "resource": resource,
@@ -1276,7 +1303,12 @@ class _Transport:
         return self._scrub(request_id) if request_id is not None else None
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, _redact_key(self._api_key))
+        """`text` without the key, nor its secret part (what follows the `rbk_` prefix)."""
+        text = text.replace(self._api_key, _redact_key(self._api_key))
+        secret = self._api_key.split("_", 1)[1] if "_" in self._api_key else ""
+        if len(secret) >= 8:
+            text = text.replace(secret, "…redacted")
+        return text
 
     # -------------------------------------------------------------- shared loops
 

@@ -298,3 +298,82 @@ def test_cli_list_all_stops_when_pages_never_end(make_hostile_server):
     result = cli(server.base_url, "list", "--all")
     assert result.returncode == EXIT_NETWORK, result.stderr[-500:]
     assert "never ends" in result.stderr
+
+
+# -------------------------------------------------------------------------------- secrets
+
+
+def no_proxy_env(monkeypatch) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY",
+                 "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_loopback_never_goes_through_the_environments_proxy(make_hostile_server, monkeypatch):
+    proxy = make_hostile_server("echo-error")
+    server = make_hostile_server("events-no-key")  # any mode with a plain GET /tasks/{id}
+    no_proxy_env(monkeypatch)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, proxy.origin)
+    task = client_for(server.base_url).get_task("task-1")
+    assert task["id"] == "task-1"
+    assert proxy.requests == []
+    env = cli_env(server.base_url, KEY, HTTP_PROXY=proxy.origin, http_proxy=proxy.origin,
+                  ALL_PROXY=proxy.origin, NO_PROXY="", no_proxy="")
+    result = run_cli("get", "task-1", env=env)
+    assert result.returncode == 0, result.stderr
+    assert proxy.requests == []
+
+
+def test_https_proxy_still_applies_to_a_remote_api(monkeypatch):
+    no_proxy_env(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.test:3128")
+    client = rc.RebyteClient(KEY, base_url="https://api.rebyte.ai/v1")
+    assert client._proxies_for("https://api.rebyte.ai/v1/tasks")["https"] == (
+        "http://proxy.corp.test:3128")
+    assert client._proxies_for("http://127.0.0.1:9/v1/tasks") == {}
+    monkeypatch.setenv("NO_PROXY", "rebyte.ai")
+    assert not client._proxies_for("https://api.rebyte.ai/v1/tasks")
+
+
+def test_netrc_credentials_are_never_sent(make_hostile_server, monkeypatch, tmp_path):
+    server = make_hostile_server("events-no-key")
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-secret-771\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(netrc))
+    data = tmp_path / "data.csv"
+    data.write_text("a\n")
+    client = client_for(server.base_url)
+    client.get_task("task-1")
+    client.upload_file(data)
+    result = run_cli("upload", str(data), env=cli_env(server.base_url, KEY, HOME=str(tmp_path),
+                                                      NETRC=str(netrc)))
+    assert result.returncode == 0, result.stderr
+    assert {method for method, _, _ in server.requests} >= {"GET", "POST", "PUT"}
+    for _, _, headers in server.requests:
+        assert "authorization" not in headers
+
+
+@pytest.mark.parametrize("echo", [KEY, KEY[4:], f"x{KEY}y"])
+def test_the_key_is_scrubbed_from_an_errors_code_and_request_id(make_hostile_server, echo):
+    server = make_hostile_server("echo-error", echo=echo)
+    with pytest.raises(rc.ValidationError) as caught:
+        client_for(server.base_url).get_task("task-1")
+    error = caught.value
+    for part in SECRET_PARTS:
+        assert part not in f"{error} {error.code} {error.request_id} {error.message}"
+    result = cli(server.base_url, "get", "task-1")  # cli() checks the output for the key
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize("echo", [KEY, KEY[4:]])
+def test_the_key_is_scrubbed_from_a_redirects_location(make_hostile_server, echo):
+    server = make_hostile_server("redirect", echo=echo)
+    with pytest.raises(rc.APIError) as caught:
+        client_for(server.base_url).get_task("task-1")
+    for part in SECRET_PARTS:
+        assert part not in str(caught.value)
+    result = cli(server.base_url, "get", "task-1")
+    assert result.returncode != 0
