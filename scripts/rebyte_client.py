@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import hashlib
 import ipaddress
 import json
 import logging
@@ -1737,7 +1738,7 @@ class RebyteClient(_Transport):
                     elif kind == "event":
                         if prompt_id is not None and data.get("promptId") not in (None, prompt_id):
                             continue
-                        key = data.get("eventKey") or (data.get("promptId"), data.get("seq"))
+                        key = _event_identity(data)
                         if key in seen:
                             continue
                         seen.add(key)
@@ -1986,6 +1987,17 @@ def _urllib3_error() -> type:
     import urllib3  # noqa: PLC0415 - only after requests was imported
 
     return urllib3.exceptions.HTTPError
+
+
+def _event_identity(event: dict) -> Any:
+    """What makes an event the same one when a reconnect replays it: its eventKey, else
+    its prompt and seq, else (neither given) its whole content, so distinct ones stay."""
+    if event.get("eventKey"):
+        return event["eventKey"]
+    if event.get("seq") is not None:
+        return (event.get("promptId"), event["seq"])
+    text = json.dumps(event, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", errors="replace")).digest()
 
 
 def _parse_event_data(text: str) -> dict:

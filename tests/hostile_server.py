@@ -37,7 +37,7 @@ Modes (MODES lists them; `echo` is the caller's string for the modes that use it
   echo-error         every request is answered 400 with error code `echo` and
                      X-Request-Id `echo` (to check that both are scrubbed)
   done-disagrees     the stream's done says completed; GET /tasks/{id} keeps saying running
-  events-no-key      events carry neither seq nor eventKey; GET says completed
+  events-no-key      three events carry neither seq nor eventKey; GET says completed
   not-http           every connection gets a few bytes that are not HTTP, then a close
 """
 
@@ -417,9 +417,12 @@ class HostileServer:
         else:
             if mode == "seq-list":
                 event["seq"] = [1]
-            elif mode == "events-no-key":
+            if mode == "events-no-key":
                 del event["seq"], event["eventKey"]
-            self._send(connection, self._sse("event", event))
+                for text in ("one", "two", "three"):
+                    self._send(connection, self._sse("event", {**event, "payload": {"text": text}}))
+            else:
+                self._send(connection, self._sse("event", event))
             self._send(connection, self._sse("done", done))
 
     @staticmethod

@@ -377,3 +377,33 @@ def test_the_key_is_scrubbed_from_a_redirects_location(make_hostile_server, echo
         assert part not in str(caught.value)
     result = cli(server.base_url, "get", "task-1")
     assert result.returncode != 0
+
+
+# ---------------------------------------------------------------------------- meaning
+
+
+def test_a_base_url_without_v1_is_named_as_the_cause(make_fake_rebyte):
+    server = make_fake_rebyte(key=KEY)
+    origin = server.base_url[: -len("/v1")]
+    with pytest.raises(rc.NotFoundError) as caught:
+        client_for(origin).list_tasks()
+    assert caught.value.resource is None
+    result = cli(origin, "list")
+    assert result.returncode == 4, result.stderr
+    assert "check --base-url" in result.stderr and "deleted" not in result.stderr
+
+
+def test_events_without_seq_or_event_key_are_all_kept(make_hostile_server):
+    server = make_hostile_server("events-no-key")
+    events = list(client_for(server.base_url).iter_events("task-1", timeout=10))
+    assert [e["eventType"] for e in events] == ["text", "text", "text", "done"]
+    assert [e["payload"]["text"] for e in events[:3]] == ["one", "two", "three"]
+
+
+def test_watch_json_keeps_events_without_seq_or_event_key(make_hostile_server):
+    server = make_hostile_server("events-no-key")
+    result = cli(server.base_url, "watch", "task-1", "--json", "--wait-timeout", "10")
+    assert result.returncode == 0, result.stderr
+    texts = [line["payload"]["text"] for line in result.json_lines()
+             if line.get("eventType") == "text"]
+    assert texts == ["one", "two", "three"]

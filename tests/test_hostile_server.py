@@ -180,8 +180,10 @@ def test_event_with_a_list_seq():
 
 def test_events_without_seq_or_event_key():
     with HostileServer("events-no-key") as server:
-        (name, event), done = events_of(server)
-        assert name == "event" and "seq" not in event and "eventKey" not in event
+        *events, done = events_of(server)
+        assert [event["payload"]["text"] for _, event in events] == ["one", "two", "three"]
+        for name, event in events:
+            assert name == "event" and "seq" not in event and "eventKey" not in event
         assert done[1]["status"] == "completed"
         assert fetch_json(server, "GET", "/v1/tasks/task-1")[1]["status"] == "completed"
 
