@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-py39 lint demo bench clean
+.PHONY: test test-py39 lint demo bench audit clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,30 @@ test: lint
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) demo/demo.py
+	$(PY) tests/demo/demo.py
 
 bench: $(STAMP)
-	$(PY) bench/run_bench.py
+	$(PY) tests/bench/run_bench.py
+
+# The skill security scan users' tools run, on the committed tree (see tests/audit.py).
+# The scanner is large, so it has its own virtualenv and stays out of `make test`.
+# The scanner needs Python 3.11 or newer: AUDIT_PYTHON=/path/to/python3.11 if python3 is older.
+SCANNER := cisco-ai-skill-scanner==2.3.2
+AUDIT_PYTHON ?= $(PYTHON)
+AUDIT_VENV := .venv-audit
+
+AUDIT_STAMP := $(AUDIT_VENV)/.installed-$(SCANNER)
+
+$(AUDIT_STAMP):
+	$(AUDIT_PYTHON) -m venv --clear $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(SCANNER)"
+	touch $@
+
+audit: $(AUDIT_STAMP)
+	$(AUDIT_VENV)/bin/python tests/audit.py --scanner $(AUDIT_VENV)/bin/skill-scanner
 
 lint: $(STAMP)
-	$(PY) -m ruff check scripts tests bench demo
+	$(PY) -m ruff check scripts tests
 	$(VENV)/bin/vermin --target=3.9- --violations --no-tips --eval-annotations scripts
 
 # The client, the CLI and the local server on the oldest Python supported.
@@ -38,7 +55,8 @@ $(VENV39)/.installed: requirements.txt requirements-py39.txt
 
 test-py39: $(VENV39)/.installed
 	$(VENV39)/bin/python -m pytest tests/test_client.py tests/test_client_e2e.py \
-		tests/test_fake_server.py tests/test_cli_create.py tests/test_cli_tasks.py
+		tests/test_fake_server.py tests/test_cli_create.py tests/test_cli_tasks.py \
+		tests/test_cli_help.py
 
 clean:
-	rm -rf $(VENV) $(VENV39) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV39) $(AUDIT_VENV) .pytest_cache .ruff_cache

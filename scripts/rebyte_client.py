@@ -65,13 +65,19 @@ __all__ = [
     "check_id",
     "check_task_id",
     "check_upload_path",
+    "safe_artifact_path",
+    "ArtifactsRefusedError",
+    "SMALL_ARTIFACT_BYTES",
     "is_terminal",
     "DEFAULT_BASE_URL",
     "API_KEY_URL",
+    "API_KEY_ENV",
 ]
 
 DEFAULT_BASE_URL = "https://api.rebyte.ai/v1"
 API_KEY_URL = "https://app.rebyte.ai/settings/api-keys"
+# The environment variable the key is read from; named once, for messages and docs too.
+API_KEY_ENV = "REBYTE_API_KEY"
 
 MAX_PROMPT_CHARS = 100_000
 MAX_FILENAME_CHARS = 255
@@ -108,6 +114,12 @@ ANSWER_CHUNK_BYTES = 64 * 1024
 WATCHDOG_TICK = 0.25
 # The largest server-sent event (or line of one) taken from an event stream.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+# Artifacts up to this size go in one multipart POST; larger ones through a signed upload URL.
+SMALL_ARTIFACT_BYTES = 8 * 1024 * 1024
+MULTIPART_PART_OVERHEAD = 1024  # a part's headers and boundary, generously
+MAX_DOWNLOAD_REDIRECTS = 3
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_NAME_BYTES = 255  # of one path component, on the usual local file systems
 
 logger = logging.getLogger("rebyte")
 
@@ -121,6 +133,23 @@ class RebyteError(Exception):
 
 class InputError(RebyteError, ValueError):
     """A bad argument, caught before anything was sent."""
+
+
+class ArtifactsRefusedError(InputError):
+    """Artifacts that cannot be downloaded safely; nothing was downloaded.
+
+    `refused` lists (name, reason) for each: a name that would escape the
+    destination or that the file system refuses, two names for one local
+    file, or a file that exists already.
+    """
+
+    def __init__(self, refused: List[Tuple[str, str]], existing: Iterable[str] = ()) -> None:
+        self.refused = list(refused)
+        # The names refused only because their local file exists (see `overwrite`).
+        self.existing = list(existing)
+        shown = "; ".join(f"{name!r}: {reason}" for name, reason in self.refused[:5])
+        more = f" (and {len(self.refused) - 5} more)" if len(self.refused) > 5 else ""
+        super().__init__(f"{len(self.refused)} artifact(s) refused: {shown}{more}")
 
 
 class ConfigurationError(RebyteError):
@@ -388,6 +417,106 @@ def check_upload_path(path: Any) -> Tuple[str, str, int]:
     return path, name, os.path.getsize(path)
 
 
+_UNSAFE_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+
+
+def safe_artifact_path(dest_dir: str | os.PathLike[str], name: Any) -> str:
+    """The local path for a server-given artifact name, inside `dest_dir`.
+
+    The name is untrusted. Refused (InputError): absolute names, `.` or `..`
+    segments, empty segments, backslashes, NUL and control characters, a
+    component the file system would refuse (over 255 bytes), and any name
+    whose resolved path leaves `dest_dir`, symlinked folders inside it
+    included. `reports/q1.pdf` keeps its folder: `dest_dir/reports/q1.pdf`.
+    """
+    if not isinstance(name, str) or not name:
+        raise InputError("artifact name is empty")
+    shown = repr(name) if len(name) <= 80 else repr(name[:80]) + "…"
+    if _UNSAFE_NAME_CHARS.search(name):
+        raise InputError(f"artifact name {shown} contains a backslash or control characters")
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        raise InputError(f"artifact name {shown} is an absolute path")
+    segments = name.split("/")
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise InputError(f"artifact name {shown} has an empty, '.' or '..' segment")
+        if os.name == "nt" and _refused_by_windows(segment):
+            raise InputError(f"artifact name {shown} is not a valid file name on Windows")
+        if len(segment.encode("utf-8", errors="surrogatepass")) > MAX_NAME_BYTES:
+            raise InputError(f"artifact name {shown} has a part longer than {MAX_NAME_BYTES} bytes")
+    dest = os.fspath(dest_dir) or "."
+    root = os.path.realpath(dest)
+    resolved = os.path.realpath(os.path.join(root, *segments))
+    if os.path.commonpath([root, resolved]) != root or resolved == root:
+        raise InputError(f"artifact name {shown} leads outside {dest}")
+    return os.path.join(*segments) if dest == "." else os.path.join(dest, *segments)
+
+
+_WINDOWS_DEVICES = re.compile(r"(?i)(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?")
+
+
+def _refused_by_windows(segment: str) -> bool:
+    """Names Windows will not create, or would silently change (`a.` is `a`)."""
+    return bool(
+        re.search(r'[<>:"|?*]', segment)
+        or segment.endswith((".", " "))
+        or _WINDOWS_DEVICES.fullmatch(segment)
+    )
+
+
+def _plan_artifact_paths(dest_dir: Any, names: List[str]) -> Tuple[list, list]:
+    """([(name, local path)], [(name, reason)]): each name checked, and no two on one file.
+
+    Two names collide when their paths are equal ignoring case and Unicode
+    normalization (as on macOS and Windows), or when one needs the other as a
+    folder; every name of a collision is refused.
+    """
+    import unicodedata  # noqa: PLC0415 - only for downloads
+
+    def key(path: str) -> str:
+        return unicodedata.normalize("NFC", os.path.normcase(path)).casefold()
+
+    planned, refused = [], []
+    for name in dict.fromkeys(names):
+        try:
+            planned.append((name, safe_artifact_path(dest_dir, name)))
+        except InputError as error:
+            refused.append((name, str(error)))
+    owners: Dict[str, List[str]] = {}
+    for name, _ in planned:
+        owners.setdefault(key(name), []).append(name)
+    folders: Dict[str, List[str]] = {}  # a folder some name needs -> those names
+    for name, _ in planned:
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            folders.setdefault(key("/".join(parts[:depth])), []).append(name)
+    clashing = set()
+    for own, names_here in owners.items():
+        if len(names_here) > 1 or own in folders:
+            clashing.update(names_here)
+            clashing.update(folders.get(own, ()))
+    for name, path in planned:
+        if name in clashing:
+            refused.append((name, f"another artifact maps to the same local path {path}"))
+    return [(n, p) for n, p in planned if n not in clashing], refused
+
+
+def _refuse_existing(path: str, overwrite: bool) -> None:
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a folder; not overwritten")
+    if os.path.lexists(path) and not overwrite:
+        raise InputError(f"{path} exists already (overwrite it with overwrite=True / --overwrite)")
+
+
+def _artifact_segment(name: Any) -> str:
+    """An artifact name as one URL path segment (`/` too is escaped, as %2F)."""
+    if not isinstance(name, str) or not name:
+        raise InputError("artifact name is empty")
+    if name in (".", "..") or "\x00" in name:
+        raise InputError(f"artifact name {name!r} is not valid")
+    return urllib.parse.quote(name, safe="")
+
+
 # --------------------------------------------------------------------- configuration
 
 
@@ -463,8 +592,8 @@ def _check_base_url(url: Any) -> str:
 def _check_api_key(key: Any) -> str:
     if key is None or (isinstance(key, str) and not key.strip()):
         raise ConfigurationError(
-            f"no API key: set REBYTE_API_KEY (get a key at {API_KEY_URL}, then "
-            'export REBYTE_API_KEY="rbk_...")'
+            f"no API key: set {API_KEY_ENV} (get a key at {API_KEY_URL}, then "
+            f'export {API_KEY_ENV}="rbk_...")'
         )
     if not isinstance(key, str) or _CONTROL_OR_SPACE.search(key.strip()):
         raise ConfigurationError(
@@ -670,7 +799,7 @@ class _Transport:
         user_agent: Optional[str] = None,
     ) -> None:
         self._api_key = _check_api_key(
-            api_key if api_key is not None else os.environ.get("REBYTE_API_KEY")
+            api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         )
         self.base_url = _check_base_url(
             base_url
@@ -720,6 +849,10 @@ class _Transport:
         # a CA bundle named in the environment is still honoured.
         self._session.trust_env = False
         self._session.verify = _ca_bundle_from_env() or True
+        # No cookies: the API does not use them, and none may reach a storage host.
+        import http.cookiejar  # noqa: PLC0415 - with requests, already loaded
+
+        self._session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
     def __repr__(self) -> str:
         key = _redact_key(self._api_key)
@@ -831,6 +964,8 @@ class _Transport:
                     stream=True,
                     allow_redirects=False,
                     proxies=self._proxies_for(url),
+                    # Not the API host: no ambient credentials either (~/.netrc would add some).
+                    auth=None if with_key else _no_credentials,
                 )
             abandoned.watch(response)
             if not stream:
@@ -1906,6 +2041,345 @@ class RebyteClient(_Transport):
                 url=shown_url,
             )
 
+    # -------------------------------------------------------------- artifacts
+
+    def resolve_workspace_id(self, task_or_workspace_id: str) -> str:
+        """The workspace a task ran in, or the id itself when no task has it (a workspace id)."""
+        task_id = check_id(task_or_workspace_id, "task or workspace id")
+        try:
+            task = self._get_task(task_id)
+        except NotFoundError:
+            return task_id
+        workspace_id = task.get("workspaceId")
+        if not isinstance(workspace_id, str) or not workspace_id:
+            raise MalformedResponseError(
+                f"task {task_id} has no workspaceId: its artifacts cannot be found", status=200
+            )
+        return check_id(workspace_id, "workspace id")
+
+    def _artifacts_path(self, workspace_id: str, name: Optional[str] = None) -> str:
+        path = self._path("/workspaces/{workspace_id}/artifacts", workspace_id=workspace_id)
+        return path if name is None else f"{path}/{_artifact_segment(name)}"
+
+    def list_artifacts(self, workspace_or_task_id: str) -> List[dict]:
+        """The files a workspace holds (a task id stands for its workspace).
+
+        Each entry keeps the server's fields and has `name` (str) and `size`
+        (int, or None when the server gave none or an unusable one).
+        """
+        return self._list_artifacts(self.resolve_workspace_id(workspace_or_task_id))
+
+    def _list_artifacts(self, workspace_id: str) -> List[dict]:
+        answer = self._request("GET", self._artifacts_path(workspace_id), resource="workspace")
+        items = answer
+        if isinstance(answer, dict):
+            items = next(
+                (answer[k] for k in ("data", "artifacts") if isinstance(answer.get(k), list)),
+                None,
+            )
+        if not isinstance(items, list):
+            raise MalformedResponseError(
+                "list artifacts: the answer is neither a list nor {data: [...]} "
+                f"(got {type(answer).__name__})",
+                status=200,
+            )
+        entries = []
+        for item in items:
+            name = _artifact_entry_name(item)
+            if name is None:
+                logger.warning("list artifacts: an entry without a file name was left out")
+                continue
+            entries.append({**item, "name": name, "size": _artifact_size(item.get("size"))})
+        return entries
+
+    def download_artifact(
+        self,
+        workspace_id: str,
+        name: str,
+        dest_dir: str | os.PathLike[str] = ".",
+        *,
+        overwrite: bool = False,
+        progress: Optional[Callable[[str, int, Optional[int]], None]] = None,
+    ) -> dict:
+        """Download one artifact into `dest_dir`; returns `{"name", "path", "bytes"}`.
+
+        The name is untrusted (see safe_artifact_path); nested names keep their
+        folders. An existing file is refused unless `overwrite`, before anything
+        is sent. The bytes stream in constant memory into a temporary file beside
+        the target, renamed into place only once complete: an interrupted
+        download never leaves a file under the final name. A redirect to a
+        storage host is followed without the API key. `progress(name, bytes so
+        far, total or None)` is called as bytes arrive.
+        """
+        workspace_id = check_id(workspace_id, "workspace id")
+        path = safe_artifact_path(dest_dir, name)
+        _refuse_existing(path, overwrite)
+        return self._download(workspace_id, name, dest_dir, path, overwrite, progress)
+
+    def download_artifacts(
+        self,
+        workspace_or_task_id: str,
+        names: Optional[Iterable[str]] = None,
+        dest_dir: str | os.PathLike[str] = ".",
+        *,
+        overwrite: bool = False,
+        progress: Optional[Callable[[str, int, Optional[int]], None]] = None,
+    ) -> List[dict]:
+        """Download several artifacts (every one when `names` is None) into `dest_dir`.
+
+        Every name is checked before the first byte is fetched: an unsafe name, two
+        names that would land on the same local file, or an existing file (without
+        `overwrite`) raises ArtifactsRefusedError naming each, and nothing is
+        downloaded. To fetch the others anyway, call again with
+        `names` minus `error.refused`.
+        """
+        workspace_id = self.resolve_workspace_id(workspace_or_task_id)
+        if names is None:
+            names = [entry["name"] for entry in self._list_artifacts(workspace_id)]
+        else:
+            names = _check_string_list(names, "artifact names")
+        planned, refused = _plan_artifact_paths(dest_dir, names)
+        existing = [name for name, path in planned if not overwrite and os.path.lexists(path)]
+        refused += [(name, f"{path} exists already") for name, path in planned if name in existing]
+        if refused:
+            raise ArtifactsRefusedError(refused, existing)
+        return [
+            self._download(workspace_id, name, dest_dir, path, overwrite, progress)
+            for name, path in planned
+        ]
+
+    def _download(
+        self,
+        workspace_id: str,
+        name: str,
+        dest_dir: Any,
+        path: str,
+        overwrite: bool,
+        progress: Optional[Callable[[str, int, Optional[int]], None]],
+    ) -> dict:
+        url = self.base_url + self._artifacts_path(workspace_id, name)
+        folder = os.path.dirname(path) or "."
+        temp = os.path.join(folder, f".rebyte-{os.urandom(8).hex()}.part")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        with _local_write(path):
+            os.makedirs(folder, exist_ok=True)
+            safe_artifact_path(dest_dir, name)  # again: the folders now exist, none may lead out
+            # O_EXCL: never write through a file or link already there; 0o666: the umask rules.
+            fd = os.open(temp, flags, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                attempt = 0
+                while True:
+                    handle.seek(0)
+                    handle.truncate()  # a retry starts again from byte 0
+                    try:
+                        written = self._fetch_artifact(url, name, handle, progress)
+                        break
+                    except APIConnectionError as error:
+                        if attempt >= self.max_retries:
+                            raise
+                        logger.debug("download %s: %s; starting again", name, error)
+                        self._sleep(self._backoff(attempt))
+                        attempt += 1
+            if not overwrite and os.path.lexists(path):
+                raise InputError(f"{path} appeared during the download; not overwritten")
+            with _local_write(path):
+                os.replace(temp, path)
+        except BaseException:  # Ctrl-C too: nothing half-written stays behind
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        return {"name": name, "path": path, "bytes": written}
+
+    def _fetch_artifact(
+        self,
+        url: str,
+        name: str,
+        handle: Any,
+        progress: Optional[Callable[[str, int, Optional[int]], None]],
+    ) -> int:
+        """GET the artifact into `handle` (following a storage redirect without the key)."""
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        response, _ = self._send("GET", url, stream=True, headers=headers, watchdog=False)
+        current, hops = url, 0
+        while response.status_code in _REDIRECT_STATUSES and hops < MAX_DOWNLOAD_REDIRECTS:
+            target = self._redirect_target("GET", current, response)
+            response.close()
+            current, hops = target, hops + 1
+            response, _ = self._send(
+                "GET", target, with_key=False, stream=True, headers=headers, watchdog=False
+            )
+        with response:
+            if hops == 0:
+                self._raise_for_status("GET", url, response, "artifact")
+            elif not 200 <= response.status_code < 300:
+                if 300 <= response.status_code < 400:
+                    self._raise_for_status("GET", current, response, "artifact")
+                error = self._error_from_response("GET", current, response, "artifact")
+                raise type(error)(
+                    f"the storage host refused the download: {error.message}",
+                    status=error.status,
+                    code=error.code,
+                    request_id=error.request_id,
+                    method="GET",
+                    url=_without_query(current),
+                    resource="artifact",
+                )
+            expected = _content_length(response)
+            written = 0
+            for chunk in self._iter_body("GET", current, response, UPLOAD_CHUNK_BYTES):
+                with _local_write(name):
+                    handle.write(chunk)
+                written += len(chunk)
+                if expected is not None and written > expected:
+                    break
+                if progress is not None:
+                    progress(name, written, expected)
+            if expected is not None and written != expected:
+                raise APIConnectionError(
+                    f"GET {_without_query(current)}: the download of {name!r} was cut off "
+                    f"({written} of {expected} bytes)"
+                    if written < expected
+                    else f"GET {_without_query(current)}: more bytes than the "
+                    f"{expected} announced for {name!r}"
+                )
+        return written
+
+    def upload_artifacts(
+        self,
+        workspace_id: str,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        progress: Optional[Callable[[str, int, Optional[int]], None]] = None,
+    ) -> List[dict]:
+        """Upload local files into a workspace (named by their base names); returns entries.
+
+        Small files go in multipart POSTs of at most SMALL_ARTIFACT_BYTES; larger
+        ones through a signed upload URL (streamed PUT with Content-Length, no key).
+        A POST is sent once only: a failure after the server may have stored the
+        files raises OutcomeUnknownError (operation "upload_artifacts").
+        """
+        workspace_id = check_id(workspace_id, "workspace id")
+        if isinstance(paths, (str, os.PathLike)):
+            raise InputError("paths must be a list of file paths")
+        files = [check_upload_path(path) for path in paths]
+        if not files:
+            raise InputError("no files to upload")
+        seen: Dict[str, str] = {}
+        for path, name, _ in files:
+            if name in seen:
+                raise InputError(f"{seen[name]} and {path} would both be artifact {name!r}")
+            seen[name] = path
+        results: List[dict] = []
+        batch: List[Tuple[str, str, int]] = []
+        budget = 0
+        for path, name, size in files:
+            cost = size + MULTIPART_PART_OVERHEAD
+            if cost > SMALL_ARTIFACT_BYTES:
+                results += self._upload_large_artifact(workspace_id, path, name, size, progress)
+                continue
+            if budget + cost > SMALL_ARTIFACT_BYTES:
+                results += self._post_artifacts(workspace_id, batch, progress)
+                batch, budget = [], 0
+            batch.append((path, name, size))
+            budget += cost
+        if batch:
+            results += self._post_artifacts(workspace_id, batch, progress)
+        return results
+
+    def _post_artifacts(
+        self,
+        workspace_id: str,
+        batch: List[Tuple[str, str, int]],
+        progress: Optional[Callable[[str, int, Optional[int]], None]],
+    ) -> List[dict]:
+        """One multipart/form-data POST of small files (held in memory: at most 8 MiB)."""
+        from urllib3.filepost import encode_multipart_formdata  # noqa: PLC0415 - with requests
+
+        fields = []
+        for path, name, _ in batch:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            fields.append(("file", (name, data, content_type)))
+        data, content_type = encode_multipart_formdata(fields)
+        url = self.base_url + self._artifacts_path(workspace_id)
+        hint = (
+            f"the files may have been uploaded: check with list_artifacts({workspace_id!r}) "
+            "before uploading them again"
+        )
+        try:
+            response, _ = self._send(
+                "POST",
+                url,
+                body=lambda: _as_context(data),
+                headers={"Content-Type": content_type},
+                idempotent=False,
+                read_timeout=self.create_timeout,
+            )
+            self._raise_for_status("POST", url, response, "workspace")
+            answer = self._expect_fields(
+                self._parse_body("POST", url, response), ("data",), "upload artifacts"
+            )
+            if not isinstance(answer["data"], list):
+                raise MalformedResponseError(
+                    "upload artifacts: `data` is not a list", status=response.status_code
+                )
+        except (APIConnectionError, ServerError, MalformedResponseError) as error:
+            if isinstance(error, APIConnectionError) and not error.maybe_sent:
+                raise
+            raise OutcomeUnknownError(
+                str(error),
+                hint=hint,
+                cause=error,
+                operation="upload_artifacts",
+                resource_id=workspace_id,
+            ) from error
+        if progress is not None:
+            for _, name, size in batch:
+                progress(name, size, size)
+        by_name = {_artifact_entry_name(item): item for item in answer["data"]}
+        return [
+            {
+                **(by_name.get(name) or {}),
+                "name": name,
+                "size": _artifact_size((by_name.get(name) or {}).get("size", size)),
+            }
+            for _, name, size in batch
+        ]
+
+    def _upload_large_artifact(
+        self,
+        workspace_id: str,
+        path: str,
+        name: str,
+        size: int,
+        progress: Optional[Callable[[str, int, Optional[int]], None]],
+    ) -> List[dict]:
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        slot = self._request(
+            "POST",
+            self._artifacts_path(workspace_id) + "/upload-url",
+            resource="workspace",
+            json_body={"filename": name, "contentType": content_type},
+        )
+        slot = self._expect_fields(slot, ("uploadUrl",), "artifact upload URL")
+        per_file = (lambda sent, total: progress(name, sent, total)) if progress else None
+        self._put_file(slot["uploadUrl"], path, size, content_type, per_file)
+        return [{"name": name, "filename": name, "size": size, "contentType": content_type}]
+
+    def delete_artifact(self, workspace_id: str, name: str) -> None:
+        """Delete one artifact. A retry that finds it already gone counts as success."""
+        workspace_id = check_id(workspace_id, "workspace id")
+        path = self._artifacts_path(workspace_id, name)
+        self._request("DELETE", path, resource="artifact", expect_json=False, gone_is_done=True)
+
+    def delete_all_artifacts(self, workspace_id: str) -> None:
+        """Delete every artifact of a workspace."""
+        workspace_id = check_id(workspace_id, "workspace id")
+        path = self._artifacts_path(workspace_id)
+        self._request("DELETE", path, resource="workspace", expect_json=False)
+
 
 # ------------------------------------------------------------------------- helpers
 
@@ -1927,6 +2401,11 @@ def _attempt_limit(
     if deadline is None:
         return answer_limit
     return lambda: min(deadline, answer_limit())
+
+
+def _no_credentials(request: Any) -> Any:
+    """An auth hook that adds nothing: it keeps requests from adding ~/.netrc credentials."""
+    return request
 
 
 def _past(deadline: Optional[float], delay: float, clock: Callable[[], float]) -> bool:
@@ -2159,3 +2638,49 @@ def _describe_body(response: Any) -> str:
         return f"an HTML page ({len(content)} bytes)"
     text = content[:80].decode("utf-8", errors="replace").replace("\n", " ")
     return f"{kind} {text!r}{'…' if len(content) > 80 else ''}"
+
+
+def _artifact_entry_name(item: Any) -> Optional[str]:
+    if not isinstance(item, dict):
+        return None
+    for field_name in ("filename", "name"):
+        value = item.get(field_name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _artifact_size(value: Any) -> Optional[int]:
+    """A size from the server, if it is a usable whole number of bytes."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, float) and 0 <= value < 2**63 and value % 1 == 0:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _content_length(response: Any) -> Optional[int]:
+    """The announced body length, when there is one to trust for checking."""
+    if (response.headers.get("Content-Encoding") or "identity").lower() != "identity":
+        return None  # the decoded bytes differ from the length; urllib3 checks the raw ones
+    value = (response.headers.get("Content-Length") or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+@contextlib.contextmanager
+def _as_context(data: bytes) -> Iterator[bytes]:
+    yield data
+
+
+@contextlib.contextmanager
+def _local_write(path: str) -> Iterator[None]:
+    """A local file-system failure (a full disk, a file where a folder must go) as InputError."""
+    try:
+        yield
+    except InputError:
+        raise
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InputError(f"cannot write {path}: {reason}") from error

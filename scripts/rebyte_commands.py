@@ -141,8 +141,11 @@ def _task_ref(text: str) -> str:
 def _add_global_options(parser: argparse.ArgumentParser, *, on_command: bool, timeout=True):
     """Global options are accepted before and after the command name.
 
-    On a command they default to SUPPRESS, so an option given before the
-    command is not overwritten by the command's unset copy.
+    On a command or a group they default to SUPPRESS, so an option given
+    before the command (`--base-url X computer list`, `computer --base-url X
+    list`) is not overwritten by the unset copy of a level below it: argparse
+    copies a sub-parser's defaults over its parent's values (how it merges
+    them has changed between Python versions; SUPPRESS sets nothing in any).
     """
     unset = argparse.SUPPRESS if on_command else None
     flag_unset = argparse.SUPPRESS if on_command else False
@@ -177,6 +180,9 @@ def _add_global_options(parser: argparse.ArgumentParser, *, on_command: bool, ti
     group.add_argument(
         "--no-progress", action="store_true", default=flag_unset, help="no progress on stderr"
     )
+
+
+_GLOBAL_VALUE_OPTIONS = ("--base-url", "--timeout", "--max-retries")
 
 
 def _add_prompt_options(parser: argparse.ArgumentParser) -> None:
@@ -249,6 +255,15 @@ def _create_arguments(create: argparse.ArgumentParser) -> None:
     create.add_argument("--public", action="store_true", help="share it publicly once created")
     create.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
     _add_wait_options(create)
+    _add_download_option(create)
+
+
+def _add_download_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--download",
+        metavar="DIR",
+        help="with --wait or --watch: download the task's artifacts into DIR once it ends",
+    )
 
 
 def _one_task_argument(sub: argparse.ArgumentParser) -> None:
@@ -269,6 +284,7 @@ def _follow_up_arguments(follow: argparse.ArgumentParser) -> None:
     _one_task_argument(follow)
     _add_prompt_options(follow)
     _add_wait_options(follow)
+    _add_download_option(follow)
 
 
 def _wait_arguments(wait: argparse.ArgumentParser) -> None:
@@ -307,41 +323,88 @@ def _batch_arguments(batch: argparse.ArgumentParser) -> None:
     _add_wait_options(batch, flags=("wait",))
 
 
-# name: (what it does, its own arguments, whether it takes the global --timeout)
-COMMAND_SHAPES = {
-    "create": ("create a task and print its live URL", _create_arguments, True),
-    "get": ("show a task with its status and prompts", _one_task_argument, True),
-    "list": ("list tasks, newest first", _list_arguments, True),
-    "follow-up": ("send another prompt to a task", _follow_up_arguments, True),
-    "wait": ("wait for tasks to finish", _wait_arguments, False),
-    "watch": ("show the agent's events as they come, until it finishes", _watch_arguments, True),
-    "result": ("print the agent's answer", _result_arguments, True),
-    "cancel": (
-        "stop the running prompt (the task still takes follow-ups)",
-        _one_task_argument,
-        True,
-    ),
-    "share": ("set a task's visibility and print its share URL", _share_arguments, True),
-    "upload": (
-        "upload files and print references for `create --file-ref`",
-        _upload_arguments,
-        True,
-    ),
-    "delete": ("delete tasks", _many_tasks_argument, True),
-    "batch": (
-        "create many tasks from a JSON, JSON Lines or YAML file",
-        _batch_arguments,
-        True,
-    ),
-}
+# ------------------------------------------------------------------ the command table
 
 
-def build_parser(commands_used=None) -> argparse.ArgumentParser:
-    """The parser; with `commands_used`, only those commands get their arguments.
+class Command:
+    """One command, declared once: its path, help, examples, options and handler.
+
+    `arguments(parser)` adds its own options; `handler(args, out, run)` runs it.
+    `timeout=False` for a command whose own --timeout is not the global one;
+    `destroys=True` gives it --yes (see `confirm`).
+    """
+
+    __slots__ = ("path", "help", "arguments", "handler", "examples", "timeout", "destroys")
+
+    def __init__(self, path, help, arguments, handler, examples, timeout, destroys) -> None:
+        self.path, self.help, self.arguments, self.handler = path, help, arguments, handler
+        self.examples, self.timeout, self.destroys = examples, timeout, destroys
+
+    def epilog(self) -> str:
+        return "examples:\n" + "".join(f"  {line}\n" for line in self.examples)
+
+
+COMMANDS = {}  # path (("create",) or ("computer", "create")) -> Command, in --help order
+GROUPS = {}  # group word -> (one-line help, the module that declares its commands, or None)
+
+
+def command(path, help, arguments, handler, *, examples, timeout=True, destroys=False) -> Command:
+    """Declare a command: a top-level one here, a group's in its own module."""
+    path = tuple(path)
+    if len(path) not in (1, 2) or (len(path) == 2 and path[0] not in GROUPS):
+        raise ValueError(f"no group for command {path!r}: declare it with group() first")
+    if len(path) == 1 and path[0] in GROUPS:
+        raise ValueError(f"{path[0]!r} cannot be both a command and a group")
+    if not examples:
+        raise ValueError(f"command {path!r} needs an example for its --help")
+    row = Command(path, help, arguments, handler, tuple(examples), timeout, destroys)
+    COMMANDS[path] = row
+    return row
+
+
+def group(name: str, help: str, module=None) -> None:
+    """Declare a group of commands (`computer create`); `module` (a name in scripts/) declares
+    its rows and is imported only when a command line names the group."""
+    if (name,) in COMMANDS:
+        raise ValueError(f"{name!r} cannot be both a command and a group")
+    GROUPS[name] = (help, module)
+
+
+def load_group(name: str) -> None:
+    """Import the module that declares a group's commands, once."""
+    module = GROUPS[name][1]
+    if module and module not in sys.modules:
+        if SCRIPTS_DIR not in sys.path:
+            sys.path.insert(0, SCRIPTS_DIR)
+        import importlib
+
+        importlib.import_module(module)
+
+
+def command_path(argv) -> tuple:
+    """The words of argv that name the command (and its group), global options skipped."""
+    words, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--":
+            break
+        elif token.startswith("-"):  # --base-url X (or an abbreviation) takes the next word
+            skip = "=" not in token and any(o.startswith(token) for o in _GLOBAL_VALUE_OPTIONS)
+        else:
+            words.append(token)
+            if words[0] not in GROUPS or len(words) == 2:
+                break
+    return tuple(words)
+
+
+def build_parser(path=None) -> argparse.ArgumentParser:
+    """The parser; with a command `path`, only that command gets its options.
 
     The others keep their name and help, which is all that `--help` and an
     unknown command need: building every option of every command on each run
-    would slow start-up for nothing.
+    would slow start-up for nothing. Without a path, every declared command
+    gets its options (a group's module is imported only by `main`).
     """
     parser = _Parser(
         prog=PROG,
@@ -351,20 +414,48 @@ def build_parser(commands_used=None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     _add_global_options(parser, on_command=False)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
-    for name, (help_text, add_arguments, takes_timeout) in COMMAND_SHAPES.items():
+    commands = _add_commands(parser, "command")
+    for row in COMMANDS.values():
+        if len(row.path) == 1:
+            _add_command(commands, row, path is None or path == row.path)
+    for name, (help_text, _) in GROUPS.items():
         sub = commands.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=EPILOG,
-            formatter_class=_HelpFormatter,
+            name, help=help_text, description=help_text, formatter_class=_HelpFormatter
         )
-        if commands_used is None or name in commands_used:
-            _add_global_options(sub, on_command=True, timeout=takes_timeout)
-            add_arguments(sub)
+        if path is None or path[:1] == (name,):
+            _add_global_options(sub, on_command=True)
+            verbs = _add_commands(sub, "verb")
+            for row in COMMANDS.values():
+                if row.path[0] == name and len(row.path) == 2:
+                    _add_command(verbs, row, path is None or path == row.path)
     return parser
+
+
+def _add_commands(parser: argparse.ArgumentParser, dest: str):
+    commands = parser.add_subparsers(dest=dest, metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    return commands
+
+
+def _add_command(commands, row: Command, with_options: bool) -> None:
+    sub = commands.add_parser(
+        row.path[-1],
+        help=row.help,
+        description=row.help,
+        epilog=row.epilog(),
+        formatter_class=_HelpFormatter,
+    )
+    if with_options:
+        _add_global_options(sub, on_command=True, timeout=row.timeout)
+        row.arguments(sub)
+        if row.destroys:
+            sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def chosen_command(args) -> Command:
+    if args.command in GROUPS:
+        return COMMANDS[(args.command, args.verb)]
+    return COMMANDS[(args.command,)]
 
 
 # ------------------------------------------------------------------------- output
@@ -547,7 +638,8 @@ def load_client_module():
     return rebyte_client
 
 
-def make_client(args):
+def make_client(args, *, concurrency: int = 0):
+    """The client for the global options; `concurrency`: requests this command sends at once."""
     rc = load_client_module()
     if args.verbose:
         import logging
@@ -565,7 +657,7 @@ def make_client(args):
         total_timeout=timeout,
         max_retries=args.max_retries,
         # A connection per concurrent request: a full pool would drop some, with a warning.
-        pool_size=max(16, getattr(args, "concurrency", 0), MAX_PARALLEL_WAITS),
+        pool_size=max(16, concurrency, MAX_PARALLEL_WAITS),
     )
 
 
@@ -960,6 +1052,7 @@ def create_planned(client, out: Output, run: Run, plan: dict) -> dict:
 
 def cmd_create(args, out: Output, run: Run) -> int:
     rc = load_client_module()
+    wait_options = waiting(args)  # its checks come before anything is sent
     plan = plan_task(
         rc,
         read_prompt(args),
@@ -983,18 +1076,48 @@ def cmd_create(args, out: Output, run: Run) -> int:
         shared = client.set_visibility(task["id"], "public")
         task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
         out.note(f"shared publicly: {shared.get('shareUrl')}")
-    return finish_with_wait(client, out, run, args, task, prompt_id=None)
+    return finish_with_wait(client, out, run, task, prompt_id=None, **wait_options)
 
 
-def finish_with_wait(client, out: Output, run: Run, args, task: dict, *, prompt_id) -> int:
-    """Print the task, after waiting or watching when asked; return the exit code."""
-    if not (args.wait or args.watch):
+def waiting(args) -> dict:
+    """How `create` and `follow-up` were asked to wait, as finish_with_wait's keywords."""
+    if args.download is not None:
+        if not (args.wait or args.watch):
+            raise UsageError("--download needs --wait or --watch (the files come when it ends)")
+        if os.path.exists(args.download) and not os.path.isdir(args.download):
+            raise UsageError(f"--download {args.download} is not a folder")
+    return {
+        "wait": args.wait,
+        "watch": args.watch,
+        "timeout": args.wait_timeout,
+        "interval": args.interval,
+        "download": args.download,
+    }
+
+
+def finish_with_wait(
+    client,
+    out: Output,
+    run: Run,
+    task: dict,
+    *,
+    prompt_id,
+    wait,
+    watch,
+    timeout,
+    interval,
+    download=None,
+) -> int:
+    """Print the task, after waiting or watching when asked; return the exit code.
+
+    With `download`, the workspace's artifacts are fetched into that folder once the
+    task ends, and their local paths join the result as "artifacts".
+    """
+    if not (wait or watch):
         out.result(task, [task.get("url")])
         return EXIT_OK
-    if args.watch:
-        final = watch_events(
-            client, out, task["id"], timeout=args.wait_timeout, prompt_id=prompt_id
-        )
+    if watch:
+        final = watch_events(client, out, task["id"], timeout=timeout, prompt_id=prompt_id)
     else:
         [(task_id, final, error)] = wait_many(
             client,
@@ -1002,14 +1125,23 @@ def finish_with_wait(client, out: Output, run: Run, args, task: dict, *, prompt_
             run,
             [task["id"]],
             prompt_id=prompt_id,
-            timeout=args.wait_timeout,
-            interval=args.interval,
+            timeout=timeout,
+            interval=interval,
         )
         if error is not None:
             return report_wait_failure(out, final, error)
     merged = {**task, **final}
+    fetched = EXIT_OK
+    if download is not None:
+        load_group("artifacts")
+        from rebyte_cmd_artifacts import fetch_artifacts
+
+        files, _, fetched = fetch_artifacts(
+            client, out, merged["id"], None, download, overwrite=False, existing_is_error=False
+        )
+        merged["artifacts"] = files
     out.result(merged, [merged.get("url")])
-    code = outcome_code(merged, prompt_id)
+    code = worst_exit([outcome_code(merged, prompt_id), fetched])
     if code != EXIT_OK:
         out.note(f"task {merged['id']} ended {merged.get('status')}: {merged.get('url')}")
     return code
@@ -1041,41 +1173,42 @@ def cmd_list(args, out: Output, run: Run) -> int:
 
 def cmd_follow_up(args, out: Output, run: Run) -> int:
     rc = load_client_module()
-    prompt = read_prompt(args)
-    rc.check_task_id(args.task_id)
+    wait_options = waiting(args)  # its checks come before anything is sent
+    task_id, prompt, paths = args.task_id, read_prompt(args), args.files
+    skills = split_skills(args.skills)
+    rc.check_task_id(task_id)
     rc.check_prompt(prompt)
-    check_upload_paths(rc, args.files)
+    check_upload_paths(rc, paths)
     refs = parse_file_refs(args.file_refs)
     client = make_client(args)
-    run.remember({"id": args.task_id})  # so that Ctrl-C names it, URL or not
-    files = attach_files(client, out, args.files, refs)
+    run.remember({"id": task_id})  # so that Ctrl-C names it, URL or not
+    files = attach_files(client, out, paths, refs)
     with run.sending("followup"):
-        answer = client.follow_up(
-            args.task_id, prompt, skills=split_skills(args.skills), files=files or None
-        )
+        answer = client.follow_up(task_id, prompt, skills=skills, files=files or None)
     prompt_id = answer["promptId"]
-    task = client.get_task(args.task_id)
+    task = client.get_task(task_id)
     run.remember(task)
-    out.note(f"follow-up {prompt_id} sent to task {args.task_id}: {task.get('url')}")
+    out.note(f"follow-up {prompt_id} sent to task {task_id}: {task.get('url')}")
     summary = {**task, "promptId": prompt_id}
-    return finish_with_wait(client, out, run, args, summary, prompt_id=prompt_id)
+    return finish_with_wait(client, out, run, summary, prompt_id=prompt_id, **wait_options)
 
 
 def cmd_wait(args, out: Output, run: Run) -> int:
-    if args.prompt_id and len(args.task_ids) > 1:
+    task_ids, prompt_id = args.task_ids, args.prompt_id
+    if prompt_id and len(task_ids) > 1:
         raise UsageError("--prompt-id goes with a single TASK_ID")
     rc = load_client_module()
-    for task_id in args.task_ids:
+    for task_id in task_ids:
         rc.check_task_id(task_id)
     client = make_client(args)
-    for task_id in args.task_ids:
+    for task_id in task_ids:
         run.remember({"id": task_id})
     finished = wait_many(
         client,
         out,
         run,
-        args.task_ids,
-        prompt_id=args.prompt_id,
+        task_ids,
+        prompt_id=prompt_id,
         timeout=args.wait_timeout,
         interval=args.interval,
     )
@@ -1094,50 +1227,52 @@ def cmd_wait(args, out: Output, run: Run) -> int:
     out.result(document, [doc.get("url") for doc in documents])
     if errors:
         return worst_exit([exit_code_for(rc, e) for e in errors])
-    return worst_exit([outcome_code(doc, args.prompt_id) for doc in documents])
+    return worst_exit([outcome_code(doc, prompt_id) for doc in documents])
 
 
 def cmd_watch(args, out: Output, run: Run) -> int:
+    task_id, prompt_id, as_json = args.task_id, args.prompt_id, args.json
     client = make_client(args)
-    run.remember({"id": args.task_id})
-    run.remember(client.get_task(args.task_id))  # its URL, for Ctrl-C; 404 before streaming
+    run.remember({"id": task_id})
+    run.remember(client.get_task(task_id))  # its URL, for Ctrl-C; 404 before streaming
     final = watch_events(
         client,
         out,
-        args.task_id,
+        task_id,
         timeout=args.wait_timeout,
-        prompt_id=args.prompt_id,
-        as_json=args.json,
+        prompt_id=prompt_id,
+        as_json=as_json,
     )
-    if not args.json:
+    if not as_json:
         out.result(final, [final.get("url")])
-    return outcome_code(final, args.prompt_id)
+    return outcome_code(final, prompt_id)
 
 
 def cmd_result(args, out: Output, run: Run) -> int:
+    task_id, prompt_id = args.task_id, args.prompt_id
     client = make_client(args)
-    task = client.get_task(args.task_id)
+    task = client.get_task(task_id)
     status = task.get("status")
-    if args.prompt_id:
-        matches = [p for p in task.get("prompts") or [] if p.get("id") == args.prompt_id]
+    if prompt_id:
+        matches = [p for p in task.get("prompts") or [] if p.get("id") == prompt_id]
         if not matches:
-            raise UsageError(f"task {args.task_id} has no prompt {args.prompt_id}")
+            raise UsageError(f"task {task_id} has no prompt {prompt_id}")
         status = {"succeeded": "completed"}.get(matches[0].get("status"), matches[0].get("status"))
     if status in ("running", "pending"):
         out.result({"id": task["id"], "url": task.get("url"), "status": status, "result": None}, [])
         raise TaskOutcome(
             EXIT_WAIT_TIMEOUT,
-            f"task {args.task_id} is still running; wait for it with: {PROG} wait {args.task_id}",
+            f"task {task_id} is still running; wait for it with: {PROG} wait {task_id}",
         )
-    answer = client.get_result(args.task_id, prompt_id=args.prompt_id)
+    answer = client.get_result(task_id, prompt_id=prompt_id)
     document = {"id": task["id"], "url": task.get("url"), "status": status, "result": answer}
-    if args.prompt_id:
-        document["promptId"] = args.prompt_id
+    if prompt_id:
+        document["promptId"] = prompt_id
     out.result(document, [answer] if answer is not None else [])
     if status != "completed":
-        raise TaskOutcome(EXIT_TASK_FAILED, f"task {args.task_id} {status}: {task.get('url')}")
+        raise TaskOutcome(EXIT_TASK_FAILED, f"task {task_id} {status}: {task.get('url')}")
     if answer is None:
-        out.note(f"task {args.task_id} completed but the server returned no answer text")
+        out.note(f"task {task_id} completed but the server returned no answer text")
     return EXIT_OK
 
 
@@ -1165,18 +1300,38 @@ def cmd_upload(args, out: Output, run: Run) -> int:
     return EXIT_OK
 
 
+def confirm(question: str, *, yes: bool) -> None:
+    """Go on only when the user said so: --yes, or `y` to a question on the terminal.
+
+    Off a terminal, without --yes, refuse before anything is sent, as gh's
+    `repo delete` does: an agent never runs interactively, so it must confirm
+    with its user and then say --yes.
+    """
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("--yes required when not running interactively")
+    sys.stderr.write(f"{question}? [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise TaskOutcome(EXIT_USAGE, "not confirmed; nothing was sent")
+
+
 def cmd_delete(args, out: Output, run: Run) -> int:
+    task_ids, yes = args.task_ids, args.yes
     rc = load_client_module()
-    for task_id in args.task_ids:
+    for task_id in task_ids:
         rc.check_task_id(task_id)
+    what = f"task {task_ids[0]}" if len(task_ids) == 1 else f"{len(task_ids)} tasks"
+    confirm(f"delete {what}", yes=yes)
     client = make_client(args)
     documents, errors = [], []
-    for task_id in args.task_ids:
+    for task_id in task_ids:
         try:
             client.delete_task(task_id)
             documents.append({"id": task_id, "deleted": True})
         except rc.RebyteError as error:
-            if len(args.task_ids) == 1:
+            if len(task_ids) == 1:
                 raise
             errors.append(error)
             out.error(f"task {task_id}: {error}")
@@ -1293,11 +1448,13 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
 
 
 def cmd_batch(args, out: Output, run: Run) -> int:
+    spec_file, concurrency, wait = args.spec_file, args.concurrency, args.wait
+    timeout, interval = args.wait_timeout, args.interval
     rc = load_client_module()
-    specs = load_batch_specs(args.spec_file)
-    base_dir = os.getcwd() if args.spec_file == "-" else os.path.dirname(args.spec_file)
+    specs = load_batch_specs(spec_file)
+    base_dir = os.getcwd() if spec_file == "-" else os.path.dirname(spec_file)
     specs = [normalize_spec(rc, i, spec, base_dir) for i, spec in enumerate(specs)]
-    client = make_client(args)
+    client = make_client(args, concurrency=concurrency)
     quiet = Output(quiet=True, progress=False)  # the JSON lines speak for each task
 
     def create(index: int) -> dict:
@@ -1326,19 +1483,19 @@ def cmd_batch(args, out: Output, run: Run) -> int:
         out.json_line(line)
 
     outcomes = run_concurrently(
-        create, range(len(specs)), concurrency=args.concurrency, on_done=reported
+        create, range(len(specs)), concurrency=concurrency, on_done=reported
     )
     codes = [exit_code_for(rc, error) for _, error in outcomes if error is not None]
     created = [(i, task) for i, (task, _) in enumerate(outcomes) if task is not None]
-    if args.wait and created:
+    if wait and created:
         finished = wait_many(
             client,
             out,
             run,
             [task["id"] for _, task in created],
             prompt_id=None,
-            timeout=args.wait_timeout,
-            interval=args.interval,
+            timeout=timeout,
+            interval=interval,
         )
         for (index, _), (task_id, task, error) in zip(created, finished):
             line = {"index": index, "stage": "done", **(task or {"id": task_id})}
@@ -1433,20 +1590,108 @@ OUTCOME_UNKNOWN_ADVICE = {
 }
 
 
-COMMANDS = {
-    "create": cmd_create,
-    "get": cmd_get,
-    "list": cmd_list,
-    "follow-up": cmd_follow_up,
-    "wait": cmd_wait,
-    "watch": cmd_watch,
-    "result": cmd_result,
-    "cancel": cmd_cancel,
-    "share": cmd_share,
-    "upload": cmd_upload,
-    "delete": cmd_delete,
-    "batch": cmd_batch,
-}
+# ------------------------------------------------------------------ the commands
+
+_RUN = "python3 scripts/rebyte_cli.py"
+
+group(
+    "artifacts",
+    "list, download, upload and delete a workspace's files",
+    module="rebyte_cmd_artifacts",
+)
+
+command(
+    ["create"],
+    "create a task and print its live URL",
+    _create_arguments,
+    cmd_create,
+    examples=[
+        f'{_RUN} create --prompt "Summarize the README" --github-url owner/repo --wait -q',
+        f'{_RUN} create --prompt "Chart the sales in the attached CSV" --file data.csv',
+    ],
+)
+command(
+    ["get"],
+    "show a task with its status and prompts",
+    _one_task_argument,
+    cmd_get,
+    examples=[f"{_RUN} get TASK_ID"],
+)
+command(
+    ["list"],
+    "list tasks, newest first",
+    _list_arguments,
+    cmd_list,
+    examples=[f"{_RUN} list --limit 5", f"{_RUN} list --all -q"],
+)
+command(
+    ["follow-up"],
+    "send another prompt to a task",
+    _follow_up_arguments,
+    cmd_follow_up,
+    examples=[
+        f'{_RUN} follow-up TASK_ID --prompt "Now add tests for it" --wait',
+        f'{_RUN} follow-up TASK_ID --prompt "Write the report as PDF" --wait --download results',
+    ],
+)
+command(
+    ["wait"],
+    "wait for tasks to finish",
+    _wait_arguments,
+    cmd_wait,
+    examples=[f"{_RUN} wait TASK_ID TASK_ID_2 --timeout 1800"],
+    timeout=False,
+)
+command(
+    ["watch"],
+    "show the agent's events as they come, until it finishes",
+    _watch_arguments,
+    cmd_watch,
+    examples=[f"{_RUN} watch TASK_ID", f"{_RUN} watch TASK_ID --json"],
+)
+command(
+    ["result"],
+    "print the agent's answer",
+    _result_arguments,
+    cmd_result,
+    examples=[f"{_RUN} result TASK_ID -q"],
+)
+command(
+    ["cancel"],
+    "stop the running prompt (the task still takes follow-ups)",
+    _one_task_argument,
+    cmd_cancel,
+    examples=[f"{_RUN} cancel TASK_ID"],
+)
+command(
+    ["share"],
+    "set a task's visibility and print its share URL",
+    _share_arguments,
+    cmd_share,
+    examples=[f"{_RUN} share TASK_ID", f"{_RUN} share TASK_ID --visibility private"],
+)
+command(
+    ["upload"],
+    "upload files and print references for `create --file-ref`",
+    _upload_arguments,
+    cmd_upload,
+    examples=[f"{_RUN} upload data.csv -q"],
+)
+command(
+    ["delete"],
+    "delete tasks (asks first on a terminal; --yes elsewhere)",
+    _many_tasks_argument,
+    cmd_delete,
+    examples=[f"{_RUN} delete TASK_ID --yes"],
+    destroys=True,
+)
+command(
+    ["batch"],
+    "create many tasks from a JSON, JSON Lines or YAML file",
+    _batch_arguments,
+    cmd_batch,
+    examples=[f"{_RUN} batch tasks.jsonl --wait"],
+)
 
 
 def say_interrupted(out: Output, run: Run) -> None:
@@ -1476,7 +1721,10 @@ def say_interrupted(out: Output, run: Run) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(commands_used=set(argv) & set(COMMAND_SHAPES)).parse_args(argv)
+    path = command_path(argv)
+    if path and path[0] in GROUPS:
+        load_group(path[0])
+    args = build_parser(path).parse_args(argv)
     out = Output(quiet=args.quiet, progress=not args.no_progress)
     run = Run()
     try:
@@ -1485,7 +1733,7 @@ def main(argv=None) -> int:
         out.error(str(error))
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args, out, run)
+        return chosen_command(args).handler(args, out, run)
     except KeyboardInterrupt:
         say_interrupted(out, run)
         return EXIT_INTERRUPTED

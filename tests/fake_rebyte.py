@@ -1,7 +1,7 @@
 """A local Rebyte-compatible v1 API server for tests, demos and benchmarks.
 
 What stripe-mock is to Stripe: the client is driven over real HTTP sockets against a
-server that follows ../shared/api-contract.md and docs/server-shapes.md. Standard library
+server that follows ../shared/api-contract.md and tests/server-shapes.md. Standard library
 only, Python 3.9+, and no code shared with scripts/, so a mistake cannot hide on both sides.
 
 Two listeners, both HTTP/1.1 with keep-alive:
@@ -112,7 +112,7 @@ downloads, after=True acts as after=False (a stream cannot be replaced once sent
 
 For tests: request_log (every request on both listeners, with "request_id" of the answer
 besides the documented keys), requests(method, path_regex, listener), clear_log(),
-tasks_created, prompts_created, file_info(file_id), clear_faults(), final_result_for(),
+tasks_created, prompts_created, file_info(file_id), held(), clear_faults(), final_result_for(),
 add_artifact(workspace_id, name, data=None, size=None) (any name; size alone: generated
 bytes), artifact_bytes(workspace_id, name), artifact_sha256(workspace_id, name) (constant
 memory), artifact_names(workspace_id), webhook_secret(webhook_id), generated_chunks(seed,
@@ -886,6 +886,18 @@ class FakeRebyte:
             if hook is None:
                 raise KeyError(f"no webhook {webhook_id}")
             return hook.secret
+
+    def held(self) -> dict:
+        """Ids of the live tasks (with their workspace and prompt ids) and of the file slots,
+        oldest first, read in-process: for a test that hands ids to a shell or an
+        interpreter, which must not take them from an HTTP answer."""
+        with self._lock:
+            tasks = [{"id": task.id, "workspaceId": task.workspace_id,
+                      "promptIds": [prompt.id for prompt in task.prompts]}
+                     for task in self._tasks.values() if not task.deleted]
+            files = [{"id": record.id, "filename": record.filename}
+                     for record in self._files.values()]
+        return {"tasks": tasks, "files": files}
 
     def _record(self, listener: str, method: str, path: str, query: dict, headers: dict,
                 connection: int) -> dict:

@@ -247,7 +247,7 @@ def test_seed_pages_command_lines_work_unchanged(cli, tmp_path):
     follow = cli("follow-up", task_id, "--prompt", "Fix the issues", cwd=str(tmp_path))
     assert follow.returncode == 0, follow.stderr
     assert follow.json()["promptId"]
-    deleted = cli("delete", task_id, cwd=str(tmp_path))
+    deleted = cli("delete", task_id, "--yes", cwd=str(tmp_path))
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.json() == {"id": task_id, "deleted": True}
     assert cli("get", task_id, cwd=str(tmp_path)).returncode == 4

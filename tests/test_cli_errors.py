@@ -435,7 +435,7 @@ import rebyte_commands
 def broken(args, out, run):
     raise ZeroDivisionError("a bug in the CLI")
 
-rebyte_commands.COMMANDS["list"] = broken
+rebyte_commands.COMMANDS[("list",)].handler = broken
 sys.exit(rebyte_commands.main(sys.argv[2:]))
 """
 

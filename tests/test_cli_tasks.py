@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 from cli_checks import api_get, api_task, assert_clean, one_error, runner, wait_until
-from cli_runner import CliResult, cli_env, start_cli
+from cli_runner import CLI, CliResult, cli_env, start_cli
 from fake_rebyte import final_result_for
 
 FAST = ("--interval", "0.2")
@@ -366,7 +370,7 @@ def test_upload_a_missing_path_sends_nothing(cli, fake_rebyte, tmp_path):
 
 def test_delete_one(cli, fake_rebyte, api_key, new_task):
     task = new_task("Bye")
-    result = cli("delete", task["id"])
+    result = cli("delete", task["id"], "--yes")
     assert result.returncode == 0, result.stderr
     assert result.json() == {"id": task["id"], "deleted": True}
     assert api_get(fake_rebyte, api_key, f"/tasks/{task['id']}")[0] == 404
@@ -374,7 +378,7 @@ def test_delete_one(cli, fake_rebyte, api_key, new_task):
 
 def test_delete_several_with_a_missing_one(cli, fake_rebyte, api_key, new_task):
     first, second = new_task("One"), new_task("Two")
-    result = cli("delete", first["id"], "no-such-task", second["id"])
+    result = cli("delete", first["id"], "no-such-task", second["id"], "-y")
     assert result.returncode == 4, result.stderr
     shown = result.json()
     assert [(d["id"], d["deleted"]) for d in shown] == [
@@ -385,8 +389,59 @@ def test_delete_several_with_a_missing_one(cli, fake_rebyte, api_key, new_task):
     assert "no-such-task" in one_error(result)
     for task in (first, second):
         assert api_get(fake_rebyte, api_key, f"/tasks/{task['id']}")[0] == 404
-    quiet = cli("delete", new_task("Three")["id"], "-q")
+    quiet = cli("delete", new_task("Three")["id"], "-q", "--yes")
     assert quiet.returncode == 0 and len(quiet.stdout.splitlines()) == 1
+
+
+def test_delete_off_a_terminal_without_yes_is_refused_and_sends_nothing(
+    cli, fake_rebyte, api_key, new_task
+):
+    task = new_task("Keep me")
+    fake_rebyte.clear_log()
+    for args in (["delete", task["id"]], ["delete", task["id"], "no-such-task", "-q"]):
+        result = cli(*args)
+        assert result.returncode == 2, result.stderr
+        assert one_error(result).endswith("--yes required when not running interactively")
+        assert result.stdout == ""
+    assert fake_rebyte.requests() == []
+    assert api_get(fake_rebyte, api_key, f"/tasks/{task['id']}")[0] == 200
+
+
+def run_on_a_terminal(args, env, answer: bytes) -> tuple:
+    """Run the CLI with stdin on a pseudo-terminal that types `answer`; (code, stdout, stderr)."""
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, str(CLI), *args],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(slave)
+    os.write(master, answer)
+    try:
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        os.close(master)
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+@pytest.mark.parametrize("answer, deleted", [(b"y\n", True), (b"n\n", False), (b"\n", False)])
+def test_delete_on_a_terminal_asks_first(fake_rebyte, api_key, new_task, answer, deleted):
+    task = new_task("Maybe")
+    env = cli_env(fake_rebyte.base_url, api_key)
+    code, stdout, stderr = run_on_a_terminal(["delete", task["id"]], env, answer)
+    assert f"delete task {task['id']}? [y/N]" in stderr
+    assert "Traceback" not in stderr
+    if deleted:
+        assert code == 0, stderr
+        assert json.loads(stdout) == {"id": task["id"], "deleted": True}
+    else:
+        assert code == 2 and stdout == ""
+        assert "not confirmed; nothing was sent" in stderr
+        assert fake_rebyte.requests("DELETE") == []
+    assert api_get(fake_rebyte, api_key, f"/tasks/{task['id']}")[0] == (404 if deleted else 200)
 
 
 def test_cancel_during_a_watch_ends_the_watch_with_exit_1(cli, fake_rebyte, api_key, new_task):

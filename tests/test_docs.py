@@ -72,6 +72,12 @@ ENDPOINTS = {
     ("POST", "/tasks/{id}/cancel"),
     ("GET", "/tasks/{id}/content"),
     ("GET", "/tasks/{id}/events"),
+    ("GET", "/workspaces/{id}/artifacts"),
+    ("POST", "/workspaces/{id}/artifacts"),
+    ("DELETE", "/workspaces/{id}/artifacts"),
+    ("POST", "/workspaces/{id}/artifacts/upload-url"),
+    ("GET", "/workspaces/{id}/artifacts/{filename}"),
+    ("DELETE", "/workspaces/{id}/artifacts/{filename}"),
 }
 # Issue 10's endpoints: in the spec and the local server now; api.md and the client gain
 # them in the same issue's later work, which then folds this set into ENDPOINTS.
@@ -80,12 +86,6 @@ ISSUE_10_ENDPOINTS = {
     ("GET", "/agent-computers"),
     ("GET", "/agent-computers/{id}"),
     ("DELETE", "/agent-computers/{id}"),
-    ("GET", "/workspaces/{id}/artifacts"),
-    ("POST", "/workspaces/{id}/artifacts"),
-    ("DELETE", "/workspaces/{id}/artifacts"),
-    ("POST", "/workspaces/{id}/artifacts/upload-url"),
-    ("GET", "/workspaces/{id}/artifacts/{filename}"),
-    ("DELETE", "/workspaces/{id}/artifacts/{filename}"),
     ("POST", "/webhooks"),
     ("GET", "/webhooks"),
     ("GET", "/webhooks/public_key"),
@@ -156,7 +156,14 @@ def test_skill_md_uses_the_cli_by_its_relative_path():
         if block.doc != "SKILL.md":
             continue
         for _, line in cli_mentions(block):
-            assert "python3 scripts/rebyte_cli.py" in line or "uv run scripts/" in line, line
+            assert any(
+                form in line
+                for form in (
+                    "python3 scripts/rebyte_cli.py",
+                    "uv run scripts/",
+                    "python3 $SKILL_DIR/scripts/rebyte_cli.py",  # docs convention of wave 2
+                )
+            ), line
     for needed in (
         "https://app.rebyte.ai/settings/api-keys",
         'export REBYTE_API_KEY="rbk_..."',
@@ -189,20 +196,26 @@ def api(server: FakeRebyte, method: str, path: str, **kwargs):
     return response.json() if response.content else None
 
 
+# The ids that examples need go on to a shell or an interpreter, so they are read from the
+# server object in this process (FakeRebyte.held()), never taken from an HTTP answer.
+
+
 def placeholder_task(server: FakeRebyte) -> dict:
-    """A finished task (its prompt takes no time) for examples that act on one."""
-    created = api(server, "POST", "/tasks", json={"prompt": "Docs placeholder [duration=0]"})
-    return api(server, "GET", f"/tasks/{created['id']}")
+    """A finished task (its prompt takes no time) for examples that act on one:
+    {"id", "workspaceId", "promptIds"}."""
+    api(server, "POST", "/tasks", json={"prompt": "Docs placeholder [duration=0]"})
+    return server.held()["tasks"][-1]
 
 
 def uploaded_file(server: FakeRebyte) -> dict:
+    """An uploaded file for examples that attach one: {"id", "filename"}."""
     body = {"filename": "notes.txt", "contentType": "text/plain"}
     slot = api(server, "POST", "/files", json=body)
     put = requests.put(
         slot["uploadUrl"], data=b"sample\n", headers={"Content-Type": "text/plain"}, timeout=10
     )
     put.raise_for_status()
-    return {"id": slot["id"], "filename": slot["filename"]}
+    return server.held()["files"][-1]
 
 
 def make_samples(cwd: Path, text: str, jsonl=None) -> None:
@@ -226,9 +239,13 @@ def workdir(tmp: Path) -> Path:
 
 
 def route(path: str) -> str:
-    """/v1/tasks/<id>/prompts -> /tasks/{id}/prompts."""
+    """/v1/tasks/<id>/prompts -> /tasks/{id}/prompts; an artifact's name -> {filename}."""
     relative = path[len("/v1") :] if path.startswith("/v1") else path
-    return re.sub(r"^/tasks/[^/]+", "/tasks/{id}", relative)
+    relative = re.sub(r"^/tasks/[^/]+", "/tasks/{id}", relative)
+    relative = re.sub(r"^/workspaces/[^/]+", "/workspaces/{id}", relative)
+    return re.sub(
+        r"^(/workspaces/\{id\}/artifacts)/(?!upload-url$)[^/]+$", r"\1/{filename}", relative
+    )
 
 
 def refused(server: FakeRebyte, allowed=()) -> list:
@@ -303,7 +320,7 @@ def fill(command: Command, server: FakeRebyte) -> list:
     main = tasks.get("TASK_ID") or next(iter(tasks.values()), None) or placeholder_task(server)
     values = {
         "WORKSPACE_ID": main["workspaceId"],
-        "PROMPT_ID": main["prompts"][0]["id"],
+        "PROMPT_ID": main["promptIds"][0],
         **{name: task["id"] for name, task in tasks.items()},
     }
     filled = []
@@ -391,7 +408,7 @@ def named_routes(script: str) -> set:
             given = re.search(r"-X\s+([A-Z]+)", call)
             implied = "POST" if re.search(r"\s-d\s", call) else "GET"
             method = given.group(1) if given else implied
-            path = re.sub(r"\$\{?\w+\}?", "{id}", url.group(1))
+            path = route(re.sub(r"\$\{?\w+\}?", "{id}", url.group(1)))
             found.add((method, path))
     return found
 
@@ -408,7 +425,8 @@ def run_script(runs: Runs, block: Block) -> dict:
             KEY,
             TASK_ID=task["id"],
             WORKSPACE_ID=task["workspaceId"],
-            PROMPT_ID=task["prompts"][0]["id"],
+            PROMPT_ID=task["promptIds"][0],
+            SKILL_DIR=str(ROOT),
             PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         )
         server.clear_log()
@@ -551,7 +569,7 @@ def api_md_endpoints() -> set:
 def client_endpoints(tmp_path) -> set:
     """Drive every client method against the local server and note what it called."""
     sys.path.insert(0, str(CLI.parent))
-    from rebyte_client import RebyteClient
+    from rebyte_client import SMALL_ARTIFACT_BYTES, RebyteClient
 
     sample = tmp_path / "sample.txt"
     sample.write_text("sample\n")
@@ -564,6 +582,14 @@ def client_endpoints(tmp_path) -> set:
         prompt = client.follow_up(task["id"], "And another")["promptId"]
         list(client.iter_events(task["id"], prompt_id=prompt))
         client.get_task_content(task["id"])
+        client.list_artifacts(task["id"])
+        client.download_artifacts(task["id"], dest_dir=str(tmp_path / "artifacts"))
+        large = tmp_path / "large.bin"
+        with open(large, "wb") as handle:
+            handle.truncate(SMALL_ARTIFACT_BYTES + 1)
+        client.upload_artifacts(task["workspaceId"], [str(sample), str(large)])
+        client.delete_artifact(task["workspaceId"], "sample.txt")
+        client.delete_all_artifacts(task["workspaceId"])
         client.set_visibility(task["id"], "public")
         client.cancel_task(task["id"])
         client.delete_task(task["id"])

@@ -1,7 +1,7 @@
 """The local Rebyte server (tests/fake_rebyte.py) on its own, over real sockets.
 
 Driven with plain `requests` and `http.client`, never the project's client, so that
-the server is checked against the contract and docs/server-shapes.md alone.
+the server is checked against the contract and tests/server-shapes.md alone.
 """
 
 from __future__ import annotations

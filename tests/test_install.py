@@ -11,8 +11,9 @@ plus some uncommitted clutter that must not travel:
 2. `skills add file://<repo> --skill skill-as-a-service -a claude-code codex opencode -y`
    in a fresh temporary project, with a temporary HOME, no telemetry, no prompt;
 3. the skill is where Claude Code, Codex and OpenCode look, holds the committed
-   files and nothing else, passes `agentskills validate`, and its CLI runs from
-   another directory: `--help`, and a `create` against the local server.
+   files and nothing else (under 2 MiB: its size is printed), passes `agentskills
+   validate`, and its CLI runs from another directory: `--help`, and a `create`
+   against the local server.
 
 Skipped, saying why, when node/npm/npx/git are missing or the npm registry
 cannot be reached.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import cli_env
-from docs_support import SKILL_NAME, copy_bundle, read
+from docs_support import ROOT, SKILL_NAME, bundle_files, copy_bundle, read
 
 # skills >= 1.5.19 needs Node 22; 1.5.18 is the newest that runs on Node 20 (and 18+).
 SKILLS_VERSION = "1.5.18"
@@ -41,6 +42,9 @@ NETWORK_TROUBLE = re.compile(
     r"|network|socket hang up|fetch failed|getaddrinfo|proxy",
     re.I,
 )
+# What an install may weigh: every agent's skill folder gets the whole committed tree.
+MAX_INSTALL_BYTES = 2 * 1024 * 1024
+MAX_FILE_BYTES = 256 * 1024
 # Made in the checkout but never committed: none of it may reach an agent's folder.
 CLUTTER = [".venv/pyvenv.cfg", "scripts/__pycache__/rebyte_cli.cpython-311.pyc", ".pytest_cache/x"]
 
@@ -165,6 +169,30 @@ def files_under(folder: Path) -> set:
     }
 
 
+def folder_bytes(folder: Path, names) -> int:
+    return sum((folder / name).stat().st_size for name in names)
+
+
+def largest(folder: Path, names, count: int = 5) -> str:
+    sizes = sorted(((folder / n).stat().st_size, n) for n in names)[-count:]
+    return ", ".join(f"{name} {size / 1024:.0f} KiB" for size, name in reversed(sizes))
+
+
+def test_the_bundle_commits_nothing_large():
+    """No test data, caches or virtual environments in the tree an install copies."""
+    names = bundle_files()
+    large = [n for n in names if (ROOT / n).stat().st_size > MAX_FILE_BYTES]
+    assert not large, f"files over {MAX_FILE_BYTES // 1024} KiB: {largest(ROOT, large)}"
+    total = folder_bytes(ROOT, names)
+    assert total <= MAX_INSTALL_BYTES, f"{total / 1024:.0f} KiB; largest: {largest(ROOT, names)}"
+    for name in names:
+        parts = Path(name).parts
+        assert not {".venv", ".venv39", ".venv-audit", "__pycache__", "node_modules"} & set(
+            parts
+        ), name
+        assert not name.endswith((".pyc", ".whl", ".tar.gz", ".zip")), name
+
+
 def test_readme_documents_the_install_this_test_runs():
     readme = read("README.md")
     assert f"npx skills add OWNER/REPO --skill {SKILL_NAME}" in readme
@@ -174,7 +202,7 @@ def test_readme_documents_the_install_this_test_runs():
 
 
 def test_skills_add_installs_a_working_copy_for_each_agent(
-    skills_cli, tmp_path, make_fake_rebyte, api_key
+    skills_cli, tmp_path, make_fake_rebyte, api_key, record_property
 ):
     checkout = tmp_path / "checkout"
     committed = set(committed_checkout(checkout))
@@ -211,6 +239,10 @@ def test_skills_add_installs_a_working_copy_for_each_agent(
     )
     for part in (".venv", "__pycache__", ".git", ".pytest_cache"):
         assert not any(part in Path(name).parts for name in copied), part
+    installed = folder_bytes(universal, copied)
+    print(f"installed skill folder: {installed / 1024:.0f} KiB in {len(copied)} files")
+    record_property("installed_bytes", installed)
+    assert installed <= MAX_INSTALL_BYTES, f"{installed // 1024} KiB: {largest(universal, copied)}"
 
     validator = Path(sys.executable).parent / "agentskills"
     if validator.exists():

@@ -268,7 +268,7 @@ def test_cli_commands_ride_out_transient_faults(make_server, tmp_path):
                     ["result", task_id])
     with ThreadPoolExecutor(max_workers=len(side_by_side)) as pool:
         results += pool.map(lambda args: cli(*args, *retries, env=env), side_by_side)
-    results.append(cli("delete", task_id, *retries, env=env))
+    results.append(cli("delete", task_id, "--yes", *retries, env=env))
     for result in results:
         assert result.returncode == 0, (result.args, result.stderr)
         assert "Traceback" not in result.stderr
@@ -406,7 +406,7 @@ def every_command(upload: str, spec: str, task_id: str = "task-1") -> list:
         (["cancel", task_id, *t], 6, "no answer"),
         (["share", task_id, *t], 6, "no answer"),
         (["upload", upload, *t], 6, "no answer"),
-        (["delete", task_id, *t], 6, "no answer"),
+        (["delete", task_id, "--yes", *t], 6, "no answer"),
         (["batch", spec, *t], 6, "may have been created"),
     ]
 
@@ -583,7 +583,7 @@ BATTERY = [
     # task ids: unknown, path-like (escaped as one segment: 404), impossible (refused locally)
     Case("id-unknown", lambda c: ["get", "no-such-task"], 4, "not found.*list", sends=True),
     Case("id-dotdot-files", lambda c: ["get", "../files"], 4, "not found", sends=True),
-    Case("id-slash", lambda c: ["delete", "a/b"], 4, "not found", sends=True),
+    Case("id-slash", lambda c: ["delete", "a/b", "--yes"], 4, "not found", sends=True),
     Case("id-up-two", lambda c: ["share", "../../v1/tasks"], 4, "not found", sends=True),
     Case("id-encoded-dots", lambda c: ["result", "%2e%2e%2ffiles"], 4, "not found", sends=True),
     Case("id-query", lambda c: ["cancel", "?limit=1"], 4, "not found", sends=True),
@@ -592,7 +592,7 @@ BATTERY = [
     Case("id-empty", lambda c: ["get", ""], 2, "empty"),
     Case("id-space", lambda c: ["get", "a b"], 2, "spaces"),
     Case("id-tab-follow-up", lambda c: ["follow-up", "a\tb", "-p", "hi"], 2, "spaces"),
-    Case("id-too-long", lambda c: ["delete", "x" * 129], 2, "longer than 128"),
+    Case("id-too-long", lambda c: ["delete", "x" * 129, "--yes"], 2, "longer than 128"),
     Case("id-too-long-wait", lambda c: ["wait", "x" * 200], 2, "longer than 128"),
     # prompts
     Case("prompt-empty", lambda c: ["create", "-p", ""], 2, "prompt is empty"),

@@ -4,7 +4,7 @@ Driven with plain `requests`, not the project's client, so that the server
 is checked against the spec alone: every answer goes through
 validate_response, every request we send through validate_request (a
 malformed request of ours would prove nothing). Where the docs are silent the
-expectations come from docs/server-shapes.md.
+expectations come from tests/server-shapes.md.
 """
 
 from __future__ import annotations

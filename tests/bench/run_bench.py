@@ -6,7 +6,7 @@ separate process (its memory and CPU are not the client's). Each row has its goa
 the issue "Proof under faults, bad input and load") and PASS or FAIL; the notes under the
 table say how each figure was taken.
 
-    python bench/run_bench.py [--markdown FILE]
+    python tests/bench/run_bench.py [--markdown FILE]
 
 Exit status: 0 once the table is printed, whether or not every goal was met (the table
 says); 1 when a measurement itself broke (its row reads ERROR).
@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -31,11 +32,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
+from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "scripts" / "rebyte_cli.py"
 SERVER = ROOT / "tests" / "fake_rebyte.py"
 LAUNCHER = Path(__file__).resolve().parent / "peak_rss.py"
+PROBE = Path(__file__).resolve().parent / "startup_probe.py"
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import rebyte_client as rc  # noqa: E402
@@ -165,12 +168,12 @@ class Server:
 
 
 def cli_peak_kib(args, env, workdir: Path, *, timeout: float) -> int:
-    """Peak RSS of one CLI run, taken inside it by bench/peak_rss.py (see its docstring)."""
+    """Peak RSS of one CLI run, from its rusage in tests/bench/peak_rss.py (see its docstring)."""
     out = workdir / "peak-rss.txt"
     if out.exists():
         out.unlink()
     result = subprocess.run(
-        [PY, str(LAUNCHER), str(out), str(CLI), *args],
+        [PY, str(LAUNCHER), str(out), PY, str(CLI), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -198,8 +201,9 @@ def bench_memory(report: Report, server: Server, big: Path, small: Path, workdir
         )
     )
     report.notes.append(
-        "RSS: VmHWM of the CLI process itself (bench/peak_rss.py runs it as __main__ and "
-        "reads /proc/self/status at exit); the server is another process. The 1 GiB file is "
+        "RSS: ru_maxrss of the CLI process, which tests/bench/peak_rss.py starts and waits for "
+        "(a small launcher, so the figure is not the benchmark's own); the server is another "
+        "process. The 1 GiB file is "
         "sparse, so the figure is the client's buffers, not the page cache."
     )
 
@@ -208,7 +212,10 @@ def bench_memory(report: Report, server: Server, big: Path, small: Path, workdir
 
 
 def new_upload_url(base_url: str, filename: str) -> str:
-    """A fresh signed upload URL from POST /v1/files, made with plain requests."""
+    """A fresh signed upload URL from POST /v1/files, made with plain requests.
+
+    The URL is the server's, so it is checked to be a plain http(s) URL to a loopback host
+    before curl is given it, and then only in a config file (write_curl_config)."""
     import requests
 
     answer = requests.post(
@@ -218,7 +225,29 @@ def new_upload_url(base_url: str, filename: str) -> str:
         timeout=30,
     )
     answer.raise_for_status()
-    return answer.json()["uploadUrl"]
+    url = answer.json()["uploadUrl"]
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or parts.hostname not in ("127.0.0.1", "127.0.0.2", "localhost", "::1")
+        or re.search(r'[\s"\\\x00-\x1f\x7f]', url)
+    ):
+        raise BenchError(f"the local server gave an unexpected upload URL: {url!r:.200}")
+    return url
+
+
+def write_curl_config(path: Path, url: str, upload: Path) -> None:
+    """curl's options for one upload, as a config file (`curl -K`): a signed upload URL is a
+    credential, so it stays out of the process list, and a value there is never an option."""
+    path.write_text(
+        f'url = "{url}"\n'
+        f'upload-file = "{upload}"\n'
+        f'header = "Content-Type: {OCTETS}"\n'
+        f'output = "{os.devnull}"\n'
+        "silent\nshow-error\nfail\n",
+        encoding="utf-8",
+    )
 
 
 def bench_throughput(report: Report, server: Server, big: Path, small: Path) -> None:
@@ -226,14 +255,14 @@ def bench_throughput(report: Report, server: Server, big: Path, small: Path) -> 
     client = rc.RebyteClient(KEY, base_url=server.base_url)
     env = env_for_cli(server.base_url)
     times = {"curl": [], "client": [], "cli": [], "cli 1 KiB": []}
+    config = big.parent / "upload.curlrc"
     try:
         for _ in range(UPLOAD_RUNS):
             if curl:
-                url = new_upload_url(server.base_url, big.name)
+                write_curl_config(config, new_upload_url(server.base_url, big.name), big)
                 started = time.perf_counter()
                 done = subprocess.run(
-                    [curl, "-sS", "--fail", "-o", os.devnull, "-T", str(big)]
-                    + ["-H", f"Content-Type: {OCTETS}", url],
+                    [curl, "--disable", "-K", str(config)],
                     capture_output=True,
                     text=True,
                     timeout=300,
@@ -351,25 +380,6 @@ def imported_modules(args, env) -> List[str]:
     return names
 
 
-PROBE = r"""
-import json, sys, time
-path = sys.argv[1]
-t0 = time.perf_counter()
-source = open(path, encoding="utf-8").read()
-code = compile(source, path, "exec")
-t1 = time.perf_counter()
-namespace = {"__name__": "rebyte_cli_probe", "__file__": path}
-exec(code, namespace)
-t2 = time.perf_counter()
-parser = namespace["build_parser"]()
-t3 = time.perf_counter()
-parser.format_help()
-t4 = time.perf_counter()
-print(json.dumps({"compile": t1 - t0, "top level": t2 - t1, "build_parser": t3 - t2,
-                  "format_help": t4 - t3, "lines": source.count("\n")}))
-"""
-
-
 def bench_start_up(report: Report) -> None:
     env = env_for_cli()
     # Python's default is to cache bytecode; some environments switch it off. A script run
@@ -440,25 +450,26 @@ def bench_start_up(report: Report) -> None:
     probes = []
     for _ in range(5):
         result = subprocess.run(
-            [PY, "-c", PROBE, str(CLI)], env=env, capture_output=True, text=True, timeout=30
+            [PY, str(PROBE), str(CLI.parent)], env=env, capture_output=True, text=True, timeout=30
         )
         if result.returncode != 0:
             raise BenchError(f"start-up probe failed: {tail(result.stderr)}")
         probes.append(json.loads(result.stdout))
     parts = {
         key: statistics.median(p[key] for p in probes) * 1000
-        for key in ("compile", "top level", "build_parser", "format_help")
+        for key in ("top level", "build_parser", "format_help")
     }
     floor_ratio = median["floor"] / median["base"]
+    launcher_lines = CLI.read_text(encoding="utf-8").count("\n")
     cpu_line = ", ".join(f"{name} {cpu[name] * 1000:.1f} ms" for name in commands)
     report.notes.append(
         f"Start-up: {START_UP_RUNS} runs of each command, interleaved, medians; the same "
         f"interpreter ({PY}). --help imports, beyond `import argparse, json`: "
         f"{', '.join(extra) or 'nothing'}. "
-        f"Where the extra time goes (medians of 5 fresh processes): compiling the "
-        f"{probes[0]['lines']:,}-line launcher {parts['compile']:.1f} ms (a script run as "
-        f"__main__ is compiled on every run, so it stays small), its top level, which "
-        f"imports rebyte_commands from cached bytecode, {parts['top level']:.1f} ms, "
+        f"Where the extra time goes (medians of 5 fresh processes, tests/bench/startup_probe.py): "
+        f"importing the {launcher_lines:,}-line launcher (run as __main__ it is compiled on "
+        f"every run, so it stays small) with its top level, which imports rebyte_commands "
+        f"from cached bytecode, {parts['top level']:.1f} ms, "
         f"build_parser() {parts['build_parser']:.1f} ms, "
         f"format_help() {parts['format_help']:.1f} ms. For scale: a one-parser argparse "
         f"program printing its help takes {median['floor'] * 1000:.1f} ms, {floor_ratio:.2f}x. "

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "scripts" / "rebyte_cli.py"
 SERVER = ROOT / "tests" / "fake_rebyte.py"
 DEMO_KEY = "rbk_demo_local_only"
@@ -91,7 +91,7 @@ def main() -> int:
             )
             step("Share it publicly", "share", task["id"], env=env)
             step("List recent tasks", "list", "--limit", "5", env=env)
-            step("Delete it", "delete", task["id"], env=env)
+            step("Delete it", "delete", task["id"], "--yes", env=env)
     finally:
         server.terminate()
         server.wait(timeout=10)

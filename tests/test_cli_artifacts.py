@@ -1,0 +1,234 @@
+"""`artifacts` commands and `create`/`follow-up --wait --download`, run as a user runs them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from cli_runner import CLI, ROOT, run_cli
+from docs_support import Block, parse_command
+
+sys.path.insert(0, str(CLI.parent))
+import rebyte_commands  # noqa: E402
+
+rebyte_commands.load_group("artifacts")
+ARTIFACT_COMMANDS = {
+    path: row for path, row in rebyte_commands.COMMANDS.items() if path[0] == "artifacts"
+}
+EXAMPLES = [(path, line) for path, row in ARTIFACT_COMMANDS.items() for line in row.examples]
+
+
+@pytest.fixture
+def cli(fake_rebyte, api_key, tmp_path):
+    def run(*args, **kwargs):
+        kwargs.setdefault("cwd", str(tmp_path))
+        return run_cli(*args, base_url=fake_rebyte.base_url, api_key=api_key, **kwargs)
+
+    return run
+
+
+def finished_task(server, key: str, prompt: str = "Write the report [duration=0]") -> dict:
+    headers = {"API_KEY": key}
+    created = requests.post(f"{server.base_url}/tasks", json={"prompt": prompt}, headers=headers)
+    created.raise_for_status()
+    return created.json()
+
+
+def files_under(folder: Path) -> list:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_the_group_has_the_four_commands_each_with_runnable_examples():
+    assert set(ARTIFACT_COMMANDS) == {
+        ("artifacts", verb) for verb in ("list", "download", "upload", "delete")
+    }
+    for row in ARTIFACT_COMMANDS.values():
+        assert 1 <= len(row.examples) <= 2
+
+
+@pytest.mark.parametrize("path", sorted(ARTIFACT_COMMANDS), ids=lambda p: " ".join(p))
+def test_each_help_ends_with_its_examples(path):
+    result = run_cli(*path, "--help")
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout.rstrip("\n").split("\nexamples:\n")
+    assert len(shown) == 2, result.stdout
+    assert [line.strip() for line in shown[1].splitlines()] == list(
+        ARTIFACT_COMMANDS[path].examples
+    )
+
+
+@pytest.mark.parametrize("path, line", EXAMPLES, ids=[line for _, line in EXAMPLES])
+def test_every_help_example_runs(fake_rebyte, api_key, tmp_path, path, line):
+    command = parse_command(Block("help", 0, "bash", line), 0, line)
+    assert command is not None and tuple(command.args[:2]) == path, line
+    (tmp_path / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
+    (tmp_path / "notes.txt").write_text("notes\n")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    task = finished_task(fake_rebyte, api_key)
+    args = [task["id"] if arg == "TASK_ID" else arg for arg in command.args]
+    result = run_cli(*args, base_url=fake_rebyte.base_url, api_key=api_key, cwd=str(tmp_path))
+    assert result.returncode == 0, (args, result.stderr)
+    result.json() if "-q" not in args else None
+
+
+def test_list_then_download_all(cli, fake_rebyte, api_key, tmp_path):
+    task = finished_task(fake_rebyte, api_key)
+    listed = cli("artifacts", "list", task["id"])
+    assert listed.returncode == 0, listed.stderr
+    assert [e["name"] for e in listed.json()["data"]] == ["output-1.bin", "report-1.md"]
+    assert cli("artifacts", "list", task["id"], "-q").stdout.split() == [
+        "output-1.bin",
+        "report-1.md",
+    ]
+    done = cli("artifacts", "download", task["id"], "--out", "results")
+    assert done.returncode == 0, done.stderr
+    files = done.json()["files"]
+    assert [(f["name"], f["path"], f["bytes"]) for f in files] == [
+        ("output-1.bin", "results/output-1.bin", 65536),
+        ("report-1.md", "results/report-1.md", files[1]["bytes"]),
+    ]
+    assert done.json()["refused"] == []
+    for file in files:
+        assert (tmp_path / file["path"]).read_bytes() == fake_rebyte.artifact_bytes(
+            task["workspaceId"], file["name"]
+        )
+    assert "downloaded output-1.bin (64.0 KiB) to results/output-1.bin" in done.stderr
+    assert "\r" not in done.stderr, "no bar redrawn in place off a terminal"
+
+
+def test_download_one_by_name_and_the_overwrite_rule(cli, fake_rebyte, api_key, tmp_path):
+    task = finished_task(fake_rebyte, api_key)
+    (tmp_path / "report-1.md").write_text("mine")
+    refused = cli("artifacts", "download", task["id"], "report-1.md")
+    assert refused.returncode == 5, refused.stderr
+    assert "'report-1.md' not downloaded" in refused.stderr and "exists" in refused.stderr
+    assert (tmp_path / "report-1.md").read_text() == "mine"
+    replaced = cli("artifacts", "download", task["id"], "report-1.md", "--overwrite", "-q")
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stdout.split() == ["report-1.md"]
+    assert (tmp_path / "report-1.md").read_bytes() == fake_rebyte.artifact_bytes(
+        task["workspaceId"], "report-1.md"
+    )
+
+
+def test_hostile_names_are_reported_and_the_safe_ones_downloaded(cli, fake_rebyte, tmp_path):
+    hostile = ["../x", "/etc/x", "a/../../x", "bad\x00nul", "esc\x1bname", "n" * 300]
+    for name in hostile + ["Dup.txt", "dup.txt"]:
+        fake_rebyte.add_artifact("ws-evil", name, data=b"evil")
+    fake_rebyte.add_artifact("ws-evil", "safe.txt", data=b"safe")
+    fake_rebyte.add_artifact("ws-evil", "reports/q1.pdf", data=b"pdf")
+    (tmp_path / "out").mkdir()
+    done = cli("artifacts", "download", "ws-evil", "--out", "out")
+    assert done.returncode == 5, done.stderr
+    document = done.json()
+    assert sorted(f["name"] for f in document["files"]) == ["reports/q1.pdf", "safe.txt"]
+    assert len(document["refused"]) == len(hostile) + 2
+    assert len([line for line in done.stderr_lines if "not downloaded" in line]) == 8
+    assert "\x1b" not in done.stderr and "\x00" not in done.stderr
+    assert files_under(tmp_path) == ["out", "out/reports", "out/reports/q1.pdf", "out/safe.txt"]
+
+
+def test_a_cut_download_leaves_nothing_and_a_second_run_succeeds(cli, fake_rebyte, tmp_path):
+    fake_rebyte.add_artifact("ws-cut", "big.bin", size=2 * 1024 * 1024)
+    fake_rebyte.inject("GET", r"/v1/workspaces/[^/]+/artifacts/[^/]+", "short-body")
+    cut = cli("artifacts", "download", "ws-cut", "big.bin", "--max-retries", "0")
+    assert cut.returncode == 6, cut.stderr
+    assert "cut off" in cut.stderr and len(cut.stderr_lines) <= 3
+    assert files_under(tmp_path) == []
+    again = cli("artifacts", "download", "ws-cut", "big.bin")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "big.bin").stat().st_size == 2 * 1024 * 1024
+
+
+def test_upload_then_delete_with_the_yes_rule(cli, fake_rebyte, api_key, tmp_path):
+    task = finished_task(fake_rebyte, api_key)
+    ws = task["workspaceId"]
+    (tmp_path / "notes.txt").write_text("notes\n")
+    up = cli("artifacts", "upload", task["id"], "notes.txt")
+    assert up.returncode == 0, up.stderr
+    assert up.json()["workspaceId"] == ws and up.json()["data"][0]["name"] == "notes.txt"
+    assert fake_rebyte.artifact_bytes(ws, "notes.txt") == b"notes\n"
+    missing = cli("artifacts", "upload", task["id"], "notes.txt", "missing.txt")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    fake_rebyte.clear_log()
+    unconfirmed = cli("artifacts", "delete", task["id"], "notes.txt")
+    assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+    both = cli("artifacts", "delete", task["id"], "notes.txt", "--all", "--yes")
+    assert both.returncode == 2
+    assert not fake_rebyte.requests(), "nothing is sent before the command is confirmed"
+    deleted = cli("artifacts", "delete", task["id"], "notes.txt", "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.json()["data"] == [{"name": "notes.txt", "deleted": True}]
+    assert "notes.txt" not in fake_rebyte.artifact_names(ws)
+    gone = cli("artifacts", "delete", task["id"], "notes.txt", "--yes")
+    assert gone.returncode == 4 and "artifacts list" in gone.stderr
+    cleared = cli("artifacts", "delete", task["id"], "--all", "--yes")
+    assert cleared.returncode == 0 and fake_rebyte.artifact_names(ws) == []
+
+
+def test_create_and_follow_up_wait_then_download(cli, fake_rebyte, tmp_path):
+    created = cli("create", "--prompt", "Write the report", "--wait", "--download", "results")
+    assert created.returncode == 0, created.stderr
+    task = created.json()
+    assert [a["path"] for a in task["artifacts"]] == [
+        "results/output-1.bin",
+        "results/report-1.md",
+    ]
+    assert files_under(tmp_path / "results") == ["output-1.bin", "report-1.md"]
+    (tmp_path / "results" / "report-1.md").write_text("edited by me")
+    followed = cli(
+        "follow-up", task["id"], "--prompt", "And a second one", "--wait", "--download", "results"
+    )
+    assert followed.returncode == 0, followed.stderr
+    names = [a["name"] for a in followed.json()["artifacts"]]
+    assert names == ["output-2.bin", "report-2.md"]
+    assert "'report-1.md' not downloaded" in followed.stderr
+    assert (tmp_path / "results" / "report-1.md").read_text() == "edited by me"
+
+
+def test_download_without_wait_is_refused_before_anything_is_sent(cli, fake_rebyte):
+    refused = cli("create", "--prompt", "Write the report", "--download", "results")
+    assert refused.returncode == 2 and "--wait" in refused.stderr
+    assert fake_rebyte.tasks_created == 0
+
+
+def test_a_terminal_gets_a_byte_bar_redrawn_in_place(fake_rebyte, api_key, tmp_path):
+    """stderr on a pseudo-terminal: the bar is drawn with carriage returns, then cleared."""
+    import os
+    import pty
+    import subprocess
+
+    from cli_runner import cli_env
+
+    fake_rebyte.add_artifact("ws-tty", "big.bin", size=3 * 1024 * 1024)
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, str(CLI), "artifacts", "download", "ws-tty", "--out", "out"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            env=cli_env(fake_rebyte.base_url, api_key, NO_COLOR="1"),
+            cwd=str(tmp_path),
+            timeout=60,
+        )
+        os.close(follower)
+        follower = None
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0
+    text = shown.decode("utf-8", errors="replace")
+    assert "\r\x1b[K" in text and "downloading big.bin [" in text and "3.0 MiB / 3.0 MiB" in text

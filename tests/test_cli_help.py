@@ -1,0 +1,285 @@
+"""The CLI's command table: help with runnable examples, groups, options by command path.
+
+- Each subcommand's --help ends with its examples (not the exit-code block, which
+  stays in the top-level --help), and every example runs against the local server.
+- A group of commands (`GROUP VERB`), declared by a module of its own, is imported
+  only when a command line names it; global options work before and after the
+  command at every level; a group's verb and a top-level command of the same name
+  never share options.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import requests
+from cli_runner import CLI, ROOT, cli_env, run_cli
+from docs_support import Block, parse_command
+
+sys.path.insert(0, str(CLI.parent))
+import rebyte_commands  # noqa: E402
+
+TOP_LEVEL = [path[0] for path in rebyte_commands.COMMANDS if len(path) == 1]
+EXAMPLES = [
+    (path[0], line)
+    for path, row in rebyte_commands.COMMANDS.items()
+    if len(path) == 1
+    for line in row.examples
+]
+BATCH_SPECS = '{"prompt": "Review the API docs"}\n{"prompt": "Review the CLI docs"}\n'
+
+
+def test_the_top_level_help_keeps_the_exit_codes_and_environment():
+    result = run_cli("--help", env=cli_env(None, None))
+    assert result.returncode == 0
+    assert "exit codes:" in result.stdout and "environment:" in result.stdout
+    for name in TOP_LEVEL:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("name", TOP_LEVEL)
+def test_a_subcommand_help_ends_with_its_examples_not_the_epilog(name):
+    result = run_cli(name, "--help", env=cli_env(None, None))
+    assert result.returncode == 0, result.stderr
+    assert "exit codes:" not in result.stdout and "REBYTE_API_KEY" not in result.stdout
+    shown = result.stdout.rstrip("\n").split("\nexamples:\n")
+    assert len(shown) == 2, result.stdout
+    lines = [line.strip() for line in shown[1].splitlines()]
+    assert 1 <= len(lines) <= 2
+    assert lines == list(rebyte_commands.COMMANDS[(name,)].examples)
+    assert all(line.startswith(f"python3 scripts/rebyte_cli.py {name} ") for line in lines)
+
+
+def _task(server, key: str) -> dict:
+    """A finished task (its prompt takes no time) for examples that act on one."""
+    headers = {"API_KEY": key}
+    created = requests.post(
+        f"{server.base_url}/tasks", json={"prompt": "placeholder [duration=0]"}, headers=headers
+    )
+    created.raise_for_status()
+    got = requests.get(f"{server.base_url}/tasks/{created.json()['id']}", headers=headers)
+    got.raise_for_status()
+    return got.json()
+
+
+@pytest.mark.parametrize("name, line", EXAMPLES, ids=[line for _, line in EXAMPLES])
+def test_every_help_example_runs(fake_rebyte, api_key, tmp_path, name, line):
+    command = parse_command(Block("help", 0, "bash", line), 0, line)
+    assert command is not None and command.command == name, line
+    (tmp_path / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
+    (tmp_path / "data.csv").write_text("region,sales\nnorth,10\nsouth,7\n", encoding="utf-8")
+    (tmp_path / "tasks.jsonl").write_text(BATCH_SPECS, encoding="utf-8")
+    first, second = _task(fake_rebyte, api_key), _task(fake_rebyte, api_key)
+    values = {"TASK_ID_2": second["id"], "TASK_ID": first["id"]}
+    args = [values.get(arg, arg) for arg in command.args]
+    result = run_cli(*args, base_url=fake_rebyte.base_url, api_key=api_key, cwd=str(tmp_path))
+    assert result.returncode == 0, (args, result.stderr)
+    assert "Traceback" not in result.stderr
+    refused = [e for e in fake_rebyte.requests(listener=None) if e["status"] and e["status"] >= 400]
+    assert not refused, refused
+    if command.quiet:
+        assert result.stdout.strip() and not result.stdout.lstrip().startswith("{")
+    elif name == "batch" or "--json" in args:
+        assert result.json_lines()
+    else:
+        result.json()
+
+
+# --------------------------------------------------------------------------- groups
+
+GROUP_MODULE = """
+import json
+
+import rebyte_commands
+
+
+def _arguments(parser):
+    parser.add_argument("name")
+    parser.add_argument("--force", action="store_true")
+
+
+def _show(args, out, run):
+    print(json.dumps({
+        "path": [args.command, args.verb],
+        "name": getattr(args, "name", None),
+        "force": getattr(args, "force", None),
+        "baseUrl": args.base_url,
+        "maxRetries": args.max_retries,
+        "quiet": args.quiet,
+        "verbose": args.verbose,
+    }))
+    return 0
+
+
+rebyte_commands.command(
+    ["demo-group", "delete"], "delete a demo thing", _arguments, _show,
+    examples=["python3 scripts/rebyte_cli.py demo-group delete NAME --force"],
+)
+rebyte_commands.command(
+    ["demo-group", "list"], "list demo things", lambda parser: None, _show,
+    examples=["python3 scripts/rebyte_cli.py demo-group list"],
+)
+"""
+
+RUN_WITH_GROUP = """
+import json, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import rebyte_commands
+
+rebyte_commands.group("demo-group", "demo things", module="cli_test_demo_group")
+try:
+    code = rebyte_commands.main(sys.argv[3:])
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"imported": "cli_test_demo_group" in sys.modules}), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.fixture
+def with_group(tmp_path):
+    """Run the CLI with a test-only group `demo-group` whose module sits in tmp_path."""
+    (tmp_path / "cli_test_demo_group.py").write_text(GROUP_MODULE, encoding="utf-8")
+
+    def run(*args: str):
+        done = subprocess.run(
+            [sys.executable, "-c", RUN_WITH_GROUP, str(tmp_path), str(CLI.parent), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=cli_env(None, None),
+        )
+        imported = json.loads(done.stderr.strip().splitlines()[-1])["imported"]
+        return done, imported
+
+    return run
+
+
+URL = "http://127.0.0.1:9/v1"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--base-url", URL, "-q", "--max-retries", "1", "demo-group", "delete", "x", "--force"],
+        ["demo-group", "--base-url", URL, "-q", "--max-retries", "1", "delete", "x", "--force"],
+        ["demo-group", "delete", "x", "--force", "--base-url", URL, "-q", "--max-retries", "1"],
+        ["-q", "demo-group", "--max-retries", "1", "delete", "--base-url", URL, "x", "--force"],
+    ],
+    ids=["before-group", "between", "after-verb", "spread"],
+)
+def test_global_options_work_at_every_level_of_a_group(with_group, args):
+    done, imported = with_group(*args)
+    assert done.returncode == 0, done.stderr
+    assert imported
+    assert json.loads(done.stdout) == {
+        "path": ["demo-group", "delete"],
+        "name": "x",
+        "force": True,
+        "baseUrl": URL,
+        "maxRetries": 1,
+        "quiet": True,
+        "verbose": False,
+    }
+
+
+def test_a_group_command_left_unset_gets_the_global_defaults(with_group):
+    done, _ = with_group("demo-group", "list")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["path"] == ["demo-group", "list"]
+    assert (shown["baseUrl"], shown["maxRetries"], shown["quiet"]) == (None, None, False)
+
+
+def test_a_group_module_is_imported_only_when_the_command_line_names_it(with_group):
+    for args in (["--help"], ["get", "--help"], ["delete", "x"], ["list", "--base-url", URL]):
+        done, imported = with_group(*args)
+        assert not imported, args
+    done, imported = with_group("--help")
+    assert "demo-group" in done.stdout and "demo things" in done.stdout
+    done, imported = with_group("demo-group", "--help")
+    assert done.returncode == 0 and imported
+    assert "delete" in done.stdout and "list" in done.stdout
+
+
+def test_a_group_verb_and_a_top_level_command_never_share_options(with_group):
+    done, _ = with_group("delete", "x", "--force")
+    assert done.returncode == 2 and "--force" in done.stderr
+    done, _ = with_group("demo-group", "delete", "x", "--yes")
+    assert done.returncode == 2 and "--yes" in done.stderr
+    done, _ = with_group("demo-group")
+    assert done.returncode == 2 and "required" in done.stderr
+    done, _ = with_group("demo-group", "delete", "--help")
+    assert done.returncode == 0
+    assert done.stdout.rstrip().endswith("demo-group delete NAME --force")
+    assert "exit codes:" not in done.stdout
+
+
+def test_only_the_command_in_use_gets_its_options():
+    def options(parser, *path):
+        for word in path:
+            action = next(a for a in parser._actions if getattr(a, "choices", None))
+            parser = action.choices[word]
+        return {o for a in parser._actions for o in a.option_strings}
+
+    parser = rebyte_commands.build_parser(("get",))
+    assert "--base-url" in options(parser, "get")
+    assert options(parser, "create") == {"-h", "--help"}
+    assert "--yes" not in options(parser, "get")
+    every = rebyte_commands.build_parser()
+    assert {"--prompt", "--wait"} <= options(every, "create")
+    assert {"--yes", "-y"} <= options(every, "delete")
+
+
+def test_help_imports_nothing_beyond_what_the_module_needs():
+    """What --help loads beyond rebyte_commands' own imports and argparse's help would slow
+    every run that shows help."""
+    probe = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import __future__, argparse, json, os, re
+        plain = argparse.ArgumentParser(prog="plain")
+        plain.add_subparsers().add_parser("get")
+        for args in (["--help"], ["get", "--help"]):
+            try:
+                plain.parse_args(args)
+            except SystemExit:
+                pass
+        before = set(sys.modules)
+        import rebyte_commands
+        for args in (["--help"], ["get", "--help"]):
+            try:
+                rebyte_commands.main(args)
+            except SystemExit:
+                pass
+        print(" ".join(sorted(set(sys.modules) - before)), file=sys.stderr)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(CLI.parent)], capture_output=True, text=True, timeout=30
+    )
+    assert done.stderr.split() == ["rebyte_commands"], done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, path",
+    [
+        (["--base-url", "http://x/v1", "create", "-p", "hi"], ("create",)),
+        (["--base-url=http://x/v1", "-q", "get", "t1"], ("get",)),
+        (["--base", "create", "list"], ("list",)),  # an abbreviation takes its value
+        (["-q", "delete", "demo-group", "x"], ("delete",)),
+        (["demo-group", "--timeout", "3", "delete", "x"], ("demo-group", "delete")),
+        (["--max-retries", "1", "demo-group", "-v", "list"], ("demo-group", "list")),
+        (["demo-group"], ("demo-group",)),
+        (["--", "get"], ()),
+        ([], ()),
+    ],
+)
+def test_the_command_path_skips_global_options(monkeypatch, argv, path):
+    monkeypatch.setitem(rebyte_commands.GROUPS, "demo-group", ("demo things", None))
+    assert rebyte_commands.command_path(argv) == path
