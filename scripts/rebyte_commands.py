@@ -955,11 +955,32 @@ def watch_events(
                 done = event
     except rc.WaitTimeoutError as error:
         return report_wait_failure(out, None if as_json else client.get_task(task_id), error)
-    task = client.get_task(task_id)
+    task = agree_with_done(client.get_task(task_id), done, prompt_id)
     final = with_result(client, task, prompt_id)
     if done and done.get("finalResult") and "result" not in final:
         final["result"] = done["finalResult"]
     return final
+
+
+def agree_with_done(task: dict, done, prompt_id=None) -> dict:
+    """The task as the stream's `done` says it ended, when the read that follows still
+    lags behind (says running): the done event is the news, the read only catches up."""
+    status = (done or {}).get("status")
+    if status not in ("completed", "failed", "canceled"):
+        return task
+    if prompt_id:
+        prompt_status = {"completed": "succeeded"}.get(status, status)
+        prompts = [
+            {**p, "status": prompt_status}
+            if isinstance(p, dict) and p.get("id") == prompt_id
+            and p.get("status") not in ("succeeded", "failed", "canceled")
+            else p
+            for p in task.get("prompts") or []
+        ]
+        return {**task, "prompts": prompts}
+    if task.get("status") in ("completed", "failed", "canceled"):
+        return task
+    return {**task, "status": status}
 
 
 def show_event(out: Output, event: dict, task_id: str, as_json: bool) -> None:

@@ -407,3 +407,10 @@ def test_watch_json_keeps_events_without_seq_or_event_key(make_hostile_server):
     texts = [line["payload"]["text"] for line in result.json_lines()
              if line.get("eventType") == "text"]
     assert texts == ["one", "two", "three"]
+
+
+def test_watch_trusts_the_streams_done_over_a_lagging_read(make_hostile_server):
+    server = make_hostile_server("done-disagrees")
+    result = cli(server.base_url, "watch", "task-1", "--wait-timeout", "10")
+    assert result.returncode == 0, result.stderr
+    assert result.json()["status"] == "completed"
