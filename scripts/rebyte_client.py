@@ -300,6 +300,19 @@ _GITHUB_URL = re.compile(
     rf"(?:https?://)?(?:www\.)?github\.com/({_GITHUB_OWNER})/({_GITHUB_REPO}?)(?:\.git)?/?"
 )
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+# The longest timeout taken (30 days): beyond, a number is a mistake, and 1e300 or
+# inf would overflow the clocks and timers underneath.
+MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0
+
+
+def _is_text(value: str) -> bool:
+    """False for a string with lone surrogates: bytes that were not UTF-8 (argv, environ)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def normalize_github_repo(value: str) -> str:
@@ -326,6 +339,8 @@ def check_prompt(prompt: Any) -> str:
         raise InputError("prompt must be a string")
     if not prompt.strip():
         raise InputError("prompt is empty")
+    if not _is_text(prompt):
+        raise InputError("prompt is not UTF-8 text")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InputError(
             f"prompt is {len(prompt):,} characters; the API takes at most {MAX_PROMPT_CHARS:,}"
@@ -344,6 +359,8 @@ def check_id(value: Any, what: str) -> str:
         raise InputError(f"{what} is longer than {MAX_ID_CHARS} characters")
     if _CONTROL_OR_SPACE.search(value):
         raise InputError(f"{what} {value!r} contains spaces or control characters")
+    if not _is_text(value):
+        raise InputError(f"{what} {ascii(value)} is not UTF-8 text")
     if value in (".", ".."):
         raise InputError(f"{what} {value!r} is not valid")
     return value
@@ -528,8 +545,10 @@ def _env_float(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
-        raise ConfigurationError(f"{name} must be greater than 0, got {raw!r}")
+    if not 0 < value <= MAX_TIMEOUT_SECONDS:  # nan fails both
+        raise ConfigurationError(
+            f"{name} must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds, got {raw!r}"
+        )
     return value
 
 
@@ -547,8 +566,15 @@ def _env_int(name: str, default: int) -> int:
 
 
 def _check_positive(value: Any, what: str, error: type = ConfigurationError) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise error(f"{what} must be a positive number of seconds, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= MAX_TIMEOUT_SECONDS
+    ):
+        raise error(
+            f"{what} must be a positive number of seconds, at most {MAX_TIMEOUT_SECONDS:g}, "
+            f"got {value!r}"
+        )
     return float(value)
 
 
@@ -598,6 +624,13 @@ def _check_api_key(key: Any) -> str:
     if not isinstance(key, str) or _CONTROL_OR_SPACE.search(key.strip()):
         raise ConfigurationError(
             f"the API key contains spaces or control characters; copy it again from {API_KEY_URL}"
+        )
+    if not _PRINTABLE_ASCII.fullmatch(key.strip()):
+        # A zero-width space, U+2028 or an emoji pasted along, or bytes that are not UTF-8:
+        # no key holds them, and an HTTP header could not carry them.
+        raise ConfigurationError(
+            "the API key contains characters no key has (invisible or non-ASCII ones); "
+            f"copy it again from {API_KEY_URL}"
         )
     return key.strip()
 
@@ -692,10 +725,20 @@ class _ProgressReader:
         return self._total
 
     def read(self, size: int = -1) -> bytes:
-        # Large reads whatever the transport asks for: fewer system calls, same memory bound.
-        chunk = self._handle.read(max(size, UPLOAD_CHUNK_BYTES) if size and size > 0 else -1)
-        if chunk and self._progress is not None:
-            self._sent += len(chunk)
+        # Large reads whatever the transport asks for: fewer system calls, same memory bound;
+        # never past the size announced in Content-Length.
+        left = self._total - self._sent
+        if left <= 0:
+            return b""
+        chunk = self._handle.read(min(left, max(size, UPLOAD_CHUNK_BYTES)))
+        if not chunk:
+            # Shrunk since it was measured: the server would wait for the missing bytes.
+            raise InputError(
+                f"the file changed while it was being uploaded: it ended after "
+                f"{self._sent:,} of {self._total:,} bytes"
+            )
+        self._sent += len(chunk)
+        if self._progress is not None:
             self._progress(self._sent, self._total)
         return chunk
 
@@ -2012,7 +2055,14 @@ class RebyteClient(_Transport):
         @contextlib.contextmanager
         def file_body() -> Iterator[Any]:
             # A fresh handle per attempt: a retried PUT starts the file from its first byte.
-            with open(path, "rb") as handle:
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - closed below
+            except OSError as error:
+                raise InputError(
+                    f"cannot read {path} any more ({error.strerror or error}): "
+                    "it was moved or deleted after it was checked"
+                ) from None
+            with handle:
                 yield _ProgressReader(handle, size, progress) if size else b""
 
         # No deadline: a large file may take longer than an API call is allowed to; the
