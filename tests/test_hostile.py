@@ -414,3 +414,194 @@ def test_watch_trusts_the_streams_done_over_a_lagging_read(make_hostile_server):
     result = cli(server.base_url, "watch", "task-1", "--wait-timeout", "10")
     assert result.returncode == 0, result.stderr
     assert result.json()["status"] == "completed"
+
+
+# ------------------------------------------------------------------- a hostile environment
+
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+
+
+@pytest.mark.parametrize(
+    "key", [KEY + "\u200b", KEY[:8] + "\u2028" + KEY[8:], KEY + "\U0001f511", KEY + "\udcff"],
+    ids=["zero-width-space", "line-separator", "emoji", "non-utf8-byte"],
+)
+def test_an_api_key_with_odd_characters_exits_3(make_hostile_server, key):
+    server = make_hostile_server("events-no-key")
+    result = run_cli("get", "task-1", env=cli_env(server.base_url, key), timeout=30)
+    assert result.returncode == EXIT_AUTH, result.stderr
+    assert len(result.stderr_lines) == 1 and "API key" in result.stderr
+    assert server.requests == []
+    with pytest.raises(rc.ConfigurationError):
+        rc.RebyteClient(key, base_url=server.base_url)
+
+
+def test_an_endless_prompt_file_is_refused_in_bounded_memory(make_hostile_server):
+    server = make_hostile_server("events-no-key")
+    env = cli_env(server.base_url, KEY)
+    with Timer() as timer:
+        result = run_limited(["create", "--prompt-file", "/dev/zero"], env,
+                             memory=512 * 1024 * 1024, timeout=30)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "larger than" in result.stderr and "Traceback" not in result.stderr
+    assert timer.elapsed < 15
+    assert server.requests == []
+
+
+def test_an_endless_prompt_on_stdin_is_refused(make_hostile_server):
+    import subprocess
+
+    server = make_hostile_server("events-no-key")
+    with open("/dev/zero", "rb") as zero, Timer() as timer:
+        completed = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "rebyte_cli.py"), "create",
+             "--prompt-file", "-"], stdin=zero, capture_output=True, text=True,
+            env=cli_env(server.base_url, KEY), timeout=30)
+    assert completed.returncode == EXIT_USAGE, completed.stderr
+    assert "larger than" in completed.stderr
+    assert timer.elapsed < 15
+
+
+def test_an_endless_batch_file_is_refused_in_bounded_memory(make_hostile_server):
+    server = make_hostile_server("events-no-key")
+    with Timer() as timer:
+        result = run_limited(["batch", "/dev/zero"], cli_env(server.base_url, KEY),
+                             memory=512 * 1024 * 1024, timeout=30)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "larger than" in result.stderr
+    assert timer.elapsed < 15
+
+
+YAML_BOMB = """\
+- a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+- prompt: hi
+  name: *i
+"""
+
+
+def test_a_yaml_alias_bomb_in_a_batch_file_is_refused(make_hostile_server, tmp_path):
+    pytest.importorskip("yaml")
+    server = make_hostile_server("events-no-key")
+    path = tmp_path / "bomb.yaml"
+    path.write_text(YAML_BOMB)
+    with Timer() as timer:
+        result = run_limited(["batch", str(path)], cli_env(server.base_url, KEY),
+                             memory=512 * 1024 * 1024, timeout=60)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "YAML aliases are not allowed" in result.stderr
+    assert timer.elapsed < 15
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("value", ["1e300", "inf", "nan", "-1"])
+def test_absurd_timeouts_are_refused(make_hostile_server, value):
+    server = make_hostile_server("events-no-key")
+    result = cli(server.base_url, "--timeout", value, "get", "task-1")
+    assert result.returncode == EXIT_USAGE, result.stderr
+    result = cli(server.base_url, "wait", "task-1", "--timeout", value)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    for name in ("REBYTE_READ_TIMEOUT", "REBYTE_CONNECT_TIMEOUT", "REBYTE_CREATE_TIMEOUT"):
+        result = cli(server.base_url, "get", "task-1", **{name: value})
+        assert result.returncode == EXIT_AUTH, (name, result.stderr)
+        assert name in result.stderr and len(result.stderr_lines) == 1
+    assert server.requests == []
+
+
+def test_a_file_that_shrinks_before_the_upload_is_a_clear_error(
+    make_hostile_server, tmp_path, monkeypatch
+):
+    server = make_hostile_server("events-no-key")
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"x" * 1000)
+    real_check = rc.check_upload_path
+    monkeypatch.setattr(rc, "check_upload_path", lambda p: (*real_check(p)[:2], 5000))
+    with Timer() as timer, pytest.raises(rc.InputError) as caught:
+        client_for(server.base_url).upload_file(path)
+    assert "changed" in str(caught.value)
+    assert timer.elapsed < 5
+
+
+def test_a_file_deleted_before_the_upload_is_a_clear_error(
+    make_hostile_server, tmp_path, monkeypatch
+):
+    server = make_hostile_server("events-no-key")
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"x" * 1000)
+    real_check = rc.check_upload_path
+
+    def check_then_delete(p):
+        checked = real_check(p)
+        path.unlink()
+        return checked
+
+    monkeypatch.setattr(rc, "check_upload_path", check_then_delete)
+    with pytest.raises(rc.InputError) as caught:
+        client_for(server.base_url).upload_file(path)
+    assert "data.csv" in str(caught.value)
+
+
+def test_non_utf8_arguments_are_refused_like_a_non_utf8_file(make_hostile_server):
+    server = make_hostile_server("events-no-key")
+    for args in (["get", "task-\udcff"], ["create", "-p", "caf\udce9"]):
+        result = run_cli(*args, env=cli_env(server.base_url, KEY), timeout=30)
+        assert result.returncode == EXIT_USAGE, result.stderr
+        assert "not UTF-8" in result.stderr and len(result.stderr_lines) == 1
+    assert server.requests == []
+    with pytest.raises(rc.InputError):
+        rc.check_task_id("task-\udcff")
+    with pytest.raises(rc.InputError):
+        rc.check_prompt("caf\udce9")
+
+
+def test_json_output_survives_an_ascii_stdout(make_fake_rebyte):
+    server = make_fake_rebyte(key=KEY)
+    env = cli_env(server.base_url, KEY, PYTHONIOENCODING="ascii")
+    result = run_cli("create", "-p", "Écris un résumé ✓", env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    task = result.json()
+    assert task["id"] and task["url"]
+    assert result.stdout.isascii()
+    result = run_cli("get", task["id"], env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.json()["id"] == task["id"]
+
+
+# --------------------------------------------------------------------------------- signals
+
+
+def start(args, env):
+    import subprocess
+
+    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "rebyte_cli.py"), *args],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("mode, args, expect", [
+    ("done-disagrees", ["wait", "task-1", "--timeout", "30"], "task task-1 keeps running"),
+    ("sse-no-blank", ["watch", "task-1", "--wait-timeout", "30"], "task task-1 keeps running"),
+    ("json-trickle", ["create", "-p", "hi"], "may exist anyway"),
+])
+def test_a_signal_is_handled_like_ctrl_c(make_hostile_server, signame, mode, args, expect):
+    import signal
+
+    server = make_hostile_server(mode, lifetime=40)
+    process = start(args, cli_env(server.base_url, KEY))
+    try:
+        time.sleep(2.5)
+        process.send_signal(getattr(signal, signame))
+        stdout, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + getattr(signal, signame), stderr
+    assert expect in stderr and "Traceback" not in stderr
