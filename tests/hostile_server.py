@@ -39,6 +39,8 @@ Modes (MODES lists them; `echo` is the caller's string for the modes that use it
   done-disagrees     the stream's done says completed; GET /tasks/{id} keeps saying running
   events-no-key      three events carry neither seq nor eventKey; GET says completed
   not-http           every connection gets a few bytes that are not HTTP, then a close
+  tls                plain answers, over TLS with the caller's `certfile` and `keyfile`
+                     (a self-signed certificate, as a TLS-inspecting proxy presents)
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ MODES = (
     "upload-url-object", "upload-url-file", "nan", "no-id", "sse-trickle", "sse-no-blank",
     "sse-huge-line", "endless-json", "json-trickle", "huge-length", "endless-pages",
     "put-trickle", "redirect",
-    "echo-error", "done-disagrees", "events-no-key", "not-http",
+    "echo-error", "done-disagrees", "events-no-key", "not-http", "tls",
 )
 TASK_ID = "task-1"
 WORKSPACE_ID = "ws-1"
@@ -81,9 +83,18 @@ class HostileServer:
     """One listening socket on 127.0.0.1; a thread per connection; stops after `lifetime`."""
 
     def __init__(self, mode: str, *, echo: str = "", lifetime: float = 30.0,
-                 max_bytes: int = 256 * 1024 * 1024, port: int = 0):
+                 max_bytes: int = 256 * 1024 * 1024, port: int = 0,
+                 certfile: str = "", keyfile: str = ""):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        if (mode == "tls") != bool(certfile and keyfile):
+            raise ValueError("mode tls, and only it, takes certfile and keyfile")
+        self._tls = None
+        if mode == "tls":
+            import ssl
+
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(certfile, keyfile)
         if any(ch in echo for ch in "\r\n\0"):
             raise ValueError("echo must not hold CR, LF or NUL (it goes into a header)")
         self.mode, self.echo = mode, echo
@@ -142,7 +153,8 @@ class HostileServer:
     def origin(self) -> str:
         if not self._port:
             raise RuntimeError("the server is not started")
-        return f"http://127.0.0.1:{self._port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._port}"
 
     def _over(self) -> bool:
         return self._stopping.is_set() or time.monotonic() >= self._deadline
@@ -179,6 +191,10 @@ class HostileServer:
     def _serve(self, connection: socket.socket) -> None:
         connection.settimeout(0.2)
         try:
+            if self._tls is not None:
+                connection.settimeout(5)
+                connection = self._tls.wrap_socket(connection, server_side=True)
+                connection.settimeout(0.2)
             if self.mode == "not-http":
                 self._send(connection, b"SSH-2.0-OpenSSH_9.6\r\n\x00\xff\xfe garbage\r\n")
                 return

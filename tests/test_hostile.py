@@ -69,6 +69,42 @@ def test_tls_failure_exits_6_with_one_line(make_hostile_server):
     assert "Traceback" not in result.stderr
 
 
+@pytest.fixture
+def self_signed(tmp_path):
+    """(certfile, keyfile) of a self-signed certificate for 127.0.0.1."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return str(cert), str(key)
+
+
+def test_a_self_signed_certificate_is_a_tls_error_until_its_ca_is_named(
+    make_hostile_server, self_signed, monkeypatch
+):
+    cert, key = self_signed
+    server = make_hostile_server("tls", certfile=cert, keyfile=key)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(rc.APIConnectionError) as caught:
+        client_for(server.base_url).get_task("task-1")
+    assert "TLS" in str(caught.value) and "certificate verify failed" in str(caught.value)
+    result = cli(server.base_url, "get", "task-1")
+    assert result.returncode == EXIT_NETWORK and "REQUESTS_CA_BUNDLE" in result.stderr
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
+    assert client_for(server.base_url).get_task("task-1")["id"] == "task-1"
+    result = cli(server.base_url, "get", "task-1", SSL_CERT_FILE=cert)
+    assert result.returncode == 0, result.stderr
+
+
 def test_exception_walk_skips_string_reasons():
     import ssl
 

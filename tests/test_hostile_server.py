@@ -290,3 +290,10 @@ def test_not_http():
 def test_fixture_starts_and_stops(make_hostile_server):
     server = make_hostile_server("echo-error", echo="code-x", lifetime=5)
     assert fetch(server, "GET", "/v1/tasks")[1]["x-request-id"] == "code-x"
+
+
+def test_tls_takes_a_certificate_and_only_it_does():
+    with pytest.raises(ValueError):
+        HostileServer("tls")
+    with pytest.raises(ValueError):
+        HostileServer("nan", certfile="c.pem", keyfile="k.pem")
