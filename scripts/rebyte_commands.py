@@ -683,6 +683,7 @@ def prompt_bytes_cap() -> int:
 
 
 MAX_BATCH_FILE_BYTES = 16 * 1024 * 1024
+MAX_TEXT_FILE_BYTES = 1024 * 1024  # any other text read from a file or stdin
 
 
 def read_prompt(args) -> str:
@@ -692,7 +693,7 @@ def read_prompt(args) -> str:
     return read_text(args.prompt_file, "prompt file", prompt_bytes_cap())
 
 
-def read_text(path: str, what: str, limit: int) -> str:
+def read_text(path: str, what: str, limit: int = MAX_TEXT_FILE_BYTES) -> str:
     """A UTF-8 text file, or stdin for `-`, of at most `limit` bytes (so /dev/zero or an
     endless pipe ends at once); each way it can fail is a one-line UsageError."""
     try:
