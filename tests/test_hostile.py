@@ -641,3 +641,29 @@ def test_a_signal_is_handled_like_ctrl_c(make_hostile_server, signame, mode, arg
             process.kill()
     assert process.returncode == 128 + getattr(signal, signame), stderr
     assert expect in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("change", ["shrink", "delete"])
+def test_cli_upload_of_a_file_changed_after_its_check_exits_2(tmp_path, change):
+    from hostile_server import HostileServer
+
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"x" * 200_000)
+
+    class ChangesTheFile(HostileServer):
+        """Answers the upload slot only after the file was shrunk or deleted."""
+
+        def _answer(self, connection, method, path_):
+            if method == "POST" and path_ == "/v1/files":
+                if change == "shrink":
+                    path.write_bytes(b"x" * 10)
+                else:
+                    path.unlink()
+            super()._answer(connection, method, path_)
+
+    with ChangesTheFile("events-no-key") as server, Timer() as timer:
+        result = cli(server.base_url, "upload", str(path), timeout=30)
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert ("changed" if change == "shrink" else "deleted") in result.stderr
+    assert "Traceback" not in result.stderr
+    assert timer.elapsed < 10
