@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import hashlib
 import ipaddress
 import json
 import logging
@@ -86,6 +87,10 @@ MAX_FILENAME_CHARS = 255
 MAX_ID_CHARS = 128
 MAX_TASK_ID_CHARS = MAX_ID_CHARS
 MAX_PAGE_SIZE = 100
+# A listing stops with an error past this many items, or past the first page's total
+# plus LIST_SLACK (what may be created while it runs): a server's pages may never end.
+MAX_LIST_ITEMS = 100_000
+LIST_SLACK = 1_000
 VISIBILITIES = ("private", "shared", "public")
 EXECUTORS = ("opencode", "claude", "gemini", "codex")
 TASK_TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
@@ -113,6 +118,12 @@ MAX_RETRY_AFTER = 60.0
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-rebyte-request-id")
 UPLOAD_CHUNK_BYTES = 1024 * 1024
+# The largest API answer read (a task with its prompts is a few KiB; a list page, some 100).
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+ANSWER_CHUNK_BYTES = 64 * 1024
+WATCHDOG_TICK = 0.25
+# The largest server-sent event (or line of one) taken from an event stream.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 # Artifacts up to this size go in one multipart POST; larger ones through a signed upload URL.
 SMALL_ARTIFACT_BYTES = 8 * 1024 * 1024
 MULTIPART_PART_OVERHEAD = 1024  # a part's headers and boundary, generously
@@ -312,6 +323,19 @@ _GITHUB_URL = re.compile(
     rf"(?:https?://)?(?:www\.)?github\.com/({_GITHUB_OWNER})/({_GITHUB_REPO}?)(?:\.git)?/?"
 )
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+# The longest timeout taken (30 days): beyond, a number is a mistake, and 1e300 or
+# inf would overflow the clocks and timers underneath.
+MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0
+
+
+def _is_text(value: str) -> bool:
+    """False for a string with lone surrogates: bytes that were not UTF-8 (argv, environ)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def normalize_github_repo(value: str) -> str:
@@ -338,6 +362,8 @@ def check_prompt(prompt: Any) -> str:
         raise InputError("prompt must be a string")
     if not prompt.strip():
         raise InputError("prompt is empty")
+    if not _is_text(prompt):
+        raise InputError("prompt is not UTF-8 text")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InputError(
             f"prompt is {len(prompt):,} characters; the API takes at most {MAX_PROMPT_CHARS:,}"
@@ -356,6 +382,8 @@ def check_id(value: Any, what: str) -> str:
         raise InputError(f"{what} is longer than {MAX_ID_CHARS} characters")
     if _CONTROL_OR_SPACE.search(value):
         raise InputError(f"{what} {value!r} contains spaces or control characters")
+    if not _is_text(value):
+        raise InputError(f"{what} {ascii(value)} is not UTF-8 text")
     if value in (".", ".."):
         raise InputError(f"{what} {value!r} is not valid")
     return value
@@ -587,8 +615,10 @@ def _env_float(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
-        raise ConfigurationError(f"{name} must be greater than 0, got {raw!r}")
+    if not 0 < value <= MAX_TIMEOUT_SECONDS:  # nan fails both
+        raise ConfigurationError(
+            f"{name} must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds, got {raw!r}"
+        )
     return value
 
 
@@ -606,8 +636,15 @@ def _env_int(name: str, default: int) -> int:
 
 
 def _check_positive(value: Any, what: str, error: type = ConfigurationError) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise error(f"{what} must be a positive number of seconds, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= MAX_TIMEOUT_SECONDS
+    ):
+        raise error(
+            f"{what} must be a positive number of seconds, at most {MAX_TIMEOUT_SECONDS:g}, "
+            f"got {value!r}"
+        )
     return float(value)
 
 
@@ -658,6 +695,13 @@ def _check_api_key(key: Any) -> str:
         raise ConfigurationError(
             f"the API key contains spaces or control characters; copy it again from {API_KEY_URL}"
         )
+    if not _PRINTABLE_ASCII.fullmatch(key.strip()):
+        # A zero-width space, U+2028 or an emoji pasted along, or bytes that are not UTF-8:
+        # no key holds them, and an HTTP header could not carry them.
+        raise ConfigurationError(
+            "the API key contains characters no key has (invisible or non-ASCII ones); "
+            f"copy it again from {API_KEY_URL}"
+        )
     return key.strip()
 
 
@@ -669,6 +713,34 @@ def _without_secrets(url: str) -> str:
     """The URL as text, its user info, query and fragment (where secrets hide) blanked."""
     text = re.sub(r"(?<=//)[^/?#]*@", "…@", url, count=1)
     return re.sub(r"[?#].*", lambda match: match.group()[0] + "…", text, count=1, flags=re.DOTALL)
+
+
+def _check_storage_url(url: Any) -> str:
+    """A URL the server names for bytes (a signed upload or download URL) must be
+    absolute https (plain http only on loopback); else the answer is malformed."""
+    try:
+        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        host = parts.hostname if parts is not None else None
+    except ValueError:
+        parts, host = None, None
+    if parts is None or not host or not (
+        parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))
+    ):
+        shown = _without_secrets(url) if isinstance(url, str) else _kind_of(url)
+        raise MalformedResponseError(
+            f"the server named an upload or download URL that is not https: {shown[:200]!r}",
+            status=None,
+        )
+    return url
+
+
+def _ca_bundle_from_env() -> Optional[str]:
+    """The CA bundle a TLS-inspecting proxy's users point to, as requests would read it."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(name)
+        if value and value.strip():
+            return value.strip()
+    return None
 
 
 def _without_query(url: str) -> str:
@@ -723,11 +795,95 @@ class _ProgressReader:
         return self._total
 
     def read(self, size: int = -1) -> bytes:
-        # Large reads whatever the transport asks for: fewer system calls, same memory bound.
-        chunk = self._handle.read(max(size, UPLOAD_CHUNK_BYTES) if size and size > 0 else -1)
-        if chunk and self._progress is not None:
-            self._sent += len(chunk)
+        # Large reads whatever the transport asks for: fewer system calls, same memory bound;
+        # never past the size announced in Content-Length.
+        left = self._total - self._sent
+        if left <= 0:
+            return b""
+        chunk = self._handle.read(min(left, max(size, UPLOAD_CHUNK_BYTES)))
+        if not chunk:
+            # Shrunk since it was measured: the server would wait for the missing bytes.
+            raise InputError(
+                f"the file changed while it was being uploaded: it ended after "
+                f"{self._sent:,} of {self._total:,} bytes"
+            )
+        self._sent += len(chunk)
+        if self._progress is not None:
             self._progress(self._sent, self._total)
+        return chunk
+
+
+class _Abandon:
+    """Set by the caller that gave up on an attempt: the attempt's answer, once it has
+    one, gets its socket shut, so the helper thread stops reading at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._set = False
+        self._response: Any = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def watch(self, response: Any) -> None:
+        with self._lock:
+            self._response = response
+            if self._set:
+                _shut(response)
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            if self._response is not None:
+                _shut(self._response)
+
+
+def _socket_of(response: Any) -> Any:
+    """The socket under a streamed requests answer, or None (http.client's internals)."""
+    fp = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
+    return getattr(getattr(fp, "raw", None), "_sock", None)
+
+
+def _shut(response: Any) -> None:
+    sock = _socket_of(response)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(2)  # SHUT_RDWR: wakes a read blocked in another thread
+
+
+class _BodyProgress:
+    """When an attempt's request body was last read, so an upload's answer can be timed."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._finished: Optional[float] = None
+
+    def begin(self) -> None:
+        self._finished = None
+
+    def finish(self) -> None:
+        self._finished = self._clock()
+
+    def answer_due(self, read_timeout: float) -> float:
+        """The end of the attempt: none while the body moves (the socket times a stall),
+        then the read timeout after its last byte."""
+        return float("inf") if self._finished is None else self._finished + read_timeout
+
+
+class _TrackedReader:
+    """A request body that tells `_BodyProgress` when it is used up."""
+
+    def __init__(self, handle: Any, progress: _BodyProgress) -> None:
+        self._handle = handle
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return len(self._handle)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        if not chunk:
+            self._progress.finish()
         return chunk
 
 
@@ -800,6 +956,12 @@ class _Transport:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers["User-Agent"] = self.user_agent
+        # No ambient credentials or routes: requests would add ~/.netrc's login to any
+        # host and send loopback traffic (the key with it) through an HTTP_PROXY. The
+        # proxy settings are applied per request for remote hosts (_proxies_for), and
+        # a CA bundle named in the environment is still honoured.
+        self._session.trust_env = False
+        self._session.verify = _ca_bundle_from_env() or True
         # No cookies: the API does not use them, and none may reach a storage host.
         import http.cookiejar  # noqa: PLC0415 - with requests, already loaded
 
@@ -834,6 +996,17 @@ class _Transport:
         }
         return template.format(**segments)
 
+    def _proxies_for(self, url: str) -> Dict[str, str]:
+        """The environment's proxies (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) for
+        `url`; none for a loopback host, which never goes through a proxy."""
+        try:
+            host = urllib.parse.urlsplit(url).hostname or ""
+        except ValueError:
+            return {}
+        if _is_loopback(host):
+            return {}
+        return dict(self._requests.utils.get_environ_proxies(url, no_proxy=None))
+
     def _is_api_url(self, url: str) -> bool:
         return url == self.base_url or url.startswith(self.base_url + "/")
 
@@ -866,22 +1039,34 @@ class _Transport:
         read_timeout: Optional[float] = None,
         deadline: Optional[float] = None,
         watchdog: bool = True,
+        max_bytes: int = MAX_ANSWER_BYTES,
     ) -> Tuple[Any, int]:
         """Send one request under the retry policy; return (final response, attempts made).
 
         Redirects are never followed (the caller sees the 3xx). `with_key` sends the
         API key and is allowed only for the API host; a storage URL goes without it.
         `body` opens a fresh request body per attempt (a retried upload restarts at
-        byte 0). With `stream`, the caller reads the body (through `_iter_body`, which
-        maps its transport errors) and closes the response.
+        byte 0); it may take as long as it takes while bytes move, but the answer
+        must come within the read timeout after its last byte. Without `stream`, the
+        answer is read here, at most `max_bytes` of it (MalformedResponseError
+        beyond). With `stream`, the caller reads the body (through `_iter_body`,
+        which maps its transport errors) and closes the response.
         """
+        if not with_key:
+            _check_storage_url(url)
         sent_headers = self._headers_for(url, with_key, headers)
         if json_body is not None:
             sent_headers.setdefault("Content-Type", "application/json")
+        sent = _BodyProgress(self._clock)
 
-        def attempt(timeout: Tuple[float, float]) -> Any:
+        def attempt(timeout: Tuple[float, float], abandoned: _Abandon) -> Any:
+            sent.begin()
             with body() if body is not None else _no_body() as data:
-                return self._session.request(
+                if data is not None and hasattr(data, "read"):
+                    data = _TrackedReader(data, sent)
+                else:
+                    sent.finish()
+                response = self._session.request(
                     method,
                     url,
                     params=params,
@@ -889,12 +1074,18 @@ class _Transport:
                     data=data,
                     headers=sent_headers,
                     timeout=timeout,
-                    stream=stream,
+                    stream=True,
                     allow_redirects=False,
+                    proxies=self._proxies_for(url),
                     # Not the API host: no ambient credentials either (~/.netrc would add some).
                     auth=None if with_key else _no_credentials,
                 )
+            abandoned.watch(response)
+            if not stream:
+                self._read_answer(method, url, response, max_bytes, abandoned)
+            return response
 
+        answer_due = read_timeout or self.read_timeout
         return self._with_retries(
             method,
             url,
@@ -903,7 +1094,43 @@ class _Transport:
             read_timeout=read_timeout,
             deadline=deadline,
             watchdog=watchdog,
+            answer_limit=(lambda: sent.answer_due(answer_due)) if body is not None else None,
         )
+
+    def _read_answer(
+        self, method: str, url: str, response: Any, max_bytes: int, abandoned: _Abandon
+    ) -> None:
+        """Read a whole answer into `response.content`, refusing one over `max_bytes`
+        (whatever its Content-Length says) and stopping once the caller has given up."""
+
+        def too_large() -> MalformedResponseError:
+            response.close()
+            return MalformedResponseError(
+                f"{method} {_without_query(url)}: the answer is larger than "
+                f"{max_bytes / (1024 * 1024):g} MiB, more than any answer of the API",
+                status=response.status_code,
+                request_id=self._safe_request_id(response),
+                method=method,
+                url=_without_query(url),
+            )
+
+        length = (response.headers.get("Content-Length") or "").strip()
+        if length.isdigit() and int(length) > max_bytes:
+            raise too_large()
+        content = bytearray()
+        try:
+            for chunk in response.iter_content(chunk_size=ANSWER_CHUNK_BYTES):
+                if abandoned.is_set():
+                    raise self._requests.exceptions.ReadTimeout("the caller gave up")
+                content += chunk
+                if len(content) > max_bytes:
+                    raise too_large()
+        except BaseException:
+            response.close()
+            raise
+        # What requests itself does once a body is read: .content and .json() use it.
+        response._content = bytes(content)
+        response._content_consumed = True
 
     def _redirect_target(self, method: str, url: str, response: Any) -> str:
         """Where a 3xx answer points, for a caller that follows it itself, without the key.
@@ -931,6 +1158,38 @@ class _Transport:
             yield from response.iter_content(chunk_size=chunk_size)
         except self._requests.exceptions.RequestException as error:
             raise self._connection_error(method, url, error) from None
+
+    def _iter_stream(
+        self, method: str, url: str, response: Any, deadline: Optional[float]
+    ) -> Iterator[bytes]:
+        """The bytes of a long-lived answer as they arrive, whatever size each read is.
+
+        Each read waits at most the read timeout, and never past `deadline`: a stream
+        that trickles a byte now and then, or never ends a line, cannot hold a caller
+        that checks its time per chunk. After the deadline, APITimeoutError.
+        """
+        read1 = getattr(response.raw, "read1", None)
+        sock = _socket_of(response)
+        if read1 is None or sock is None:  # an older urllib3: small reads, still bounded
+            yield from self._iter_body(method, url, response, chunk_size=1)
+            return
+        errors = (self._requests.exceptions.RequestException, OSError, _urllib3_error())
+        while True:
+            wait = self.read_timeout
+            if deadline is not None:
+                wait = min(wait, deadline - self._clock())
+                if wait <= 0:
+                    raise APITimeoutError(
+                        f"{method} {_without_query(url)}: the stream outlived its deadline"
+                    )
+            try:
+                sock.settimeout(wait)
+                chunk = read1(ANSWER_CHUNK_BYTES)
+            except errors as error:
+                raise self._connection_error(method, url, error) from None
+            if not chunk:
+                return
+            yield chunk
 
     def _request(
         self,
@@ -1039,13 +1298,17 @@ class _Transport:
         read_timeout: Optional[float] = None,
         deadline: Optional[float] = None,
         watchdog: bool = True,
+        answer_limit: Optional[Callable[[], float]] = None,
     ) -> Tuple[Any, int]:
-        """Run `send(timeout)` under the retry policy; return (final response, attempts made).
+        """Run `send(timeout, abandoned)` under the retry policy; return (final response,
+        attempts made).
 
         Idempotent calls retry on connection errors, timeouts and retryable
         statuses. Others retry only on 429 and on connections never made.
         No attempt or pause runs past `deadline` (or `total_timeout` from now);
         with `watchdog`, not even against a server that trickles its answer.
+        `answer_limit()` is a moving end for an attempt (an upload's: its last
+        byte plus the read timeout). An attempt given up on sees `abandoned` set.
         """
         if self.total_timeout is not None:
             own_deadline = self._clock() + self.total_timeout
@@ -1063,11 +1326,12 @@ class _Transport:
                     )
                 timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
             started = time.monotonic()
+            limit = _attempt_limit(deadline if watchdog else None, answer_limit)
             try:
-                if watchdog and deadline is not None:
-                    response = self._send_before(deadline, send, timeout)
+                if limit is not None:
+                    response = self._send_before(limit, send, timeout)
                 else:
-                    response = send(timeout)
+                    response = send(timeout, _Abandon())
             except requests.exceptions.RequestException as error:
                 failure = self._connection_error(method, url, error)
                 logger.debug(
@@ -1111,31 +1375,48 @@ class _Transport:
 
     def _send_before(
         self,
-        deadline: float,
-        send: Callable[[Tuple[float, float]], Any],
+        limit: Callable[[], float],
+        send: Callable[[Tuple[float, float], _Abandon], Any],
         timeout: Tuple[float, float],
     ) -> Any:
-        """`send(timeout)`, abandoned at the deadline.
+        """`send(timeout, abandoned)`, abandoned when the clock passes `limit()`.
 
         Read timeouts bound each read, not the whole answer: a server that sends a
         byte now and then would hold the call forever. So the request runs in a
-        helper thread, and the caller stops waiting for it at the deadline.
+        helper thread, and the caller stops waiting for it at the limit; the helper
+        then stops reading and closes what it opened.
         """
         outcome: queue.Queue = queue.Queue(maxsize=1)
+        abandoned = _Abandon()
 
         def run() -> None:
             try:
-                outcome.put((send(timeout), None))
+                response = send(timeout, abandoned)
             except BaseException as error:  # handed to the caller, which raises it
                 outcome.put((None, error))
+                return
+            outcome.put((response, None))
 
         threading.Thread(target=run, name="rebyte-request", daemon=True).start()
-        try:
-            response, error = outcome.get(timeout=max(0.0, deadline - self._clock()))
-        except queue.Empty:
+        while True:
+            left = limit() - self._clock()
+            try:
+                if left <= 0:
+                    response, error = outcome.get_nowait()
+                else:
+                    response, error = outcome.get(timeout=min(left, WATCHDOG_TICK))
+                break
+            except queue.Empty:
+                if left > 0:
+                    continue
+            abandoned.set()
+            with contextlib.suppress(queue.Empty):  # it came as we gave up: close it too
+                late, _ = outcome.get_nowait()
+                if late is not None:
+                    late.close()
             raise self._requests.exceptions.ReadTimeout(
-                "the answer did not arrive before the deadline"
-            ) from None
+                "the answer did not arrive in the time allowed"
+            )
         if error is not None:
             raise error
         return response
@@ -1152,12 +1433,12 @@ class _Transport:
     ) -> None:
         """Raise the typed error for a failure; a redirect is refused, so the key never follows."""
         if 300 <= response.status_code < 400:
-            target = _without_query(response.headers.get("Location") or "elsewhere")
+            target = self._scrub(_without_query(response.headers.get("Location") or "elsewhere"))
             raise APIError(
                 f"{method} {_without_query(url)} was redirected to {target}; "
                 "not followed, so the key stays with the configured host",
                 status=response.status_code,
-                request_id=_request_id(response),
+                request_id=self._safe_request_id(response),
                 method=method,
                 url=_without_query(url),
                 resource=resource,
@@ -1174,19 +1455,27 @@ class _Transport:
                 f"{method} {shown}: no answer within the timeout", maybe_sent=maybe_sent
             )
         reason = _short_reason(error)
+        if reason == "TLS error":
+            return APIConnectionError(
+                f"{method} {shown}: the TLS handshake failed ({_tls_detail(error)}); check that "
+                "the URL's scheme matches the server (https:// to a plain-HTTP port fails so), "
+                "and behind a TLS-inspecting proxy set REQUESTS_CA_BUNDLE or SSL_CERT_FILE to "
+                "its CA certificate file",
+                maybe_sent=maybe_sent,
+            )
         return APIConnectionError(
             f"{method} {shown}: connection failed ({reason})", maybe_sent=maybe_sent
         )
 
     def _parse_body(self, method: str, url: str, response: Any) -> Any:
         try:
-            return response.json()
+            return _loads(response.content)
         except ValueError:
             snippet = _describe_body(response)
             raise MalformedResponseError(
                 f"{method} {_without_query(url)}: expected JSON, got {self._scrub(snippet)}",
                 status=response.status_code,
-                request_id=_request_id(response),
+                request_id=self._safe_request_id(response),
                 method=method,
                 url=_without_query(url),
             ) from None
@@ -1197,7 +1486,7 @@ class _Transport:
         status = response.status_code
         code = message = None
         try:
-            payload = response.json()
+            payload = _loads(response.content)
         except ValueError:
             payload = None
         if isinstance(payload, dict):
@@ -1214,8 +1503,8 @@ class _Transport:
         message = self._scrub(message)[:500]  # scrub first: a cut key would slip through
         kwargs: Dict[str, Any] = {
             "status": status,
-            "code": code,
-            "request_id": _request_id(response),
+            "code": self._scrub(code)[:200] if code else None,
+            "request_id": self._safe_request_id(response),
             "method": method,
             "url": _without_query(url),
             "resource": resource,
@@ -1235,14 +1524,40 @@ class _Transport:
 
     @staticmethod
     def _expect_fields(body: Any, fields: Tuple[str, ...], what: str) -> dict:
-        if isinstance(body, dict) and all(field in body for field in fields):
-            return body
-        raise MalformedResponseError(
-            f"{what}: the answer lacks {', '.join(fields)} (got {type(body).__name__})", status=None
-        )
+        """`body` if it is an object with `fields`; ids and names must be non-empty strings,
+        and `data`/`prompts` lists (see _FIELD_KINDS), or the answer is malformed."""
+        if not (isinstance(body, dict) and all(field in body for field in fields)):
+            raise MalformedResponseError(
+                f"{what}: the answer lacks {', '.join(fields)} (got {type(body).__name__})",
+                status=None,
+            )
+        for field in fields:
+            kind = _FIELD_KINDS.get(field)
+            value = body[field]
+            if kind is str and not (isinstance(value, str) and value.strip()):
+                raise MalformedResponseError(
+                    f"{what}: the answer's {field} is not a non-empty string "
+                    f"(got {_kind_of(value)})",
+                    status=None,
+                )
+            if kind is list and not isinstance(value, list):
+                raise MalformedResponseError(
+                    f"{what}: the answer's {field} is not a list (got {_kind_of(value)})",
+                    status=None,
+                )
+        return body
+
+    def _safe_request_id(self, response: Any) -> Optional[str]:
+        request_id = _request_id(response)
+        return self._scrub(request_id) if request_id is not None else None
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, _redact_key(self._api_key))
+        """`text` without the key, nor its secret part (what follows the `rbk_` prefix)."""
+        text = text.replace(self._api_key, _redact_key(self._api_key))
+        secret = self._api_key.split("_", 1)[1] if "_" in self._api_key else ""
+        if len(secret) >= 8:
+            text = text.replace(secret, "…redacted")
+        return text
 
     # -------------------------------------------------------------- shared loops
 
@@ -1317,12 +1632,20 @@ class _Transport:
         """Every item of `list_page(limit, offset)` pages, each id once.
 
         It stops on a short page, at `total`, or on a full page of nothing new
-        (a server ignoring offset would otherwise loop forever).
+        (a server ignoring offset would otherwise loop forever). Pages that go on
+        past the first total plus LIST_SLACK, or past MAX_LIST_ITEMS, are an error.
         """
         _check_int(page_size, "page size", 1, MAX_PAGE_SIZE)
         seen = set()
         offset = 0
+        bound = MAX_LIST_ITEMS
         while True:
+            if offset > bound:
+                raise MalformedResponseError(
+                    f"the listing never ends: more than {bound:,} items came "
+                    f"in pages that keep saying there are more",
+                    status=None,
+                )
             page = list_page(page_size, offset)
             fresh = 0
             for item in page["data"]:
@@ -1334,6 +1657,8 @@ class _Transport:
                 yield item
             offset += len(page["data"])
             total = page.get("total")
+            if bound == MAX_LIST_ITEMS and isinstance(total, int) and not isinstance(total, bool):
+                bound = min(MAX_LIST_ITEMS, max(total, 0) + LIST_SLACK)
             if len(page["data"]) < page_size or (isinstance(total, int) and offset >= total):
                 return
             if not fresh:
@@ -1441,9 +1766,10 @@ class RebyteClient(_Transport):
 
     def _get_task(self, task_id: str, deadline: Optional[float] = None) -> dict:
         path = self._path("/tasks/{task_id}", task_id=task_id)
-        return self._fetch(
+        task = self._fetch(
             path, resource="task", fields=("id",), what="get task", deadline=deadline
         )
+        return _check_task_shape(task)
 
     def list_tasks(self, limit: int = 50, offset: int = 0) -> dict:
         """One page, newest first: `{"data", "total", "limit", "offset"}`."""
@@ -1660,7 +1986,7 @@ class RebyteClient(_Transport):
                     elif kind == "event":
                         if prompt_id is not None and data.get("promptId") not in (None, prompt_id):
                             continue
-                        key = data.get("eventKey") or (data.get("promptId"), data.get("seq"))
+                        key = _event_identity(data)
                         if key in seen:
                             continue
                         seen.add(key)
@@ -1742,20 +2068,23 @@ class RebyteClient(_Transport):
         with response:
             self._raise_for_status("GET", url, response, "task")
             yield "open", {}
-            event_name, data_lines = "message", []
-            for line in _sse_lines(self._iter_body("GET", url, response, chunk_size=1)):
-                if not line:
+            event_name, data_lines, size = "message", [], 0
+            for line in _sse_lines(self._iter_stream("GET", url, response, deadline)):
+                if line is None or line.startswith(":"):
+                    yield "tick", {}
+                elif not line:
                     if data_lines:
                         yield event_name, _parse_event_data("\n".join(data_lines))
-                    event_name, data_lines = "message", []
-                elif line.startswith(":"):
-                    yield "tick", {}
+                    event_name, data_lines, size = "message", [], 0
                 else:
                     field, _, value = line.partition(":")
                     value = value[1:] if value.startswith(" ") else value
                     if field == "event":
                         event_name = value
                     elif field == "data":
+                        size += len(value) + 1
+                        if size > MAX_EVENT_BYTES:
+                            raise _event_too_large()
                         data_lines.append(value)
 
     # -------------------------------------------------------------- files (task inputs)
@@ -1796,10 +2125,18 @@ class RebyteClient(_Transport):
         @contextlib.contextmanager
         def file_body() -> Iterator[Any]:
             # A fresh handle per attempt: a retried PUT starts the file from its first byte.
-            with open(path, "rb") as handle:
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - closed below
+            except OSError as error:
+                raise InputError(
+                    f"cannot read {path} any more ({error.strerror or error}): "
+                    "it was moved or deleted after it was checked"
+                ) from None
+            with handle:
                 yield _ProgressReader(handle, size, progress) if size else b""
 
-        # No watchdog: a large file may take longer than an API call is allowed to.
+        # No deadline: a large file may take longer than an API call is allowed to; the
+        # send path still ends a transfer that stalls, or an answer that does not come.
         response, _ = self._send(
             "PUT",
             url,
@@ -2358,6 +2695,17 @@ def _no_body() -> Iterator[None]:
     yield None
 
 
+def _attempt_limit(
+    deadline: Optional[float], answer_limit: Optional[Callable[[], float]]
+) -> Optional[Callable[[], float]]:
+    """The moving end of one attempt, from a fixed deadline and an upload's answer limit."""
+    if answer_limit is None:
+        return None if deadline is None else (lambda: deadline)
+    if deadline is None:
+        return answer_limit
+    return lambda: min(deadline, answer_limit())
+
+
 def _no_credentials(request: Any) -> Any:
     """An auth hook that adds nothing: it keeps requests from adding ~/.netrc credentials."""
     return request
@@ -2385,28 +2733,126 @@ def _is_done(task: dict, prompt_id: Optional[str]) -> bool:
     return False
 
 
-def _sse_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Split a byte stream into lines as SSE does (LF or CRLF), yielding each as soon as it ends."""
+def _sse_lines(chunks: Iterable[bytes]) -> Iterator[Optional[str]]:
+    """Split a byte stream into lines as SSE does (LF or CRLF), yielding each as soon as it
+    ends, and None after each chunk, so that the caller can keep time on a stream that
+    never ends a line. Linear in the bytes; a line over MAX_EVENT_BYTES is malformed."""
     buffer = bytearray()
     for chunk in chunks:
+        scanned = len(buffer)  # the bytes before are known to hold no newline
         buffer += chunk
+        start = 0
         while True:
-            end = buffer.find(b"\n")
+            end = buffer.find(b"\n", max(start, scanned))
             if end < 0:
                 break
-            line = bytes(buffer[:end]).rstrip(b"\r")
-            del buffer[: end + 1]
+            line = bytes(buffer[start:end]).rstrip(b"\r")
+            start = end + 1
             yield line.decode("utf-8", errors="replace")
+        del buffer[:start]
+        if len(buffer) > MAX_EVENT_BYTES:
+            raise _event_too_large()
+        yield None
     if buffer:
         yield bytes(buffer).rstrip(b"\r").decode("utf-8", errors="replace")
 
 
+def _event_too_large() -> MalformedResponseError:
+    return MalformedResponseError(
+        f"the event stream sent an event larger than {MAX_EVENT_BYTES / (1024 * 1024):g} MiB",
+        status=None,
+    )
+
+
+def _urllib3_error() -> type:
+    """urllib3's base error (what a raw read raises); requests always brings urllib3."""
+    import urllib3  # noqa: PLC0415 - only after requests was imported
+
+    return urllib3.exceptions.HTTPError
+
+
+def _event_identity(event: dict) -> Any:
+    """What makes an event the same one when a reconnect replays it: its eventKey, else
+    its prompt and seq, else (neither given) its whole content, so distinct ones stay."""
+    if event.get("eventKey"):
+        return event["eventKey"]
+    if event.get("seq") is not None:
+        return (event.get("promptId"), event["seq"])
+    text = json.dumps(event, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", errors="replace")).digest()
+
+
 def _parse_event_data(text: str) -> dict:
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except ValueError:
         return {"eventType": "unparsed", "payload": text}
-    return data if isinstance(data, dict) else {"eventType": "unparsed", "payload": data}
+    if not isinstance(data, dict):
+        return {"eventType": "unparsed", "payload": data}
+    for field, kinds in _EVENT_FIELD_KINDS.items():
+        value = data.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise MalformedResponseError(
+                f"the event stream sent an event whose {field} is {_kind_of(value)}", status=None
+            )
+    return data
+
+
+# What the contract promises of the fields the client relies on.
+_FIELD_KINDS: Dict[str, type] = {
+    "id": str,
+    "promptId": str,
+    "filename": str,
+    "uploadUrl": str,
+    "visibility": str,
+    "data": list,
+    "prompts": list,
+}
+_EVENT_FIELD_KINDS: Dict[str, Any] = {
+    "seq": int,
+    "lastSeq": int,
+    "eventKey": str,
+    "promptId": str,
+    "eventType": str,
+    "status": str,
+}
+
+
+def _kind_of(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(data: Any) -> Any:
+    """JSON as the contract allows it: no NaN or Infinity, and no nesting that would
+    exhaust the stack (a ValueError for both, like any other malformed body)."""
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data).decode("utf-8", errors="replace")
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _check_task_shape(task: dict, what: str = "get task") -> dict:
+    """The task if its `status` is a string and its `prompts` a list of objects; the
+    waits and results rely on both, so anything else is a malformed answer."""
+    status = task.get("status")
+    if status is not None and not isinstance(status, str):
+        raise MalformedResponseError(
+            f"{what}: the task's status is {_kind_of(status)}, not a string", status=None
+        )
+    prompts = task.get("prompts")
+    if prompts is not None and not (
+        isinstance(prompts, list) and all(isinstance(p, dict) for p in prompts)
+    ):
+        raise MalformedResponseError(
+            f"{what}: the task's prompts are not a list of objects", status=None
+        )
+    return task
 
 
 def _exception_chain(error: BaseException) -> Iterator[BaseException]:
@@ -2414,8 +2860,8 @@ def _exception_chain(error: BaseException) -> Iterator[BaseException]:
     stack = [error]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue  # ssl.SSLError.reason, for one, is a string
         seen.add(id(current))
         yield current
         stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
@@ -2467,6 +2913,18 @@ def _short_reason(error: BaseException) -> str:
         if known in names:
             return text
     return names[0] if names else "unknown error"
+
+
+def _tls_detail(error: BaseException) -> str:
+    """The innermost SSL error's own words, e.g. "CERTIFICATE_VERIFY_FAILED"."""
+    import ssl
+
+    for item in _exception_chain(error):
+        if isinstance(item, ssl.SSLError):
+            reason = getattr(item, "reason", None)
+            if isinstance(reason, str) and reason:
+                return reason.replace("_", " ").lower()
+    return "TLS error"
 
 
 def _reason_phrase(status: int) -> str:

@@ -57,7 +57,7 @@ exit codes:
   6    network or server failure after retries, or a create that may or may not have happened
   7    a wait timed out with the task still running
   70   an internal error of this CLI (a bug): run again with -v and report it
-  130  interrupted (Ctrl-C); a task or computer already created keeps running
+  130  interrupted (Ctrl-C; SIGTERM 143, SIGHUP 129); created tasks and computers keep running
 
 environment:
   REBYTE_API_KEY   your API key (get one at https://app.rebyte.ai/settings/api-keys)
@@ -129,7 +129,12 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS:g} seconds (30 days)")
     return value
+
+
+MAX_SECONDS = 30 * 24 * 3600.0  # the client's MAX_TIMEOUT_SECONDS
 
 
 def _whole(low: int, high: int = None):
@@ -506,6 +511,17 @@ def chosen_command(args) -> Command:
 # ------------------------------------------------------------------------- output
 
 
+def _json_for_stdout(document, **options) -> str:
+    """JSON as readable as stdout can show: non-ASCII characters as themselves where it
+    can encode them, else escaped (still the same JSON), so that no result is lost."""
+    text = json.dumps(document, ensure_ascii=False, **options)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(document, ensure_ascii=True, **options)
+    return text
+
+
 class Output:
     """Where results, progress and messages go; the only code here that writes."""
 
@@ -526,7 +542,7 @@ class Output:
             self.json_line(document)
 
     def json_line(self, document) -> None:
-        print(json.dumps(document, ensure_ascii=False, separators=(",", ":")), flush=True)
+        print(_json_for_stdout(document, separators=(",", ":")), flush=True)
 
     def note(self, message: str) -> None:
         """A message for the person or agent watching stderr."""
@@ -681,7 +697,7 @@ class _InFlight:
         self._add(1)
 
     def __exit__(self, kind, error, trace) -> None:
-        if kind is not KeyboardInterrupt:
+        if kind is None or not issubclass(kind, KeyboardInterrupt):  # SIGTERM/SIGHUP too
             self._add(-1)
 
 
@@ -717,21 +733,34 @@ def make_client(args, *, concurrency: int = 0):
     )
 
 
+def prompt_bytes_cap() -> int:
+    """The most bytes a prompt can take: MAX_PROMPT_CHARS characters of up to 4 bytes."""
+    return load_client_module().MAX_PROMPT_CHARS * 4
+
+
+MAX_BATCH_FILE_BYTES = 16 * 1024 * 1024
+MAX_TEXT_FILE_BYTES = 1024 * 1024  # any other text read from a file or stdin
+
+
 def read_prompt(args) -> str:
     """The prompt from --prompt or --prompt-file (- for stdin), as text."""
     if args.prompt is not None:
         return args.prompt
-    return read_text(args.prompt_file, "prompt file")
+    return read_text(args.prompt_file, "prompt file", prompt_bytes_cap())
 
 
-def read_text(path: str, what: str) -> str:
-    """A UTF-8 text file, or stdin for `-`; each way it can fail is a one-line UsageError."""
+def read_text(path: str, what: str, limit: int = MAX_TEXT_FILE_BYTES) -> str:
+    """A UTF-8 text file, or stdin for `-`, of at most `limit` bytes (so /dev/zero or an
+    endless pipe ends at once); each way it can fail is a one-line UsageError."""
     try:
         if path == "-":
-            data = sys.stdin.buffer.read()
+            data = sys.stdin.buffer.read(limit + 1)
         else:
             with open(path, "rb") as handle:
-                data = handle.read()
+                data = handle.read(limit + 1)
+        if len(data) > limit:
+            shown = "stdin" if path == "-" else path
+            raise UsageError(f"{what} is larger than {limit:,} bytes: {shown}")
     except FileNotFoundError:
         raise UsageError(f"no such {what}: {path}") from None
     except IsADirectoryError:
@@ -1033,11 +1062,32 @@ def watch_events(
                 done = event
     except rc.WaitTimeoutError as error:
         return report_wait_failure(out, None if as_json else client.get_task(task_id), error)
-    task = client.get_task(task_id)
+    task = agree_with_done(client.get_task(task_id), done, prompt_id)
     final = with_result(client, task, prompt_id)
     if done and done.get("finalResult") and "result" not in final:
         final["result"] = done["finalResult"]
     return final
+
+
+def agree_with_done(task: dict, done, prompt_id=None) -> dict:
+    """The task as the stream's `done` says it ended, when the read that follows still
+    lags behind (says running): the done event is the news, the read only catches up."""
+    status = (done or {}).get("status")
+    if status not in ("completed", "failed", "canceled"):
+        return task
+    if prompt_id:
+        prompt_status = {"completed": "succeeded"}.get(status, status)
+        prompts = [
+            {**p, "status": prompt_status}
+            if isinstance(p, dict) and p.get("id") == prompt_id
+            and p.get("status") not in ("succeeded", "failed", "canceled")
+            else p
+            for p in task.get("prompts") or []
+        ]
+        return {**task, "prompts": prompts}
+    if task.get("status") in ("completed", "failed", "canceled"):
+        return task
+    return {**task, "status": status}
 
 
 def show_event(out: Output, event: dict, task_id: str, as_json: bool) -> None:
@@ -1585,7 +1635,7 @@ BATCH_FIELDS = {
 
 def load_batch_specs(path: str) -> list:
     """Task specs from a JSON array, JSON Lines or YAML (when PyYAML is installed)."""
-    specs = _parse_specs(read_text(path, "batch file"), path)
+    specs = _parse_specs(read_text(path, "batch file", MAX_BATCH_FILE_BYTES), path)
     if isinstance(specs, dict):  # one object (a JSON Lines file of one line, say): one spec
         specs = [specs]
     if not isinstance(specs, list) or not specs:
@@ -1613,11 +1663,35 @@ def _parse_specs(text: str, path: str):
             f"batch file {path} is not valid JSON or JSON Lines (YAML needs PyYAML installed)"
         ) from None
     try:
-        return yaml.safe_load(stripped)
+        return yaml.load(stripped, Loader=_yaml_loader_without_aliases(yaml))  # noqa: S506
+    except _AliasRefused as refused:
+        raise UsageError(
+            f"batch file {path}: YAML aliases are not allowed (line {refused.line}); "
+            "write each value out"
+        ) from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
         raise UsageError(f"batch file {path} is not valid JSON, JSON Lines or YAML{at}") from None
+
+
+class _AliasRefused(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _yaml_loader_without_aliases(yaml):
+    """yaml.SafeLoader that refuses `*alias` while composing: an alias bomb of a few
+    hundred bytes would otherwise stand for billions of values."""
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                raise _AliasRefused(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+
+    return Loader
 
 
 def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
@@ -1631,7 +1705,7 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
     fields = {BATCH_FIELDS[key]: value for key, value in spec.items()}
     if "prompt_file" in fields and "prompt" not in fields:
         path = os.path.join(base_dir, str(fields.pop("prompt_file")))
-        fields["prompt"] = read_text(path, "prompt file")
+        fields["prompt"] = read_text(path, "prompt file", prompt_bytes_cap())
     if "prompt" not in fields:
         raise UsageError(f"{where} has no prompt")
     skills = fields.get("skills")
@@ -2009,12 +2083,59 @@ def say_interrupted(out: Output, run: Run) -> None:
         out.error("interrupted")
 
 
+class Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled as Ctrl-C is: the tasks are named, they keep running."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum, frame) -> None:
+    raise Signalled(signum)
+
+
+def handle_termination_signals() -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            try:
+                signal.signal(number, _raise_signalled)
+            except (ValueError, OSError):  # not the main thread, or not this platform
+                pass
+
+
+def _not_utf8(argv) -> str:
+    """The first argument that is not UTF-8 text (the shell passed bytes), or ""."""
+    for value in argv:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value
+    return ""
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        # Plain lines (-q) never fail on a console that cannot show a character.
+        sys.stdout.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError):  # not a text stream of io's
+        pass
+    bad = _not_utf8(argv)
+    if bad:
+        shown = bad.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        Output(quiet=False, progress=False).error(
+            f"argument {shown!r} is not UTF-8 text; pass text, or a file with --prompt-file"
+        )
+        return EXIT_USAGE
     path = command_path(argv)
     if path and path[0] in GROUPS:
         load_group(path[0])
     args = build_parser(path).parse_args(argv)
+    handle_termination_signals()  # after --help, which needs no signal module
     out = Output(quiet=args.quiet, progress=not args.no_progress)
     run = Run()
     try:
@@ -2024,9 +2145,9 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         return chosen_command(args).handler(args, out, run)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         say_interrupted(out, run)
-        return EXIT_INTERRUPTED
+        return 128 + interrupt.signum if isinstance(interrupt, Signalled) else EXIT_INTERRUPTED
     except ImportError as error:
         out.error(f"{error} (or run it with `uv run {PROG}`)")
         return EXIT_USAGE

@@ -28,6 +28,7 @@ Modes (MODES lists them; `echo` is the caller's string for the modes that use it
   sse-no-blank       the events stream sends `data:` lines forever, never a blank line
   sse-huge-line      the events stream sends one 4 MiB event line, then done completed
   endless-json       every JSON answer is close-delimited and never ends
+  json-trickle       every JSON answer promises 64 bytes and sends one byte every 0.25 s
   huge-length        every JSON answer promises Content-Length 1 TiB and keeps sending
   endless-pages      list routes always give a full page of new ids, total ever larger
   put-trickle        a PUT (the storage upload) is read whole, then answered a byte a second
@@ -36,8 +37,10 @@ Modes (MODES lists them; `echo` is the caller's string for the modes that use it
   echo-error         every request is answered 400 with error code `echo` and
                      X-Request-Id `echo` (to check that both are scrubbed)
   done-disagrees     the stream's done says completed; GET /tasks/{id} keeps saying running
-  events-no-key      events carry neither seq nor eventKey; GET says completed
+  events-no-key      three events carry neither seq nor eventKey; GET says completed
   not-http           every connection gets a few bytes that are not HTTP, then a close
+  tls                plain answers, over TLS with the caller's `certfile` and `keyfile`
+                     (a self-signed certificate, as a TLS-inspecting proxy presents)
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ from urllib.parse import urlsplit
 MODES = (
     "nested-json", "prompts-not-list", "status-list", "seq-list", "upload-url-int",
     "upload-url-object", "upload-url-file", "nan", "no-id", "sse-trickle", "sse-no-blank",
-    "sse-huge-line", "endless-json", "huge-length", "endless-pages", "put-trickle", "redirect",
-    "echo-error", "done-disagrees", "events-no-key", "not-http",
+    "sse-huge-line", "endless-json", "json-trickle", "huge-length", "endless-pages",
+    "put-trickle", "redirect",
+    "echo-error", "done-disagrees", "events-no-key", "not-http", "tls",
 )
 TASK_ID = "task-1"
 WORKSPACE_ID = "ws-1"
@@ -79,9 +83,18 @@ class HostileServer:
     """One listening socket on 127.0.0.1; a thread per connection; stops after `lifetime`."""
 
     def __init__(self, mode: str, *, echo: str = "", lifetime: float = 30.0,
-                 max_bytes: int = 256 * 1024 * 1024, port: int = 0):
+                 max_bytes: int = 256 * 1024 * 1024, port: int = 0,
+                 certfile: str = "", keyfile: str = ""):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        if (mode == "tls") != bool(certfile and keyfile):
+            raise ValueError("mode tls, and only it, takes certfile and keyfile")
+        self._tls = None
+        if mode == "tls":
+            import ssl
+
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(certfile, keyfile)
         if any(ch in echo for ch in "\r\n\0"):
             raise ValueError("echo must not hold CR, LF or NUL (it goes into a header)")
         self.mode, self.echo = mode, echo
@@ -140,7 +153,8 @@ class HostileServer:
     def origin(self) -> str:
         if not self._port:
             raise RuntimeError("the server is not started")
-        return f"http://127.0.0.1:{self._port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._port}"
 
     def _over(self) -> bool:
         return self._stopping.is_set() or time.monotonic() >= self._deadline
@@ -177,6 +191,10 @@ class HostileServer:
     def _serve(self, connection: socket.socket) -> None:
         connection.settimeout(0.2)
         try:
+            if self._tls is not None:
+                connection.settimeout(5)
+                connection = self._tls.wrap_socket(connection, server_side=True)
+                connection.settimeout(0.2)
             if self.mode == "not-http":
                 self._send(connection, b"SSH-2.0-OpenSSH_9.6\r\n\x00\xff\xfe garbage\r\n")
                 return
@@ -302,6 +320,10 @@ class HostileServer:
         elif mode == "endless-json":
             self._send_head(connection, status, {"Content-Type": "application/json"})
             self._endless(connection, b'{"data": [', b'{"id": "x"}, ')
+        elif mode == "json-trickle":
+            self._send_head(connection, status, {"Content-Type": "application/json",
+                                                 "Content-Length": "64"})
+            self._trickle(connection, b'{"id": "' + b"x" * 52 + b'"}    ', 0.25)
         elif mode == "huge-length":
             self._send_head(connection, status, {"Content-Type": "application/json",
                                                  "Content-Length": str(HUGE_LENGTH)})
@@ -411,9 +433,12 @@ class HostileServer:
         else:
             if mode == "seq-list":
                 event["seq"] = [1]
-            elif mode == "events-no-key":
+            if mode == "events-no-key":
                 del event["seq"], event["eventKey"]
-            self._send(connection, self._sse("event", event))
+                for text in ("one", "two", "three"):
+                    self._send(connection, self._sse("event", {**event, "payload": {"text": text}}))
+            else:
+                self._send(connection, self._sse("event", event))
             self._send(connection, self._sse("done", done))
 
     @staticmethod

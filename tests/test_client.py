@@ -568,7 +568,8 @@ def test_upload_file_creates_a_slot_then_streams_the_file(client, requests_mock,
 
     # Streamed: the transport got a reader, never one bytes object, and read it in bounded chunks.
     (attempt,) = attempts
-    assert attempt["body_type"] is rebyte_client._ProgressReader
+    # (the send path wraps the reader to time the answer after the body's last byte)
+    assert attempt["body_type"] is rebyte_client._TrackedReader
     assert attempt["data"] == content
     assert len(attempt["chunks"]) > 1
     assert max(len(c) for c in attempt["chunks"]) <= rebyte_client.UPLOAD_CHUNK_BYTES

@@ -180,8 +180,10 @@ def test_event_with_a_list_seq():
 
 def test_events_without_seq_or_event_key():
     with HostileServer("events-no-key") as server:
-        (name, event), done = events_of(server)
-        assert name == "event" and "seq" not in event and "eventKey" not in event
+        *events, done = events_of(server)
+        assert [event["payload"]["text"] for _, event in events] == ["one", "two", "three"]
+        for name, event in events:
+            assert name == "event" and "seq" not in event and "eventKey" not in event
         assert done[1]["status"] == "completed"
         assert fetch_json(server, "GET", "/v1/tasks/task-1")[1]["status"] == "completed"
 
@@ -223,6 +225,14 @@ def test_endless_json_has_no_length_and_does_not_end():
         _, headers, body = split(answer)
         assert "content-length" not in headers and body.startswith(b'{"data": [')
         assert len(answer) == 8 * MIB  # still sending when we stopped reading
+
+
+def test_json_trickles_a_byte_a_second():
+    with HostileServer("json-trickle") as server:
+        with request(server, "GET", "/v1/tasks/task-1") as sock:
+            answer = read_for(sock, 2.5)
+        _, headers, body = split(answer)
+        assert headers["content-length"] == "64" and 5 <= len(body) <= 12
 
 
 def test_huge_content_length():
@@ -280,3 +290,10 @@ def test_not_http():
 def test_fixture_starts_and_stops(make_hostile_server):
     server = make_hostile_server("echo-error", echo="code-x", lifetime=5)
     assert fetch(server, "GET", "/v1/tasks")[1]["x-request-id"] == "code-x"
+
+
+def test_tls_takes_a_certificate_and_only_it_does():
+    with pytest.raises(ValueError):
+        HostileServer("tls")
+    with pytest.raises(ValueError):
+        HostileServer("nan", certfile="c.pem", keyfile="k.pem")
