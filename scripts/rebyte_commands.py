@@ -1567,23 +1567,7 @@ def cmd_delete(args, out: Output, run: Run) -> int:
         rc.check_task_id(task_id)
     what = f"task {task_ids[0]}" if len(task_ids) == 1 else f"{len(task_ids)} tasks"
     confirm(f"delete {what}", yes=yes)
-    client = make_client(args)
-    documents, errors = [], []
-    for task_id in task_ids:
-        try:
-            client.delete_task(task_id)
-            documents.append({"id": task_id, "deleted": True})
-        except rc.RebyteError as error:
-            if len(task_ids) == 1:
-                raise
-            errors.append(error)
-            out.error(f"task {task_id}: {error}")
-            documents.append({"id": task_id, "deleted": False, "error": _one_line(str(error))})
-    out.result(
-        documents[0] if len(documents) == 1 else documents,
-        [doc["id"] for doc in documents if doc["deleted"]],
-    )
-    return worst_exit([exit_code_for(rc, e) for e in errors])
+    return delete_many(rc, out, task_ids, make_client(args).delete_task, "task")
 
 
 def delete_many(rc, out: Output, ids, delete, noun: str) -> int:
