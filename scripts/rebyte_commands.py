@@ -1747,15 +1747,19 @@ def cmd_batch(args, out: Output, run: Run) -> int:
 
     def say(index: int, stage: str, task=None, **fields) -> None:
         """One line for a spec: JSON with its index and name, or with -q
-        `INDEX<TAB>STATUS<TAB>URL` as it is created (with --wait `INDEX<TAB>STATUS<TAB>ANSWER`
-        as it ends; `INDEX<TAB>error<TAB>MESSAGE` for a spec that could not be created)."""
+        `INDEX<TAB>NAME<TAB>ID<TAB>STATUS<TAB>URL` as it is created (with --wait the answer
+        in place of the URL, as it ends; `INDEX<TAB>NAME<TAB>-<TAB>error<TAB>MESSAGE` for a
+        spec that could not be created). NAME is `-` for a spec without one."""
         if out.quiet:
+            name = specs[index].get("name") or "-"
             if task is None:
-                print(_tab_line(index, "error", fields.get("error")), flush=True)
+                print(_tab_line(index, name, "-", "error", fields.get("error")), flush=True)
             elif stage == "done":
-                print(_tab_line(index, task.get("status"), _answer_or_url(task)), flush=True)
+                text = _answer_or_url(task)
+                print(_tab_line(index, name, task.get("id"), task.get("status"), text), flush=True)
             elif not wait:
-                print(_tab_line(index, task.get("status"), task.get("url")), flush=True)
+                text = task.get("url")
+                print(_tab_line(index, name, task.get("id"), task.get("status"), text), flush=True)
             return
         line = {"index": index}
         if specs[index].get("name"):
@@ -2020,9 +2024,9 @@ command(
     _batch_arguments,
     cmd_batch,
     examples=[f"{_RUN} batch tasks.jsonl --wait"],
-    quiet="one line per task: INDEX<TAB>STATUS<TAB>URL as it is created; with --wait\n"
-    "  INDEX<TAB>STATUS<TAB>ANSWER-ON-ONE-LINE-OR-URL as it ends\n"
-    "  (INDEX<TAB>error<TAB>MESSAGE when it could not be created)",
+    quiet="one line per task: INDEX<TAB>NAME<TAB>ID<TAB>STATUS<TAB>URL as it is created;\n"
+    "  with --wait the answer on one line (or the URL) in place of the URL, as it ends\n"
+    "  (INDEX<TAB>NAME<TAB>-<TAB>error<TAB>MESSAGE when it could not be created)",
 )
 
 

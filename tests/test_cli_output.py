@@ -262,30 +262,35 @@ def test_batch_quiet_prints_a_line_per_task(cli, fake_rebyte, tmp_path):
     started = cli("batch", str(path), "-q")
     assert started.returncode == 0, started.stderr
     rows = sorted(line.split("\t") for line in started.stdout.splitlines())
-    assert [row[:2] for row in rows] == [["0", "running"], ["1", "running"]]
-    assert all(row[2].startswith("https://") for row in rows)
+    assert [[row[0], row[1], row[3]] for row in rows] == [["0", "-", "running"]] + [
+        ["1", "-", "running"]
+    ]
+    assert all(row[4].endswith(f"/run/{row[2]}") for row in rows)  # INDEX NAME ID STATUS URL
     waited = cli("batch", str(path), "-q", "--wait", *FAST)
     assert waited.returncode == 1, waited.stderr
     rows = sorted(line.split("\t") for line in waited.stdout.splitlines())
     # Like `wait -q`: the answer, or the URL when there is none.
-    assert [row[:2] for row in rows] == [["0", "completed"], ["1", "failed"]]
-    assert rows[0][2] == final_result_for("Works")
-    assert rows[1][2].startswith("https://") and len(rows[1]) == 3
+    assert [[row[0], row[3]] for row in rows] == [["0", "completed"], ["1", "failed"]]
+    assert rows[0][4] == final_result_for("Works")
+    assert rows[1][4].startswith("https://") and len(rows[1]) == 5
     fake_rebyte.inject("POST", "/v1/tasks", "429")
     failed = cli("batch", str(path), "-q", "--concurrency", "1", "--max-retries", "0")
     assert failed.returncode == 5
-    assert failed.stdout.splitlines()[0].startswith("0\terror\t")
+    assert failed.stdout.splitlines()[0].startswith("0\t-\t-\terror\t")
 
 
 def test_batch_wait_prints_each_task_as_it_ends(cli, tmp_path):
     path = tmp_path / "specs.json"
-    path.write_text(json.dumps([{"prompt": "Slow [duration=3]"}, {"prompt": "Quick"}]))
+    specs = [{"prompt": "Slow [duration=3]", "name": "slow"}, {"prompt": "Quick", "name": "quick"}]
+    path.write_text(json.dumps(specs))
     result = cli("batch", str(path), "-q", "--wait", *FAST)
     assert result.returncode == 0, result.stderr
-    assert [line.split("\t")[:2] for line in result.stdout.splitlines()] == [
-        ["1", "completed"],
-        ["0", "completed"],
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [[row[0], row[1], row[3]] for row in rows] == [
+        ["1", "quick", "completed"],
+        ["0", "slow", "completed"],
     ]
+    assert all(row[2] and row[2] != "-" for row in rows)  # the task id, for a follow-up
 
 
 def test_batch_done_lines_do_not_repeat_the_created_line(cli, tmp_path):

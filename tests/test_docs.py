@@ -247,8 +247,8 @@ def test_skill_md_says_what_an_agent_trips_on():
     # Destroying: confirm with the user, then --yes.
     assert "Confirm with the user first" in text and "then pass `--yes`" in text
     # -q per command, and list's statuses with what they cost.
-    assert "ID<TAB>STATUS<TAB>TITLE" in text and "INDEX<TAB>STATUS<TAB>URL" in text
-    assert "`--wait` `INDEX<TAB>STATUS<TAB>ANSWER` as each ends" in text
+    assert "ID<TAB>STATUS<TAB>TITLE" in text and "INDEX<TAB>NAME<TAB>ID<TAB>STATUS<TAB>URL" in text
+    assert "`--wait` the answer in place of the URL as each ends" in text
     assert "--no-status" in text and "one request per task" in text
 
 
