@@ -1887,7 +1887,7 @@ NOT_FOUND_ADVICE = {
     "computer": f"the computer may have been deleted: list computers with `{RUN} computer list`",
     "webhook": f"the webhook may have been deleted: list webhooks with `{RUN} webhook list`",
     "artifact": f"the artifact may have been deleted: list them with `{RUN} artifacts list ID`",
-    "workspace": "no such workspace or task",
+    "workspace": f"no task or workspace has that id: list tasks with `{RUN} list`",
     None: "the API has no such route: check --base-url / REBYTE_BASE_URL (it should end in /v1)",
 }
 

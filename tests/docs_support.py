@@ -132,9 +132,10 @@ def mentions_api(block: Block) -> bool:
 
 def is_script(block: Block) -> bool:
     """A shell block that only makes sense run whole: variables, substitutions, curl, or
-    a line that calls the CLI twice (one call's output piped into the other)."""
+    a line that calls the CLI twice (one call's output piped into the other), or that
+    hands it ids through xargs."""
     for _, line in runnable_lines(block):
-        if "$(" in line or _ASSIGNMENT.match(line) or re.search(r"\bcurl\b", line):
+        if "$(" in line or _ASSIGNMENT.match(line) or re.search(r"\b(?:curl|xargs)\b", line):
             return True
         if line.count("rebyte_cli.py") > 1:
             return True

@@ -441,7 +441,7 @@ def explain(error) -> str:
         ("computer", "`python3 scripts/rebyte_cli.py computer list`"),
         ("webhook", "`python3 scripts/rebyte_cli.py webhook list`"),
         ("artifact", "`python3 scripts/rebyte_cli.py artifacts list ID`"),
-        ("workspace", "no such workspace or task"),
+        ("workspace", "no task or workspace has that id: list tasks with `python3 scripts/"),
         (None, "the API has no such route: check --base-url / REBYTE_BASE_URL"),
     ],
 )
@@ -450,7 +450,7 @@ def test_explain_words_not_found_by_resource(resource, advice):
     text = explain(error)
     assert text.startswith(f"{error}; ")
     assert advice in text
-    assert ("list tasks" in text) == (resource == "task")
+    assert ("list tasks" in text) == (resource in ("task", "workspace"))
     assert rebyte_commands.exit_code_for(rc, error) == rebyte_commands.EXIT_NOT_FOUND
 
 

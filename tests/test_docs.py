@@ -253,12 +253,15 @@ def test_skill_md_says_what_an_agent_trips_on():
 
 
 def test_skill_md_deletes_many_with_a_pipeline_run_whole():
-    """The recipe's second CLI call (delete) runs too: its block is run by bash, not split."""
-    line = (
-        "python3 $SKILL_DIR/scripts/rebyte_cli.py list --all --status completed -q | cut -f1 "
-        "| xargs -r python3 $SKILL_DIR/scripts/rebyte_cli.py delete --yes"
+    """The recipe deletes exactly the ids the user was shown (saved to a file first, so a
+    task that ends in between is not swept up), and its delete runs too: its block is run
+    by bash, not split."""
+    lines = (
+        "python3 $SKILL_DIR/scripts/rebyte_cli.py list --all --status completed -q"
+        " > completed.tsv\n"
+        "cut -f1 completed.tsv | xargs -r python3 $SKILL_DIR/scripts/rebyte_cli.py delete --yes"
     )
-    assert [b for b in SCRIPTS if b.doc == "SKILL.md" and b.body.strip() == line]
+    assert [b for b in SCRIPTS if b.doc == "SKILL.md" and b.body.strip() == lines]
     assert "confirm with the user" in read("SKILL.md").lower()
 
 
