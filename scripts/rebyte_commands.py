@@ -458,7 +458,10 @@ def build_parser(path=None) -> argparse.ArgumentParser:
     """
     parser = _Parser(
         prog=PROG,
-        description="Spawn cloud coding-agent tasks on Rebyte, watch them, and get their answers.",
+        description=(
+            "Spawn cloud coding-agent tasks on Rebyte, watch them, "
+            "and get their answers and files back."
+        ),
         epilog=EPILOG,
         formatter_class=_HelpFormatter,
     )

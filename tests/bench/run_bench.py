@@ -782,6 +782,9 @@ class SimulatedResponse:
     def json(self) -> dict:
         return self._body
 
+    def iter_content(self, chunk_size: int = 1):
+        yield self.content  # every answer is streamed and read whole by the client
+
     def close(self) -> None:
         pass
 
@@ -791,6 +794,7 @@ class SimulatedStream:
 
     status_code = 200
     headers = {"Content-Type": "text/event-stream"}
+    raw = None  # no socket: the client reads it through iter_content
 
     def __init__(self, host: SimulatedTaskHost) -> None:
         self._host = host
@@ -833,7 +837,7 @@ class SimulatedTaskHost:
         return SimulatedStream(self)
 
     def request(self, method: str, url: str, **kwargs):
-        if method == "GET" and kwargs.get("stream"):
+        if method == "GET" and url.endswith("/events"):
             return self.get(url, **kwargs)
         if method != "GET" or "/tasks/" not in url:
             raise BenchError(f"unexpected request while waiting: {method} {url}")
