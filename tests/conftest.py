@@ -3,9 +3,16 @@ hostile server (tests/hostile_server.py)."""
 
 from __future__ import annotations
 
+import sys
+import time
+from pathlib import Path
+
 import pytest
 from fake_rebyte import FakeRebyte
 from hostile_server import HostileServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from rebyte_client import RebyteClient  # noqa: E402
 
 API_KEY = "rbk_test_key"
 
@@ -50,3 +57,20 @@ def make_hostile_server():
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def client_for(api_key):
+    """client_for(server, **options): a client with the real retry policy but short pauses,
+    closed after the test (a module may define its own, as test_client_e2e does)."""
+    made = []
+
+    def make(server, **options) -> RebyteClient:
+        client = RebyteClient(api_key, base_url=server.base_url, **options)
+        client._sleep = lambda seconds: time.sleep(min(seconds, 0.02))
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

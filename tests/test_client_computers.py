@@ -23,7 +23,6 @@ from rebyte_client import (  # noqa: E402
     OutcomeUnknownError,
     ProvisionError,
     RateLimitError,
-    RebyteClient,
     WaitTimeoutError,
 )
 
@@ -33,22 +32,6 @@ COMPUTER_ROUTES = {
     ("GET", "/agent-computers/{id}"),
     ("DELETE", "/agent-computers/{id}"),
 }
-
-
-@pytest.fixture
-def client_for(api_key):
-    """client_for(server, **options): a client with the real retry policy and short pauses."""
-    made = []
-
-    def make(server, **options) -> RebyteClient:
-        client = RebyteClient(api_key, base_url=server.base_url, **options)
-        client._sleep = lambda seconds: time.sleep(min(seconds, 0.02))
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
 
 
 @pytest.fixture

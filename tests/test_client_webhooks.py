@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -40,21 +39,6 @@ WEBHOOK_ROUTES = {
     ("DELETE", "/webhooks/{id}"),
     ("GET", "/webhooks/public_key"),
 }
-
-
-@pytest.fixture
-def client_for(api_key):
-    made = []
-
-    def make(server, **options) -> RebyteClient:
-        client = RebyteClient(api_key, base_url=server.base_url, **options)
-        client._sleep = lambda seconds: time.sleep(min(seconds, 0.02))
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
 
 
 @pytest.fixture
