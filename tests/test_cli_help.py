@@ -24,6 +24,9 @@ sys.path.insert(0, str(CLI.parent))
 import rebyte_commands  # noqa: E402
 
 TOP_LEVEL = [path[0] for path in rebyte_commands.COMMANDS if len(path) == 1]
+for _group in list(rebyte_commands.GROUPS):
+    rebyte_commands.load_group(_group)
+GROUP_VERBS = [path for path in rebyte_commands.COMMANDS if len(path) == 2]
 EXAMPLES = [
     (path[0], line)
     for path, row in rebyte_commands.COMMANDS.items()
@@ -52,6 +55,20 @@ def test_a_subcommand_help_ends_with_its_examples_not_the_epilog(name):
     assert 1 <= len(lines) <= 2
     assert lines == list(rebyte_commands.COMMANDS[(name,)].examples)
     assert all(line.startswith(f"python3 scripts/rebyte_cli.py {name} ") for line in lines)
+
+
+@pytest.mark.parametrize("path", GROUP_VERBS, ids=" ".join)
+def test_a_group_verbs_help_ends_with_its_examples_not_the_epilog(path):
+    result = run_cli(*path, "--help", env=cli_env(None, None))
+    assert result.returncode == 0, result.stderr
+    assert "exit codes:" not in result.stdout and "REBYTE_API_KEY" not in result.stdout
+    shown = result.stdout.rstrip("\n").split("\nexamples:\n")
+    assert len(shown) == 2, result.stdout
+    lines = [as_documented(line.strip()) for line in shown[1].splitlines()]
+    assert 1 <= len(lines) <= 2
+    assert lines == list(rebyte_commands.COMMANDS[path].examples)
+    invoked = f"python3 scripts/rebyte_cli.py {' '.join(path)}"
+    assert all(line == invoked or line.startswith(invoked + " ") for line in lines)
 
 
 def _task(server, key: str) -> dict:
