@@ -1163,12 +1163,16 @@ class FakeRebyte:
                 self._workspaces.add(task.workspace_id)
 
     def _list_tasks(self, request: _Request) -> Reply:
+        return self._list_page(request, self._tasks, self._summary_json)
+
+    def _list_page(self, request: _Request, items: dict, to_json) -> Reply:
+        """One page of the live items, newest first: {data, total, limit, offset}."""
         limit = _int_param(request.query, "limit", 50, 1, 100)
         offset = _int_param(request.query, "offset", 0, 0, None)
         with self._lock:
             now = self._now()
-            live = [task for task in reversed(self._tasks.values()) if not task.deleted]
-            page = [self._summary_json(task, now) for task in live[offset:offset + limit]]
+            live = [item for item in reversed(items.values()) if not item.deleted]
+            page = [to_json(item, now) for item in live[offset:offset + limit]]
         return Reply.json(200, {"data": page, "total": len(live), "limit": limit,
                                 "offset": offset})
 
@@ -1278,14 +1282,7 @@ class FakeRebyte:
             return Reply.json(201, self._computer_json(computer, now))
 
     def _list_computers(self, request: _Request) -> Reply:
-        limit = _int_param(request.query, "limit", 50, 1, 100)
-        offset = _int_param(request.query, "offset", 0, 0, None)
-        with self._lock:
-            now = self._now()
-            live = [item for item in reversed(self._computers.values()) if not item.deleted]
-            page = [self._computer_json(item, now) for item in live[offset:offset + limit]]
-        return Reply.json(200, {"data": page, "total": len(live), "limit": limit,
-                                "offset": offset})
+        return self._list_page(request, self._computers, self._computer_json)
 
     def _get_computer(self, request: _Request, computer_id: str) -> Reply:
         with self._lock:
