@@ -68,6 +68,7 @@ __all__ = [
     "check_upload_path",
     "safe_artifact_path",
     "ArtifactsRefusedError",
+    "WorkspaceUnknownError",
     "SMALL_ARTIFACT_BYTES",
     "is_terminal",
     "DEFAULT_BASE_URL",
@@ -109,6 +110,12 @@ DEFAULT_CREATE_TIMEOUT = 600.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_WAIT_TIMEOUT = 3600.0
 FINAL_POLL_GRACE = 2.0
+# How long a succeeded prompt without its answer is read again (the answer can lag its status).
+RESULT_SETTLE_SECONDS = 3.0
+RESULT_SETTLE_FIRST_DELAY = 0.25
+# Polling in place of an event stream that a server does not have.
+POLLED_EVENTS_FIRST_DELAY = 2.0
+POLLED_EVENTS_MAX_DELAY = 10.0
 
 # Retry pacing, after the OpenAI and Anthropic SDKs: 0.5 s doubling to 8 s, with jitter.
 INITIAL_RETRY_DELAY = 0.5
@@ -160,6 +167,17 @@ class ArtifactsRefusedError(InputError):
         shown = "; ".join(f"{name!r}: {reason}" for name, reason in self.refused[:5])
         more = f" (and {len(self.refused) - 5} more)" if len(self.refused) > 5 else ""
         super().__init__(f"{len(self.refused)} artifact(s) refused: {shown}{more}")
+
+
+class WorkspaceUnknownError(InputError):
+    """The workspace of a task is not known here: the API shows it only in the create answer."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(
+            f"the workspace of task {task_id} is unknown: the API gives a task's workspaceId "
+            "only in its create answer, and this task's was not kept"
+        )
 
 
 class ConfigurationError(RebyteError):
@@ -723,8 +741,10 @@ def _check_storage_url(url: Any) -> str:
         host = parts.hostname if parts is not None else None
     except ValueError:
         parts, host = None, None
-    if parts is None or not host or not (
-        parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))
+    if (
+        parts is None
+        or not host
+        or not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)))
     ):
         shown = _without_secrets(url) if isinstance(url, str) else _kind_of(url)
         raise MalformedResponseError(
@@ -1668,6 +1688,35 @@ class _Transport:
 # ------------------------------------------------------------------- the endpoints
 
 
+class _DoneListener:
+    """What a wait does between polls with `use_events`: listen on the event stream until
+    it says the prompt ended. A failure costs nothing (the wait polls either way); a
+    server with no stream for the task (404) is not asked again by this wait."""
+
+    def __init__(self, client: RebyteClient, task_id: str, prompt_id: Optional[str]) -> None:
+        self._client, self._task_id, self._prompt_id = client, task_id, prompt_id
+        self._usable = True
+
+    def listen(self, deadline: float) -> None:
+        remaining = deadline - self._client._clock()
+        if remaining <= 0 or not self._usable:
+            return
+        events = self._client.iter_events(
+            self._task_id, prompt_id=self._prompt_id, timeout=remaining, polling_fallback=False
+        )
+        try:
+            for event in events:
+                if event.get("eventType") == "done":
+                    return
+        except NotFoundError:
+            self._usable = False
+            logger.debug("wait %s: the task has no event stream; polling", self._task_id)
+        except RebyteError as error:  # WaitTimeoutError included: the final poll decides
+            logger.debug(
+                "wait %s: no help from the event stream (%s); polling", self._task_id, error
+            )
+
+
 class RebyteClient(_Transport):
     """A client for the Rebyte v1 API.
 
@@ -1838,7 +1887,10 @@ class RebyteClient(_Transport):
     def cancel_task(self, task_id: str) -> dict:
         """Stop the running prompt; the task still takes follow-ups afterwards."""
         path = self._path("/tasks/{task_id}/cancel", task_id=task_id)
-        answer = self._request("POST", path, resource="task", idempotent=True)
+        try:
+            answer = self._request("POST", path, resource="task", idempotent=True)
+        except MalformedResponseError:  # a 2xx without JSON (204, say): canceled all the same
+            return {}
         return answer if isinstance(answer, dict) else {}
 
     def get_task_content(self, task_id: str, *, include_events: bool = False) -> dict:
@@ -1848,25 +1900,47 @@ class RebyteClient(_Transport):
         content = self._request("GET", path, resource="task", params=params)
         return self._expect_fields(content, ("prompts",), "get task content")
 
-    def get_result(self, task_id: str, prompt_id: Optional[str] = None) -> Optional[str]:
-        """The agent's answer to a prompt (the latest by default), or None if there is none yet."""
-        task = self.get_task(task_id)
-        prompts = task.get("prompts") if isinstance(task.get("prompts"), list) else []
-        latest_id = prompts[-1].get("id") if prompts and isinstance(prompts[-1], dict) else None
-        if (prompt_id is None or prompt_id == latest_id) and isinstance(
-            task.get("finalResult"), str
-        ):
-            return task["finalResult"]
+    def get_result(
+        self,
+        task_id: str,
+        prompt_id: Optional[str] = None,
+        *,
+        settle: float = RESULT_SETTLE_SECONDS,
+    ) -> Optional[str]:
+        """The agent's answer to a prompt (the latest by default); None when the API has none.
+
+        The service can turn a task terminal a moment before its `finalResult` is
+        filled in, and can leave it `""`: a succeeded prompt without an answer is
+        read again for up to `settle` seconds, then its /content `response` is asked
+        (matched by prompt id, else by position). `""` comes back only when /content
+        says the agent answered with nothing; None means no answer came back through
+        the API at all (it may still be on the task's page).
+        """
+        check_task_id(task_id)
+        deadline = self._clock() + max(0.0, settle)
+        task = self._get_task(task_id)
+        delay = RESULT_SETTLE_FIRST_DELAY
+        while True:
+            answer, latest = _answer_in_view(task, prompt_id)
+            if answer or not latest or _prompt_status(task, prompt_id) != "succeeded":
+                break
+            if _past(deadline, delay, self._clock):
+                break
+            self._sleep(delay)
+            delay = min(delay * 2, 1.0)
+            task = self._get_task(task_id)
+        if answer:
+            return answer
+        return self._content_answer(task_id, task, prompt_id)
+
+    def _content_answer(self, task_id: str, task: dict, prompt_id: Optional[str]) -> Optional[str]:
         try:
             content = self.get_task_content(task_id)
-        except NotFoundError:
+        except (NotFoundError, MalformedResponseError):
             return None
         entries = [p for p in content.get("prompts") or [] if isinstance(p, dict)]
-        if prompt_id is not None:
-            entries = [p for p in entries if p.get("id") == prompt_id]
-        if not entries:
-            return None
-        response = entries[-1].get("response")
+        entry = _matching_entry(entries, _prompt_ids(task), prompt_id)
+        response = (entry or {}).get("response")
         return response if isinstance(response, str) else None
 
     # -------------------------------------------------------------- task waits
@@ -1907,6 +1981,7 @@ class RebyteClient(_Transport):
                 last_error=last_error,
             )
 
+        stream = _DoneListener(self, task_id, prompt_id) if use_events else None
         return self._poll_until(
             lambda deadline: self._get_task(task_id, deadline),
             lambda task: _is_done(task, prompt_id),
@@ -1917,26 +1992,9 @@ class RebyteClient(_Transport):
             on_timeout=timed_out,
             state_of=_progress_state,
             on_status=on_status,
-            on_pending=(
-                (lambda deadline: self._await_done_event(task_id, prompt_id, deadline))
-                if use_events
-                else None
-            ),
+            on_pending=((lambda deadline: stream.listen(deadline)) if stream is not None else None),
             label=task_id,
         )
-
-    def _await_done_event(self, task_id: str, prompt_id: Optional[str], deadline: float) -> None:
-        """Return when the event stream says the prompt ended, the deadline passes, or the
-        stream fails (the caller polls either way, so a failure here costs nothing)."""
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            return
-        try:
-            for event in self.iter_events(task_id, prompt_id=prompt_id, timeout=remaining):
-                if event.get("eventType") == "done":
-                    return
-        except RebyteError as error:  # WaitTimeoutError included: the final poll decides
-            logger.debug("wait %s: no help from the event stream (%s); polling", task_id, error)
 
     # -------------------------------------------------------------- task events
 
@@ -1948,6 +2006,7 @@ class RebyteClient(_Transport):
         timeout: Optional[float] = None,
         reconnect_delay: float = 1.0,
         max_reconnects: int = 50,
+        polling_fallback: bool = True,
     ) -> Iterator[dict]:
         """Yield the agent's events for the latest prompt (or `prompt_id`) as they come.
 
@@ -1958,6 +2017,11 @@ class RebyteClient(_Transport):
         empty `done` (lastSeq -1) means "not started yet", not the end. Every read
         has the client's read timeout, and reconnects without progress are bounded.
         With `timeout`, a WaitTimeoutError ends the stream once that many seconds pass.
+
+        Where the server has no event stream for a task it still shows (404), the
+        task is polled instead (unless `polling_fallback` is False): one item
+        `{"eventType": "polling"}` says so, then one `{"eventType": "status"}` per
+        change, then the `done` item as above.
         """
         path = self._path("/tasks/{task_id}/events", task_id=task_id)
         deadline = None
@@ -1999,6 +2063,12 @@ class RebyteClient(_Transport):
                             yield final
                             return
                         break
+            except NotFoundError:
+                if seen or not polling_fallback:
+                    raise
+                self._get_task(task_id, deadline)  # a task that is gone stays a NotFoundError
+                yield from self._polled_events(task_id, prompt_id, deadline, check_deadline)
+                return
             except (
                 APIConnectionError,
                 ServerError,
@@ -2022,35 +2092,61 @@ class RebyteClient(_Transport):
             check_deadline()
             self._sleep(reconnect_delay if not progressed else 0)
 
+    def _polled_events(
+        self,
+        task_id: str,
+        prompt_id: Optional[str],
+        deadline: Optional[float],
+        check_deadline: Callable[[], None],
+    ) -> Iterator[dict]:
+        """The events of a task without an event stream: its status changes, then done."""
+        yield {"eventType": "polling", "reason": "the task has no event stream: polling it"}
+        delay, last_state = POLLED_EVENTS_FIRST_DELAY, None
+        while True:
+            check_deadline()
+            task = self._get_task(task_id, deadline)
+            state = _progress_state(task)
+            if _is_done(task, prompt_id):
+                yield _done_from_task(task, prompt_id, {"lastSeq": -1})
+                return
+            if state != last_state:
+                last_state = state
+                yield {
+                    "eventType": "status",
+                    "status": task.get("status"),
+                    "promptId": prompt_id,
+                    "prompts": [p.get("status") for p in task.get("prompts") or []],
+                }
+            if deadline is not None:
+                delay = min(delay, max(deadline - self._clock(), 0.0))
+            self._sleep(delay)
+            delay = min(delay * 1.5, POLLED_EVENTS_MAX_DELAY)
+
     def _final_done(
         self, task_id: str, prompt_id: Optional[str], done: dict, saw_events: bool
     ) -> Optional[dict]:
         """The `done` item that ends the stream, or None to reconnect.
 
-        A `done` after our events is trusted. Otherwise (the early race, or the
-        stream of another prompt) the task itself says whether the prompt has
-        ended, and the item is built from what it says.
+        A `done` after our events is trusted. Otherwise (the early race, a prompt
+        that ended with no events, or the stream of another prompt) the task says
+        whether the prompt has ended. A read that still lags behind a `done` whose
+        status is terminal (in either vocabulary) and that counted events is
+        overruled once the stream is known to be our prompt's: the done is the news,
+        the read only catches up. An empty done (`lastSeq: -1`) ends the stream only
+        once the task says so: until then it may be the early race.
         """
         if saw_events and done.get("lastSeq") != -1:
             return {"eventType": "done", **done}
         task = self.get_task(task_id)
-        if not _is_done(task, prompt_id):
-            return None
         prompts = [p for p in task.get("prompts") or [] if isinstance(p, dict)]
         latest = prompts[-1] if prompts else {}
-        if prompt_id is None or latest.get("id") == prompt_id:
-            status, result = task.get("status"), task.get("finalResult")
-        else:
-            ours = next(p for p in prompts if p.get("id") == prompt_id)
-            status = {"succeeded": "completed"}.get(ours.get("status"), ours.get("status"))
-            result = None
-        return {
-            **done,
-            "eventType": "done",
-            "status": status,
-            "finalResult": result,
-            "promptId": prompt_id or latest.get("id"),
-        }
+        ours = prompt_id is None or latest.get("id") == prompt_id
+        if not _is_done(task, prompt_id):
+            counted = isinstance(done.get("lastSeq"), int) and done["lastSeq"] >= 0
+            if ours and prompts and counted and _ended_word(done.get("status")):
+                return {"eventType": "done", **done, "promptId": latest.get("id")}
+            return None
+        return _done_from_task(task, prompt_id, done)
 
     def _stream_sse(
         self, path: str, deadline: Optional[float] = None
@@ -2163,41 +2259,47 @@ class RebyteClient(_Transport):
 
     # -------------------------------------------------------------- artifacts
 
-    def resolve_workspace_id(self, task_or_workspace_id: str) -> str:
-        """The workspace a task ran in, or the id itself when no task has it (a workspace id)."""
+    def resolve_workspace_id(
+        self, task_or_workspace_id: str, *, known: Optional[str] = None
+    ) -> str:
+        """The workspace a task ran in, or the id itself when no task has it (a workspace id).
+
+        The documents show a task's `workspaceId` only in its create answer, so a
+        caller that kept it passes it as `known`; the task view is asked only when a
+        server happens to carry it there, and otherwise WorkspaceUnknownError says so.
+        """
         task_id = check_id(task_or_workspace_id, "task or workspace id")
+        if known is not None:
+            return check_id(known, "workspace id")
         try:
             task = self._get_task(task_id)
         except NotFoundError:
             return task_id
         workspace_id = task.get("workspaceId")
-        if not isinstance(workspace_id, str) or not workspace_id:
-            raise MalformedResponseError(
-                f"task {task_id} has no workspaceId: its artifacts cannot be found", status=200
-            )
+        if not isinstance(workspace_id, str) or not workspace_id.strip():
+            raise WorkspaceUnknownError(task_id)
         return check_id(workspace_id, "workspace id")
 
     def _artifacts_path(self, workspace_id: str, name: Optional[str] = None) -> str:
         path = self._path("/workspaces/{workspace_id}/artifacts", workspace_id=workspace_id)
         return path if name is None else f"{path}/{_artifact_segment(name)}"
 
-    def list_artifacts(self, workspace_or_task_id: str) -> List[dict]:
-        """The files a workspace holds (a task id stands for its workspace).
+    def list_artifacts(
+        self, workspace_or_task_id: str, *, workspace_id: Optional[str] = None
+    ) -> List[dict]:
+        """The files a workspace holds (a task id stands for its workspace; pass the
+        task's `workspace_id` when it is known: see resolve_workspace_id).
 
         Each entry keeps the server's fields and has `name` (str) and `size`
         (int, or None when the server gave none or an unusable one).
         """
-        return self._list_artifacts(self.resolve_workspace_id(workspace_or_task_id))
+        workspace_id = self.resolve_workspace_id(workspace_or_task_id, known=workspace_id)
+        return self._list_artifacts(workspace_id)
 
     def _list_artifacts(self, workspace_id: str) -> List[dict]:
         answer = self._request("GET", self._artifacts_path(workspace_id), resource="workspace")
-        items = answer
-        if isinstance(answer, dict):
-            items = next(
-                (answer[k] for k in ("data", "artifacts") if isinstance(answer.get(k), list)),
-                None,
-            )
-        if not isinstance(items, list):
+        items = _artifact_items(answer)
+        if items is None:
             raise MalformedResponseError(
                 "list artifacts: the answer is neither a list nor {data: [...]} "
                 f"(got {type(answer).__name__})",
@@ -2244,8 +2346,10 @@ class RebyteClient(_Transport):
         *,
         overwrite: bool = False,
         progress: Optional[Callable[[str, int, Optional[int]], None]] = None,
+        workspace_id: Optional[str] = None,
     ) -> List[dict]:
-        """Download several artifacts (every one when `names` is None) into `dest_dir`.
+        """Download several artifacts (every one when `names` is None) into `dest_dir`;
+        `workspace_id` as list_artifacts takes it.
 
         Every name is checked before the first byte is fetched: an unsafe name, two
         names that would land on the same local file, or an existing file (without
@@ -2253,7 +2357,7 @@ class RebyteClient(_Transport):
         downloaded. To fetch the others anyway, call again with
         `names` minus `error.refused`.
         """
-        workspace_id = self.resolve_workspace_id(workspace_or_task_id)
+        workspace_id = self.resolve_workspace_id(workspace_or_task_id, known=workspace_id)
         if names is None:
             names = [entry["name"] for entry in self._list_artifacts(workspace_id)]
         else:
@@ -2438,13 +2542,11 @@ class RebyteClient(_Transport):
                 read_timeout=self.create_timeout,
             )
             self._raise_for_status("POST", url, response, "workspace")
-            answer = self._expect_fields(
-                self._parse_body("POST", url, response), ("data",), "upload artifacts"
-            )
-            if not isinstance(answer["data"], list):
-                raise MalformedResponseError(
-                    "upload artifacts: `data` is not a list", status=response.status_code
-                )
+            try:
+                items = _artifact_items(self._parse_body("POST", url, response)) or []
+            except MalformedResponseError:  # a 2xx: the files are there whatever it says
+                logger.warning("upload artifacts: the answer was not JSON; the upload succeeded")
+                items = []
         except (APIConnectionError, ServerError, MalformedResponseError) as error:
             if isinstance(error, APIConnectionError) and not error.maybe_sent:
                 raise
@@ -2458,7 +2560,7 @@ class RebyteClient(_Transport):
         if progress is not None:
             for _, name, size in batch:
                 progress(name, size, size)
-        by_name = {_artifact_entry_name(item): item for item in answer["data"]}
+        by_name = {_artifact_entry_name(item): item for item in items if isinstance(item, dict)}
         return [
             {
                 **(by_name.get(name) or {}),
@@ -2483,9 +2585,15 @@ class RebyteClient(_Transport):
             resource="workspace",
             json_body={"filename": name, "contentType": content_type},
         )
-        slot = self._expect_fields(slot, ("uploadUrl",), "artifact upload URL")
+        upload_url = _first_string(slot, UPLOAD_URL_FIELDS)
+        if upload_url is None:
+            raise MalformedResponseError(
+                "artifact upload URL: the answer names no URL "
+                f"(looked for {', '.join(UPLOAD_URL_FIELDS)})",
+                status=None,
+            )
         per_file = (lambda sent, total: progress(name, sent, total)) if progress else None
-        self._put_file(slot["uploadUrl"], path, size, content_type, per_file)
+        self._put_file(upload_url, path, size, content_type, per_file)
         return [{"name": name, "filename": name, "size": size, "contentType": content_type}]
 
     def delete_artifact(self, workspace_id: str, name: str) -> None:
@@ -2623,6 +2731,7 @@ class RebyteClient(_Transport):
         *,
         description: Optional[str] = None,
         secret: Optional[str] = None,
+        allow_duplicate: bool = False,
     ) -> dict:
         """Register an https URL for task events (see WEBHOOK_EVENTS); returns the webhook.
 
@@ -2630,6 +2739,9 @@ class RebyteClient(_Transport):
         shown again: no error, log line or repr carries it (the API never returns
         it either; `hasSecret` says one is set). An organization has at most 3.
         Retried only where the server certainly did nothing, like a create.
+        The service may register one URL twice, so the webhooks are listed first
+        and one with this URL is returned as it is, marked `alreadyRegistered`,
+        unless `allow_duplicate`.
         """
         body: Dict[str, Any] = {
             "url": _check_webhook_url(url),
@@ -2639,6 +2751,10 @@ class RebyteClient(_Transport):
             body["description"] = _check_text(description, "description", MAX_WEBHOOK_TEXT_CHARS)
         if secret is not None:
             body["secret"] = _check_text(secret, "webhook secret", MAX_WEBHOOK_TEXT_CHARS)
+        if not allow_duplicate:
+            for hook in self.list_webhooks():
+                if isinstance(hook, dict) and hook.get("url") == body["url"]:
+                    return {**hook, "alreadyRegistered": True}
         try:
             return self._send_once_only(
                 "POST",
@@ -2679,9 +2795,18 @@ class RebyteClient(_Transport):
         self._request("DELETE", path, resource="webhook", expect_json=False, gone_is_done=True)
 
     def get_webhook_public_key(self) -> dict:
-        """`{"publicKey": PEM, "algorithm"}`: the key that verifies Rebyte's webhook signatures."""
+        """`{"publicKey": PEM, ...}`: the key that verifies Rebyte's webhook signatures (the
+        answer's shape is undocumented: the key may come as publicKey, key or public_key)."""
         answer = self._request("GET", "/webhooks/public_key")
-        return self._expect_fields(answer, ("publicKey",), "get webhook public key")
+        key = _first_string(answer, PUBLIC_KEY_FIELDS)
+        if key is None:
+            raise MalformedResponseError(
+                "get webhook public key: the answer holds no key "
+                f"(looked for {', '.join(PUBLIC_KEY_FIELDS)})",
+                status=None,
+            )
+        fields = answer.get("data") if isinstance(answer.get("data"), dict) else answer
+        return {**fields, "publicKey": key}
 
 
 # ------------------------------------------------------------------------- helpers
@@ -2724,6 +2849,36 @@ def _progress_state(task: dict) -> tuple:
     )
 
 
+def _done_from_task(task: dict, prompt_id: Optional[str], done: dict) -> dict:
+    """The `done` item of a prompt that the task view shows ended."""
+    prompts = [p for p in task.get("prompts") or [] if isinstance(p, dict)]
+    latest = prompts[-1] if prompts else {}
+    if prompt_id is None or latest.get("id") == prompt_id:
+        status, result = task.get("status"), task.get("finalResult")
+        if not result and isinstance(done.get("finalResult"), str):
+            result = done["finalResult"]
+    else:
+        mine = next(p for p in prompts if p.get("id") == prompt_id)
+        status, result = task_status_of(mine.get("status")), None
+    return {
+        **done,
+        "eventType": "done",
+        "status": status,
+        "finalResult": result,
+        "promptId": prompt_id or latest.get("id"),
+    }
+
+
+def _ended_word(status: Any) -> bool:
+    """A terminal status in the task vocabulary or the prompt one (`done` may use either)."""
+    return status in TASK_TERMINAL_STATUSES or status in PROMPT_TERMINAL_STATUSES
+
+
+def task_status_of(status: Any) -> Any:
+    """A status in the task vocabulary: a prompt's `succeeded` is a task's `completed`."""
+    return "completed" if status == "succeeded" else status
+
+
 def _is_done(task: dict, prompt_id: Optional[str]) -> bool:
     if prompt_id is None:
         return task.get("status") in TASK_TERMINAL_STATUSES
@@ -2731,6 +2886,48 @@ def _is_done(task: dict, prompt_id: Optional[str]) -> bool:
         if isinstance(prompt, dict) and prompt.get("id") == prompt_id:
             return prompt.get("status") in PROMPT_TERMINAL_STATUSES
     return False
+
+
+def _prompt_ids(task: dict) -> List[Optional[str]]:
+    prompts = task.get("prompts") if isinstance(task.get("prompts"), list) else []
+    return [p.get("id") if isinstance(p, dict) else None for p in prompts]
+
+
+def _prompt_status(task: dict, prompt_id: Optional[str]) -> Optional[str]:
+    """The status of that prompt (the latest when None), in the prompt vocabulary."""
+    prompts = [p for p in task.get("prompts") or [] if isinstance(p, dict)]
+    if prompt_id is not None:
+        prompts = [p for p in prompts if p.get("id") == prompt_id]
+    if prompts:
+        return prompts[-1].get("status")
+    return {"completed": "succeeded"}.get(task.get("status"), task.get("status"))
+
+
+def _answer_in_view(task: dict, prompt_id: Optional[str]) -> Tuple[Optional[str], bool]:
+    """(the task view's non-empty finalResult, whether it answers that prompt): the view's
+    answer is the latest prompt's, so it says nothing of an earlier one."""
+    ids = _prompt_ids(task)
+    latest = prompt_id is None or (bool(ids) and ids[-1] == prompt_id)
+    final = task.get("finalResult")
+    return (final if latest and isinstance(final, str) and final else None), latest
+
+
+def _matching_entry(
+    entries: List[dict], prompt_ids: List[Optional[str]], prompt_id: Optional[str]
+) -> Optional[dict]:
+    """The /content entry of that prompt (the latest when None): by id where the entries
+    carry ids, else by the prompt's position among the task's prompts."""
+    if not entries:
+        return None
+    if prompt_id is None:
+        return entries[-1]
+    by_id = [entry for entry in entries if entry.get("id") == prompt_id]
+    if by_id:
+        return by_id[-1]
+    if any(entry.get("id") for entry in entries) or prompt_id not in prompt_ids:
+        return None
+    position = prompt_ids.index(prompt_id)
+    return entries[position] if position < len(entries) else None
 
 
 def _sse_lines(chunks: Iterable[bytes]) -> Iterator[Optional[str]]:
@@ -2954,6 +3151,37 @@ def _describe_body(response: Any) -> str:
         return f"an HTML page ({len(content)} bytes)"
     text = content[:80].decode("utf-8", errors="replace").replace("\n", " ")
     return f"{kind} {text!r}{'…' if len(content) > 80 else ''}"
+
+
+# Where undocumented answers may put a value, in the order looked at.
+UPLOAD_URL_FIELDS = ("uploadUrl", "url", "signedUrl", "upload_url")
+PUBLIC_KEY_FIELDS = ("publicKey", "key", "public_key", "pem")
+
+
+def _first_string(answer: Any, fields: Tuple[str, ...]) -> Optional[str]:
+    """The first non-empty string among `fields` of an answer, or of its `data` object."""
+    for holder in (answer, answer.get("data") if isinstance(answer, dict) else None):
+        if isinstance(holder, dict):
+            for field in fields:
+                value = holder.get(field)
+                if isinstance(value, str) and value.strip():
+                    return value
+    return None
+
+
+def _artifact_items(answer: Any) -> Optional[list]:
+    """The entries of an artifact answer: a bare list, a `data` or `artifacts` list, or
+    one entry alone (the wrapper is undocumented); None when it is none of those."""
+    if isinstance(answer, list):
+        return answer
+    if not isinstance(answer, dict):
+        return None
+    for key in ("data", "artifacts", "files"):
+        if isinstance(answer.get(key), list):
+            return answer[key]
+    if _artifact_entry_name(answer) is not None:
+        return [answer]
+    return None
 
 
 def _artifact_entry_name(item: Any) -> Optional[str]:

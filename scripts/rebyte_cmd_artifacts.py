@@ -80,9 +80,11 @@ def fetch_artifacts(
     overwrite: bool,
     replace_hint: str = "use --overwrite to replace it, or another --out",
     existing_is_error: bool = True,
+    workspace_id=None,
 ):
     """Download the artifacts (all when `names` is None); return (files, refused, exit code).
 
+    `workspace_id`: the task's workspace when the caller holds it (see cli.workspace_for).
     Each name not downloaded is reported on stderr and the others are downloaded.
     A file that exists already is kept, with `replace_hint`: bad local input (exit 2)
     when the user asked for that file, only a note after a task's wait, whose
@@ -90,15 +92,24 @@ def fetch_artifacts(
     collides with another (the server's doing): exit 5.
     """
     rc = cli.load_client_module()
+    workspace_id = cli.workspace_for(client, task_or_workspace, workspace_id)
     if names is None:
-        names = [entry["name"] for entry in client.list_artifacts(task_or_workspace)]
+        names = [
+            entry["name"]
+            for entry in client.list_artifacts(task_or_workspace, workspace_id=workspace_id)
+        ]
     bar = TransferBar(out, "downloading")
     refused, existing, codes = [], [], []
     try:
         try:
             files = (
                 client.download_artifacts(
-                    task_or_workspace, names, dest, overwrite=overwrite, progress=bar.update
+                    task_or_workspace,
+                    names,
+                    dest,
+                    overwrite=overwrite,
+                    progress=bar.update,
+                    workspace_id=workspace_id,
                 )
                 if names
                 else []
@@ -110,7 +121,12 @@ def fetch_artifacts(
             remaining = [name for name in names if name not in skipped]
             files = (
                 client.download_artifacts(
-                    task_or_workspace, remaining, dest, overwrite=overwrite, progress=bar.update
+                    task_or_workspace,
+                    remaining,
+                    dest,
+                    overwrite=overwrite,
+                    progress=bar.update,
+                    workspace_id=workspace_id,
                 )
                 if remaining
                 else []
@@ -141,6 +157,7 @@ def _target_argument(parser) -> None:
         type=cli._task_ref,
         help="a task id (or URL): its workspace; or a workspace or computer id",
     )
+    cli.add_workspace_option(parser)
 
 
 def _list_arguments(parser) -> None:
@@ -148,7 +165,9 @@ def _list_arguments(parser) -> None:
 
 
 def cmd_list(args, out, run) -> int:
-    entries = make_client(args).list_artifacts(args.target)
+    client = make_client(args)
+    workspace_id = cli.workspace_for(client, args.target, args.workspace)
+    entries = client.list_artifacts(args.target, workspace_id=workspace_id)
     out.result({"data": entries}, [entry["name"] for entry in entries])
     return EXIT_OK
 
@@ -175,7 +194,13 @@ def cmd_download(args, out, run) -> int:
         raise UsageError(f"--out {args.out_dir} is not a folder")
     client = make_client(args)
     files, refused, code = fetch_artifacts(
-        client, out, args.target, args.names or None, args.out_dir, overwrite=args.overwrite
+        client,
+        out,
+        args.target,
+        args.names or None,
+        args.out_dir,
+        overwrite=args.overwrite,
+        workspace_id=args.workspace,
     )
     out.result({"files": files, "refused": refused}, [file["path"] for file in files])
     return code
@@ -190,7 +215,7 @@ def cmd_upload(args, out, run) -> int:
     rc = cli.load_client_module()
     cli.check_upload_paths(rc, args.paths)
     client = make_client(args)
-    workspace_id = client.resolve_workspace_id(args.target)
+    workspace_id = cli.workspace_for(client, args.target, args.workspace)
     bar = TransferBar(out, "uploading")
     try:
         entries = client.upload_artifacts(workspace_id, args.paths, progress=bar.update)
@@ -218,7 +243,7 @@ def cmd_delete(args, out, run) -> int:
     )
     confirm(f"delete {what} of {args.target}", yes=args.yes)
     client = make_client(args)
-    workspace_id = client.resolve_workspace_id(args.target)
+    workspace_id = cli.workspace_for(client, args.target, args.workspace)
     if args.all:
         client.delete_all_artifacts(workspace_id)
         out.result({"workspaceId": workspace_id, "deleted": "all"}, [workspace_id])

@@ -41,6 +41,11 @@ def _add_arguments(parser) -> None:
         "(several, or comma-separated)",
     )
     parser.add_argument("--description", help="a note to know it by (at most 500 characters)")
+    parser.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="register the URL even if a webhook has it already (the service may keep both)",
+    )
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument(
         "--secret-file", metavar="PATH", help="read the signing secret from this file"
@@ -96,7 +101,13 @@ def cmd_add(args, out: Output, run: Run) -> int:
     secret = read_secret(args)
     client = make_client(args)
     try:
-        hook = client.add_webhook(args.url, events, description=args.description, secret=secret)
+        hook = client.add_webhook(
+            args.url,
+            events,
+            description=args.description,
+            secret=secret,
+            allow_duplicate=args.allow_duplicate,
+        )
     except rc.ValidationError as error:
         if error.code != "limit_exceeded":
             raise
@@ -105,6 +116,13 @@ def cmd_add(args, out: Output, run: Run) -> int:
             f"{error}; an organization has at most {MAX_WEBHOOKS} webhooks: remove one with "
             f"`{cli.RUN} webhook delete WEBHOOK_ID --yes` (see `{cli.RUN} webhook list`)",
         ) from None
+    if hook.get("alreadyRegistered"):
+        differs = sorted(set(hook.get("events") or ()) ^ set(events))
+        out.note(
+            f"webhook {hook.get('id')} has this URL already: nothing was added"
+            + ("; its events differ: delete it and add the URL again" if differs else "")
+            + " (--allow-duplicate registers it twice)"
+        )
     out.result(hook, [hook["id"]])
     return EXIT_OK
 

@@ -42,6 +42,8 @@ EXIT_WAIT_TIMEOUT = 7
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug here, not a problem of the user's
 
+RESULT_SETTLE_SECONDS = 3.0  # the most a wait spends on an answer that lags its status
+REPEAT_WARNING_SECONDS = 300.0  # a repeated create within this of an unanswered one is warned of
 MAX_PARALLEL_WAITS = 32  # tasks waited on at once; each mostly sleeps or listens
 STATUS_FETCHES = 8  # task statuses `list` fetches at once (list entries carry none)
 TASK_STATUSES = ("running", "completed", "failed", "canceled")
@@ -329,6 +331,16 @@ def _follow_up_arguments(follow: argparse.ArgumentParser) -> None:
     _add_prompt_options(follow)
     _add_wait_options(follow)
     _add_download_option(follow)
+    add_workspace_option(follow, "with --download: ")
+
+
+def add_workspace_option(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument(
+        "--workspace",
+        metavar="WORKSPACE_ID",
+        help=f"{prefix}the task's workspace (its create answer's workspaceId), for a task "
+        "this machine did not create: the API shows it nowhere else",
+    )
 
 
 def _wait_arguments(wait: argparse.ArgumentParser) -> None:
@@ -938,15 +950,35 @@ def _without_answer(task: dict) -> dict:
     return {key: value for key, value in task.items() if key != "finalResult"}
 
 
-def with_result(client, task: dict, prompt_id=None) -> dict:
-    """The task, plus `result` (the agent's answer) when the server has one."""
+def with_result(client, task: dict, prompt_id=None, settle=None) -> dict:
+    """The task, plus `result` (the agent's answer) when the server has one.
+
+    A prompt that succeeded with no answer anywhere in the API gets `"result": null`
+    and `"resultAvailable": false`: the answer is only on the task's page, which is
+    not the same as an empty answer (`"result": ""`). `settle`: the most seconds to
+    spend waiting for an answer that lags its status (the client's default if None).
+    """
     rc = load_client_module()
+    options = {} if settle is None else {"settle": settle}
     try:
-        answer = client.get_result(task["id"], prompt_id=prompt_id)
+        answer = client.get_result(task["id"], prompt_id=prompt_id, **options)
     except rc.RebyteError:  # the answer is a bonus: failing to fetch it does not fail the task
-        answer = None
+        return _without_answer(task)
     task = _without_answer(task)  # its finalResult may answer an earlier prompt than prompt_id
-    return {**task, "result": answer} if answer is not None else task
+    if answer is not None:
+        return {**task, "result": answer}
+    if outcome_code(task, prompt_id) == EXIT_OK:
+        return {**task, "result": None, "resultAvailable": False}
+    return task
+
+
+def say_if_unavailable(out: Output, document: dict) -> None:
+    """One stderr line where a finished task's answer cannot be had through the API."""
+    if document.get("resultAvailable") is False:
+        out.note(
+            f"task {document.get('id')}: its answer is not available through the API; "
+            f"read it on the task's page: {document.get('url')}"
+        )
 
 
 def wait_many(
@@ -987,7 +1019,8 @@ def wait_many(
                 last_error=error.last_error,
             ) from None
         run.remember(task)
-        return with_result(client, task, prompt_id)
+        settle = min(RESULT_SETTLE_SECONDS, max(deadline - time.monotonic(), 0.0))
+        return with_result(client, task, prompt_id, settle=settle)
 
     finished = [None] * len(task_ids)
 
@@ -1053,36 +1086,49 @@ def watch_events(
 ) -> dict:
     """Print the agent's events until the prompt ends; return the final task with its result.
 
-    When the time runs out, the task as it stands is printed before the timeout is raised.
+    The `done` line of `--json` comes last, once the answer is known (it carries
+    `result`, and `resultAvailable: false` where the API has none). When the time
+    runs out, the task as it stands is printed before the timeout is raised.
     """
     rc = load_client_module()
     done = None
     events = client.iter_events(task_id, prompt_id=prompt_id, timeout=timeout)
     try:
         for event in events:
-            show_event(out, event, task_id, as_json)
             if event.get("eventType") == "done":
                 done = event
+            else:
+                show_event(out, event, task_id, as_json)
     except rc.WaitTimeoutError as error:
         return report_wait_failure(out, None if as_json else client.get_task(task_id), error)
     task = agree_with_done(client.get_task(task_id), done, prompt_id)
     final = with_result(client, task, prompt_id)
-    if done and done.get("finalResult") and "result" not in final:
+    if done and done.get("finalResult") and not final.get("result"):
+        final.pop("resultAvailable", None)
         final["result"] = done["finalResult"]
+    if as_json:
+        line = {**_without_answer(done or {"eventType": "done"}), "status": final.get("status")}
+        line["result"] = final.get("result")
+        if final.get("resultAvailable") is False:
+            line["resultAvailable"] = False
+        out.json_line(line)
     return final
 
 
 def agree_with_done(task: dict, done, prompt_id=None) -> dict:
     """The task as the stream's `done` says it ended, when the read that follows still
-    lags behind (says running): the done event is the news, the read only catches up."""
-    status = (done or {}).get("status")
+    lags behind (says running): the done event is the news, the read only catches up.
+    The done's status may be a task word (completed) or a prompt word (succeeded)."""
+    rc = load_client_module()
+    status = rc.task_status_of((done or {}).get("status"))
     if status not in ("completed", "failed", "canceled"):
         return task
     if prompt_id:
         prompt_status = {"completed": "succeeded"}.get(status, status)
         prompts = [
             {**p, "status": prompt_status}
-            if isinstance(p, dict) and p.get("id") == prompt_id
+            if isinstance(p, dict)
+            and p.get("id") == prompt_id
             and p.get("status") not in ("succeeded", "failed", "canceled")
             else p
             for p in task.get("prompts") or []
@@ -1095,13 +1141,11 @@ def agree_with_done(task: dict, done, prompt_id=None) -> dict:
 
 def show_event(out: Output, event: dict, task_id: str, as_json: bool) -> None:
     if as_json:
-        if event.get("eventType") == "done" and "finalResult" in event:
-            event = {**_without_answer(event), "result": event["finalResult"]}
         out.json_line(event)
-    elif event.get("eventType") != "done":
-        text = format_event(out, event, task_id)
-        if text:
-            out.note(text)
+        return
+    text = format_event(out, event, task_id)
+    if text:
+        out.note(text)
 
 
 def _payload_text(payload) -> str:
@@ -1146,6 +1190,12 @@ def format_event(out: Output, event: dict, task_id: str) -> str:
             reason = payload.get("error") or payload.get("message") or "no reason given"
             return out.paint("✘ failed: ", "red") + _clip(str(reason), 2000)
         return out.paint("✔ result: ", "green") + _clip(_payload_text(payload), 2000)
+    if kind == "polling":
+        return out.paint("(the server has no event stream for this task: polling it)", "dim")
+    if kind == "status":
+        prompts = event.get("prompts") or []
+        done = sum(1 for status in prompts if status in ("succeeded", "failed", "canceled"))
+        return out.paint(f"status: {event.get('status')} ({done}/{len(prompts)} prompts)", "dim")
     if kind == "ask_user_question":
         question = _payload_text(payload)
         return (
@@ -1174,13 +1224,92 @@ def plan_task(rc, prompt: str, *, paths, refs, **options) -> dict:
 
 
 def create_planned(client, out: Output, run: Run, plan: dict) -> dict:
-    """Upload the plan's files, then create its task (counted as in flight while it is sent)."""
+    """Upload the plan's files, then create its task (counted as in flight while it is sent).
+
+    The create is written to the local record before it is sent and completed when
+    its answer comes, so that neither its id nor its workspace can be lost.
+    """
+    from rebyte import record  # here: `--help` and the other commands need none of it
+
     files = attach_files(client, out, plan["paths"], plan["refs"])
-    out.progress("creating the task (provisioning its VM can take a while)")
+    workspace = plan["options"].get("workspace_id")
+    if workspace:
+        out.progress(f"creating the task in workspace {workspace}")
+    else:
+        out.progress("creating the task (provisioning its VM can take a while)")
+    host = api_host(client)
+    fingerprint = record.prompt_fingerprint(plan["prompt"])
+    warn_if_repeated(out, host, fingerprint["promptHash"])
+    options = plan["options"]
     with run.sending("create"):
-        task = client.create_task(plan["prompt"], files=files or None, **plan["options"])
+        task = send_recorded(
+            lambda: client.create_task(plan["prompt"], files=files or None, **options),
+            "task",
+            host,
+            **fingerprint,
+            batch=plan.get("name"),
+            workspaceId=workspace,
+            executor=options.get("executor"),
+            model=options.get("model"),
+        )
     run.remember(task)
     return task
+
+
+def send_recorded(send, kind: str, host: str, **fields) -> dict:
+    """Run a create with its pending line written first, then completed by its answer (or
+    marked failed when it certainly made nothing; an unknown outcome stays pending)."""
+    from rebyte import record
+
+    rc = load_client_module()
+    ref = record.begin(kind, host, **fields)
+    try:
+        made = send()
+    except rc.RebyteError as error:
+        if certainly_not_sent(rc, error):
+            record.failed(ref, kind)
+        raise
+    record.created(ref, kind, made)
+    return made
+
+
+def workspace_for(client, target: str, given=None) -> str:
+    """The workspace of a task (or a workspace id itself): `given` (--workspace, or the
+    create answer the command holds), else the local record, else the task view; a task
+    whose workspace none of them knows is a WorkspaceUnknownError (see explain)."""
+    from rebyte import record
+
+    rc = load_client_module()
+    if given:
+        return rc.check_id(given, "workspace id")
+    return client.resolve_workspace_id(target, known=record.workspace_of(target))
+
+
+def api_host(client) -> str:
+    import urllib.parse
+
+    return urllib.parse.urlsplit(client.base_url).hostname or ""
+
+
+def certainly_not_sent(rc, error: BaseException) -> bool:
+    """Did this error leave the server with nothing made? (Unknown outcomes did not.)"""
+    if isinstance(error, rc.OutcomeUnknownError):
+        return False
+    if isinstance(error, rc.APIConnectionError):
+        return not error.maybe_sent
+    return isinstance(error, (rc.InputError, rc.ConfigurationError, rc.APIError))
+
+
+def warn_if_repeated(out: Output, host: str, prompt_hash: str) -> None:
+    """Say so before a create that repeats one from this machine whose answer never came."""
+    from rebyte import record
+
+    earlier = record.unanswered_like(host, prompt_hash, REPEAT_WARNING_SECONDS)
+    if earlier:
+        out.error(
+            f"warning: the same prompt was sent from here at {earlier[0].get('at')} and no "
+            f"answer came back: it may have created a task. See `{RUN} recent` (sending anyway)"
+        )
 
 
 def cmd_create(args, out: Output, run: Run) -> int:
@@ -1219,7 +1348,11 @@ def cmd_create(args, out: Output, run: Run) -> int:
         shared = client.set_visibility(task["id"], "public")
         task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
         out.note(f"shared publicly: {shared.get('shareUrl')}")
-    return finish_with_wait(client, out, run, task, prompt_id=None, **wait_options)
+    asked = {key: value for key, value in (("executor", args.executor), ("model", args.model))}
+    asked = {key: value for key, value in asked.items() if value}
+    return finish_with_wait(
+        client, out, run, task, prompt_id=None, asked=asked or None, **wait_options
+    )
 
 
 NEW_COMPUTER = "<new computer>"  # the workspace of `create --new-computer`, before it exists
@@ -1230,7 +1363,12 @@ def create_computer(client, out: Output, run: Run, *, name=None, icon=None) -> d
     """Create an Agent Computer and say its id on stderr at once, even with -q: it
     outlives this command, so an interrupted run must leave nothing unknown."""
     with run.sending("computer_create"):
-        computer = client.create_computer(name=name, icon=icon)
+        computer = send_recorded(
+            lambda: client.create_computer(name=name, icon=icon),
+            "computer",
+            api_host(client),
+            name=name,
+        )
     run.remember_computer(computer["id"])
     out._stderr(
         f"computer {computer['id']} created ({computer.get('status')}); it keeps existing "
@@ -1278,14 +1416,20 @@ def finish_with_wait(
     timeout,
     interval,
     download=None,
+    workspace_id=None,
+    asked=None,
 ) -> int:
     """Print the task, after waiting or watching when asked; return the exit code.
 
     With `download`, the workspace's artifacts are fetched into that folder once the
-    task ends, and their local paths join the result as "artifacts".
+    task ends, and their local paths join the result as "artifacts". The workspace is
+    `workspace_id`, else the create answer's (`task`), else as workspace_for finds it.
+    `asked`: the executor and model the user asked for, checked against what runs.
     """
     if not (wait or watch):
         task = _without_answer(task)
+        if asked:
+            task = {**task, **what_runs(client, out, task, asked)}
         out.result(task, [task.get("url")])
         return EXIT_OK
     if watch:
@@ -1303,6 +1447,8 @@ def finish_with_wait(
         if error is not None:
             return report_wait_failure(out, final, error)
     merged = {**_without_answer(task), **final}
+    if asked:
+        merged.update(what_runs(client, out, merged, asked))
     fetched = EXIT_OK
     if download is not None:
         load_group("artifacts")
@@ -1314,6 +1460,7 @@ def finish_with_wait(
             merged["id"],
             None,
             download,
+            workspace_id=workspace_id or task.get("workspaceId"),
             overwrite=False,
             replace_hint=f"use `{RUN} artifacts download {merged['id']} NAME --overwrite` "
             "to replace it, or another --download folder",
@@ -1321,10 +1468,34 @@ def finish_with_wait(
         )
         merged["artifacts"] = files
     out.result(merged, [_answer_or_url(merged)])
+    say_if_unavailable(out, merged)
     code = worst_exit([outcome_code(merged, prompt_id), fetched])
     if code != EXIT_OK:
         out.note(f"task {merged['id']} ended {merged.get('status')}: {merged.get('url')}")
     return code
+
+
+def what_runs(client, out: Output, task: dict, asked: dict) -> dict:
+    """The executor and model the task runs with, beside those asked for (`requested`).
+
+    The service may ignore both, and only the task view says what runs: it is read
+    once when `task` (a create answer) does not show it, and a difference is said on
+    stderr.
+    """
+    rc = load_client_module()
+    view = task
+    if not all(key in task for key in asked):
+        try:
+            view = client.get_task(task["id"])
+        except rc.RebyteError:  # only a check: the task exists and runs either way
+            return {"requested": asked}
+    runs = {key: view.get(key) for key in asked if isinstance(view.get(key), str)}
+    differ = {key: value for key, value in runs.items() if value != asked[key]}
+    if differ:
+        said = ", ".join(f"{key} {asked[key]}" for key in differ)
+        shown = ", ".join(f"{key} {value}" for key, value in differ.items())
+        out.note(f"task {task.get('id')}: asked for {said}, but it runs with {shown}")
+    return {**runs, "requested": asked}
 
 
 def _answer_or_url(task: dict):
@@ -1430,7 +1601,15 @@ def cmd_follow_up(args, out: Output, run: Run) -> int:
     run.remember(task)
     out.note(f"follow-up {prompt_id} sent to task {task_id}: {task.get('url')}")
     summary = {**task, "promptId": prompt_id}
-    return finish_with_wait(client, out, run, summary, prompt_id=prompt_id, **wait_options)
+    return finish_with_wait(
+        client,
+        out,
+        run,
+        summary,
+        prompt_id=prompt_id,
+        workspace_id=args.workspace,
+        **wait_options,
+    )
 
 
 def cmd_wait(args, out: Output, run: Run) -> int:
@@ -1469,6 +1648,8 @@ def cmd_wait(args, out: Output, run: Run) -> int:
     else:  # several answers, one line each: `id<TAB>status<TAB>answer or URL`
         plain = [_tab_line(d["id"], d.get("status"), _answer_or_url(d)) for d in documents]
     out.result(document, plain)
+    for doc in documents:
+        say_if_unavailable(out, doc)
     if errors:
         return worst_exit([exit_code_for(rc, e) for e in errors])
     return worst_exit([outcome_code(doc, prompt_id) for doc in documents])
@@ -1489,6 +1670,7 @@ def cmd_watch(args, out: Output, run: Run) -> int:
     )
     if not as_json:
         out.result(final, [_answer_or_url(final)])
+    say_if_unavailable(out, final)
     return outcome_code(final, prompt_id)
 
 
@@ -1512,11 +1694,12 @@ def cmd_result(args, out: Output, run: Run) -> int:
     document = {"id": task["id"], "url": task.get("url"), "status": status, "result": answer}
     if prompt_id:
         document["promptId"] = prompt_id
+    if answer is None and status == "completed":
+        document["resultAvailable"] = False
     out.result(document, [answer] if answer is not None else [])
     if status != "completed":
         raise TaskOutcome(EXIT_TASK_FAILED, f"task {task_id} {status}: {task.get('url')}")
-    if answer is None:
-        out.note(f"task {task_id} completed but the server returned no answer text")
+    say_if_unavailable(out, document)
     return EXIT_OK
 
 
@@ -1524,6 +1707,8 @@ def cmd_cancel(args, out: Output, run: Run) -> int:
     client = make_client(args)
     answer = client.cancel_task(args.task_id)
     document = {"id": args.task_id, **answer}
+    if not isinstance(document.get("status"), str):  # the answer's shape is undocumented
+        document["status"] = client.get_task(args.task_id).get("status")
     out.result(document, [document.get("status")])
     return EXIT_OK
 
@@ -1561,6 +1746,93 @@ def confirm(question: str, *, yes: bool) -> None:
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         raise TaskOutcome(EXIT_USAGE, "not confirmed; nothing was sent")
+
+
+def _recent_arguments(recent: argparse.ArgumentParser) -> None:
+    recent.add_argument(
+        "--limit", type=_whole(1, 1000), default=20, help="the newest N creates (default 20)"
+    )
+    recent.add_argument(
+        "--offline",
+        action="store_true",
+        help="only the local record: do not ask the server about creates that got no answer",
+    )
+
+
+CANDIDATE_CLOCK_SKEW = 120.0  # seconds a server's createdAt may run ahead of ours
+
+
+def cmd_recent(args, out: Output, run: Run) -> int:
+    """What this machine created lately (the local record), and, for each create whose
+    answer never came, the tasks the server shows created since: maybe its task."""
+    from rebyte import record
+
+    entries = record.creates()[: args.limit]
+    client = None if args.offline else make_client(args)
+    host = api_host(client) if client is not None else None
+    pending = [
+        e
+        for e in entries
+        if e.get("state") == "pending" and e.get("kind") == "task" and e.get("host") == host
+    ]
+    if pending:
+        known = {e.get("id") for e in record.creates() if e.get("id")}
+        page = client.list_tasks(limit=100)["data"]
+        listed = [t for t in page if isinstance(t, dict) and t.get("id") not in known]
+        for entry in pending:
+            entry["candidates"] = candidates_for(entry, listed)
+    plain = []
+    for entry in entries:
+        plain.append(
+            _tab_line(
+                entry.get("at"),
+                entry.get("state"),
+                entry.get("id") or "-",
+                entry.get("url") or "-",
+                entry.get("prompt") or entry.get("name") or "-",
+            )
+        )
+        for task in entry.get("candidates") or ():
+            plain.append(
+                _tab_line(
+                    task.get("createdAt"),
+                    "maybe",
+                    task.get("id"),
+                    task.get("url") or "-",
+                    task.get("title") or "-",
+                )
+            )
+    if not record.enabled():
+        out.note(f"the local record is off ({record.RECORD_ENV}): nothing new is written")
+    out.result({"data": entries, "record": record.record_path()}, plain)
+    return EXIT_OK
+
+
+def candidates_for(entry: dict, tasks: list) -> list:
+    """The listed tasks created since a create was sent: those whose title starts like its
+    prompt first (`match: "title"`), then the others by time (`match: "time"`)."""
+    from rebyte import record
+
+    sent = record.parse_iso(entry.get("at"))
+    if sent is None:
+        return []
+    start = _comparable(entry.get("prompt"))
+    found = []
+    for task in tasks:
+        created = record.parse_iso(task.get("createdAt"))
+        if created is None or created < sent - CANDIDATE_CLOCK_SKEW:
+            continue
+        title = _comparable(task.get("title"))
+        alike = bool(start and title) and (start.startswith(title) or title.startswith(start))
+        shown = {key: task.get(key) for key in ("id", "url", "title", "createdAt")}
+        found.append({**shown, "match": "title" if alike else "time"})
+    return sorted(found, key=lambda t: t["match"] != "title")
+
+
+def _comparable(text) -> str:
+    """A prompt's start or a title, as the two are compared: lower case, spaces folded,
+    the first 24 characters (a title is often the prompt's first words)."""
+    return " ".join(str(text or "").lower().split())[:24]
 
 
 def cmd_delete(args, out: Output, run: Run) -> int:
@@ -1791,6 +2063,9 @@ def cmd_batch(args, out: Output, run: Run) -> int:
         index, made = created[position]
         task = task or {}
         shown = {"id": task_id, "status": task.get("status"), "result": task.get("result")}
+        if task.get("resultAvailable") is False:
+            shown["resultAvailable"] = False
+            say_if_unavailable(out, {**made, **task})
         if out.quiet:
             shown["url"] = task.get("url") or made.get("url")  # printed when there is no answer
         if error is not None:
@@ -1851,6 +2126,11 @@ def explain(rc, error: BaseException) -> str:
     if isinstance(error, rc.AuthenticationError):
         return (
             f"the API refused the key: {text}; check REBYTE_API_KEY (get a key at {rc.API_KEY_URL})"
+        )
+    if isinstance(error, rc.WorkspaceUnknownError):
+        return (
+            f"{text}; pass it with --workspace WORKSPACE_ID (tasks this machine created are "
+            f"in `{RUN} recent`)"
         )
     if isinstance(error, rc.NotFoundError):
         advice = NOT_FOUND_ADVICE.get(getattr(error, "resource", None), NOT_FOUND_ADVICE[None])
@@ -2020,6 +2300,15 @@ command(
     examples=[f"{_RUN} delete TASK_ID --yes"],
     destroys=True,
     quiet="the id of each task deleted",
+)
+command(
+    ["recent"],
+    "what this machine created lately, and where a create got no answer, its likely task",
+    _recent_arguments,
+    cmd_recent,
+    examples=[f"{_RUN} recent", f"{_RUN} recent --limit 5 -q"],
+    quiet="one line per create: TIME<TAB>STATE<TAB>ID<TAB>URL<TAB>PROMPT-START;\n"
+    "  after a pending one, TIME<TAB>maybe<TAB>ID<TAB>URL<TAB>TITLE per likely task",
 )
 command(
     ["batch"],

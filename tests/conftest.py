@@ -17,6 +17,16 @@ from rebyte_client import RebyteClient  # noqa: E402
 API_KEY = "rbk_test_key"
 
 
+@pytest.fixture(autouse=True)
+def local_record_in_tmp(tmp_path_factory, monkeypatch):
+    """Every test's local record (the CLI's state folder) in a folder of its own, never
+    the user's: XDG_STATE_HOME reaches the CLI subprocesses through the environment."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.delenv("REBYTE_RECORD", raising=False)
+    return state / "skill-as-a-service"
+
+
 @pytest.fixture
 def api_key() -> str:
     return API_KEY

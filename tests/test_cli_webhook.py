@@ -156,7 +156,8 @@ def test_a_server_that_echoes_the_secret_does_not_get_it_shown(api_key):
     try:
         env = cli_env(f"http://127.0.0.1:{echo.server_port}/v1", api_key, S=SECRET)
         result = run_cli(
-            "webhook", "add", HOOK, "--event", "task.completed", "--secret-env", "S", "-v", env=env
+            "webhook", "add", HOOK, "--event", "task.completed", "--secret-env", "S", "-v",
+            "--allow-duplicate", env=env,
         )
     finally:
         echo.shutdown()

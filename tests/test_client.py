@@ -1624,10 +1624,38 @@ def test_iter_events_filters_other_prompts(client, requests_mock):
     assert [e.get("eventKey") for e in got] == ["b0", "b1", None]
 
 
-def test_iter_events_not_found_raises(client, requests_mock):
+def test_iter_events_of_a_task_that_is_gone_raises_not_found(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1/events", status_code=404, json=api_error("not_found", "x"))
+    requests_mock.get(f"{BASE}/tasks/t1", status_code=404, json=api_error("not_found", "x"))
     with pytest.raises(NotFoundError):
         list(client.iter_events("t1"))
+
+
+def test_iter_events_without_an_events_route_polls_the_task(client, requests_mock, clock):
+    """A server with no /events for a task it still shows: the stream becomes polling."""
+    requests_mock.get(f"{BASE}/tasks/t1/events", status_code=404, json=api_error("not_found", "x"))
+    running = {"id": "t1", "status": "running", "prompts": [{"id": "p1", "status": "running"}]}
+    ended = {
+        "id": "t1",
+        "status": "completed",
+        "finalResult": "done it",
+        "prompts": [{"id": "p1", "status": "succeeded"}],
+    }
+    requests_mock.get(
+        f"{BASE}/tasks/t1", [{"json": running}] * 3 + [{"json": ended}]
+    )
+    events = list(client.iter_events("t1"))
+    kinds = [event["eventType"] for event in events]
+    assert kinds == ["polling", "status", "done"]
+    assert events[-1]["status"] == "completed" and events[-1]["finalResult"] == "done it"
+    assert clock.sleeps == [2.0, 3.0]  # polled at a growing pace, never in a tight loop
+
+
+def test_iter_events_without_fallback_raises_not_found(client, requests_mock):
+    requests_mock.get(f"{BASE}/tasks/t1/events", status_code=404, json=api_error("not_found", "x"))
+    requests_mock.get(f"{BASE}/tasks/t1", json={"id": "t1", "status": "running", "prompts": []})
+    with pytest.raises(NotFoundError):
+        list(client.iter_events("t1", polling_fallback=False))
 
 
 def test_iter_events_gives_up_on_a_stream_that_keeps_failing(client, requests_mock, clock):
