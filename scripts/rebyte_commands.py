@@ -2177,7 +2177,7 @@ NOT_FOUND_ADVICE = {
 # How to check whether a once-only call the server may have run did, by operation; {id}: its id.
 OUTCOME_UNKNOWN_ADVICE = {
     "create_task": "the task may have been created: "
-    f"check with `{RUN} list --limit 5` before creating it again",
+    f"check with `{RUN} recent` (or `{RUN} list --limit 5`) before creating it again",
     "follow_up": "the follow-up may have been sent: "
     f"check with `{RUN} get {{id}}` before sending it again",
     "create_computer": "the computer may have been created: "

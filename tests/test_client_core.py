@@ -384,7 +384,12 @@ NOT_FOUND = {"status_code": 404, "json": {"error": {"code": "not_found", "messag
         (lambda c: c.cancel_task("t1"), "POST", "/tasks/t1/cancel", "task"),
         (lambda c: c.set_visibility("t1"), "PATCH", "/tasks/t1/visibility", "task"),
         (lambda c: c.delete_task("t1"), "DELETE", "/tasks/t1", "task"),
-        (lambda c: list(c.iter_events("t1")), "GET", "/tasks/t1/events", "task"),
+        (
+            lambda c: list(c.iter_events("t1", polling_fallback=False)),
+            "GET",
+            "/tasks/t1/events",
+            "task",
+        ),
         (lambda c: c.list_tasks(), "GET", "/tasks", None),
         (lambda c: c.create_task("x"), "POST", "/tasks", None),
     ],
@@ -460,8 +465,8 @@ def test_explain_words_not_found_by_resource(resource, advice):
         (
             "create_task",
             None,
-            "the task may have been created: check with "
-            "`python3 scripts/rebyte_cli.py list --limit 5` before creating it again",
+            "the task may have been created: check with `python3 scripts/rebyte_cli.py recent` "
+            "(or `python3 scripts/rebyte_cli.py list --limit 5`) before creating it again",
         ),
         (
             "follow_up",
@@ -499,5 +504,6 @@ def test_explain_after_a_real_create_reads_as_the_cli_always_said(client, reques
         client.create_task("x")
     assert explain(caught.value) == (
         "bad gw (HTTP 502); the task may have been created: check with "
-        "`python3 scripts/rebyte_cli.py list --limit 5` before creating it again"
+        "`python3 scripts/rebyte_cli.py recent` "
+        "(or `python3 scripts/rebyte_cli.py list --limit 5`) before creating it again"
     )

@@ -229,7 +229,7 @@ def test_skill_md_says_what_an_agent_trips_on():
     assert "remote" in description and "Not for local work" in description
     # Shell time limits: create blocks; a killed create may have made a task; ways around.
     assert "blocks while a VM is provisioned" in text
-    assert "list --limit 5" in text and "before running it again" in text
+    assert "rebyte_cli.py recent" in text and "before running it again" in text
     assert "longer time limit" in text and "in the background" in text
     computers = re.search(r"^## (\d+)\. Agent Computers$", read("SKILL.md"), re.M)
     assert computers
@@ -744,7 +744,7 @@ def test_exit_codes_agree_across_skill_md_readme_and_help():
     readme = exit_table("README.md")
     for code, text in helped.items():
         assert text.strip() in readme[code], f"README.md, exit {code}: help says {text!r}"
-    advice = {1: "failed", 3: "key", 4: "not found", 6: "list", 7: "still running"}
+    advice = {1: "failed", 3: "key", 4: "not found", 6: "recent", 7: "still running"}
     for code, word in advice.items():
         assert word in exit_table("SKILL.md")[code], f"SKILL.md, exit {code} should say {word!r}"
 
