@@ -18,10 +18,24 @@ prints the base URL (ending in /v1) as the first line on stdout, the upload base
 stderr, and serves until SIGINT or SIGTERM. `--plant-artifact WORKSPACE/NAME:SIZE` (repeatable)
 plants a generated artifact first, as add_artifact(WORKSPACE, NAME, size=SIZE) does.
 
+Shapes by default are exactly the documented ones (../shared/api-contract.md): the task
+view is {id, url, status, title, executor, model, createdAt, completedAt, prompts: [{id,
+status, submittedAt, completedAt}], finalResult} (no workspaceId, no visibility), a list row
+is {id, url, title, executor, model, createdAt, completedAt} (no status, no workspaceId),
+the create answer {id, workspaceId, url, status: "running", createdAt}, and `done` on the
+events stream carries the PROMPT's status word (succeeded, failed, canceled), as the real
+service sends. Anything more is behind a knob that is off by default (see Knobs).
+
 Marker words in a prompt (case-sensitive, anywhere in the text):
   [fail]            the prompt fails; its result event carries {"isError": true, "error": ...}
   [ask]             an ask_user_question event ({"question": ...}) comes before the result
   [duration=SECS]   the prompt runs SECS seconds instead of prompt_duration
+  [silent]          a prompt the service answers itself: it takes no time (unless a
+                    [duration=] says otherwise) and has NO data events at all; every events
+                    connection gets only {"status": "succeeded" (the prompt's word),
+                    "lastSeq": -1, "finalResult": ""} once it has ended; the task's
+                    finalResult is "", the /content response is null, and it leaves no
+                    artifacts (the answer is available nowhere through the API)
 
 Marker in an Agent Computer's name:
   [provision-error] the computer ends in `error` (not `ready`) with a provisionError text
@@ -46,12 +60,16 @@ Choices where the documents are silent:
   - an unknown workspaceId on POST /v1/tasks is 400 validation_error (naming the field);
   - a JSON body over 1 MiB is 413 payload_too_large; a body that is not sent as
     application/json is 400 validation_error;
-  - `done` on the events stream carries the task vocabulary: completed, failed, canceled
-    (and running in the early, empty done);
+  - the early, empty done (events_early_done) comes while the prompt is pending, so it
+    says "pending" ("running" with done_status_words="task"), lastSeq -1, finalResult null;
+  - with final_result_delay, the done message carries finalResult as it stands when done is
+    sent (null within the delay); with empty_final_result it carries "";
   - unread request bodies up to 16 MiB are read and dropped before an error answer, larger
     ones are answered and the connection is closed (the client may see a reset);
   - seeded tasks do not count in tasks_created; a deleted task's workspace stays reusable;
-  - task list entries carry workspaceId, like the task object;
+  - cancel (POST /v1/tasks/:id/cancel, undocumented answer): 200 {"id", "status"}, the
+    task's status after the cancel (knob cancel_answer for the other shapes);
+  - executor and model are echoed as the create asked (knobs service_executor/model);
   - computers: DELETE answers 204; a deleted computer is 404 and its id no longer a
     workspace; updatedAt is the moment the status last changed;
   - artifact list: 200 {"data": [{"filename", "size", "contentType", "updatedAt"}]}, sorted
@@ -64,12 +82,14 @@ Choices where the documents are silent:
     an existing name is replaced. upload-url: {filename, contentType?} -> 201 {uploadUrl,
     filename, expiresAt}; a PUT to uploadUrl with Content-Length (and the signed
     Content-Type, if one was given) makes the artifact, streamed to a temporary folder;
-  - webhooks: the same url again is 200 with the existing one; a 4th is 400
-    limit_exceeded; events are checked against the five names; GET /v1/webhooks/public_key
-    is {"publicKey": PEM of an Ed25519 key, "algorithm": "ed25519"} (nothing is delivered
-    or signed: the server makes no outbound requests).
+  - webhooks: the same url again makes a second webhook (201, counted against the limit),
+    as one of Rebyte's apps reports (knob webhook_dedupe: 200 with the existing one); a 4th
+    is 400 limit_exceeded; events are checked against the five names;
+    GET /v1/webhooks/public_key is {"publicKey": PEM of an Ed25519 key, "algorithm":
+    "ed25519"} (nothing is delivered or signed: the server makes no outbound requests).
 
-Knobs (constructor keywords, configure(**knobs) at run time, and command-line options):
+Knobs (constructor keywords, configure(**knobs) at run time, and command-line options of the
+same name, e.g. --task-read-lag 2, --no-events-route, --cancel-answer 204):
   provision_delay      seconds POST /v1/tasks blocks (not when reusing a workspaceId)
   prompt_duration      seconds a prompt takes, unless its [duration=] marker says otherwise
   seed, fault_rate, fault_kinds, fault_routes, fault_after
@@ -81,7 +101,7 @@ Knobs (constructor keywords, configure(**knobs) at run time, and command-line op
   upload_url_ttl       seconds an uploadUrl stays valid (403 ExpiredToken after)
   seed_tasks           N completed tasks made at construction (for paging and benchmarks)
   events_early_done    the first events connection of a prompt, made before its first event,
-                       gets an empty done {"status": "running", "lastSeq": -1} (the race)
+                       gets an empty done {"status": "pending", "lastSeq": -1} (the race)
   events_drop_after, events_drops, events_drop_mode
                        the first events_drops connections of a prompt are cut after
                        events_drop_after data events, by a reset ("reset") or a plain close
@@ -96,6 +116,40 @@ Knobs (constructor keywords, configure(**knobs) at run time, and command-line op
   artifact_name_field  "filename" (default) or "name"
   artifact_download    "direct" (default: 200 with the bytes) or "redirect" (302 to storage)
   webhooks_wrapper     "data" (default) or "webhooks"
+ Extras beyond the documented shapes (all off by default):
+  task_view_extras     False; True: the task view carries workspaceId and visibility, and
+                       list rows workspaceId (the shapes before issue 18)
+  list_status          False; True: list rows carry status too
+  done_status_words    "prompt" (default: succeeded/failed/canceled, as the real service) or
+                       "task" (completed/failed/canceled)
+  unknown_field        False; True: every JSON object answered (nested ones, SSE data and
+                       error bodies too) gains "x_unknown": 1, for clients to ignore
+ Habits of the real service (each off by default unless noted):
+  task_read_lag        0.0 seconds; > 0: after a prompt ends, GET /v1/tasks/:id, its list
+                       row and /content show it running (completedAt and finalResult null,
+                       response null) this long, while /events already sends done
+  events_route         True; False: GET /v1/tasks/:id/events is 404 not_found for a task
+                       GET /v1/tasks/:id still shows
+  final_result_delay   0.0 seconds; > 0: a succeeded prompt's finalResult (task view, done)
+                       and /content response stay null this long after its status is terminal
+  empty_final_result   False; True: a succeeded prompt's finalResult is "" in the task view
+                       and in done, while /content's response has the real answer
+  content_prompt_ids   True; False: /content prompt entries carry no id (match by position)
+  service_executor, service_model
+                       None; a name: tasks created while set run with it (the task view, list
+                       rows and init event show it) whatever the create asked
+  submitted_equals_completed
+                       False; True: prompt rows (task view, /content) carry completedAt equal
+                       to submittedAt from the start, even while running
+  webhook_dedupe       False (default: the same url again makes a second webhook, 201);
+                       True: the same url again is 200 with the existing webhook
+ Alternative shapes of answers the documents leave out (first value the default):
+  cancel_answer        "status" ({id, status}), "empty" (200 {}), "ok" ({"ok": true}) or
+                       "204" (no body)
+  artifact_upload_wrapper
+                       "data" ({"data": [entries]}), "artifacts" or "bare" (a JSON list)
+  upload_url_field     "uploadUrl" or "url": the URL's key in the artifact upload-url answer
+  public_key_field     "publicKey" or "key": the PEM's key in GET /v1/webhooks/public_key
   log_sink             called with each request-log entry once it is answered (for --log)
   key                  the API key; host, port, upload_host, upload_port only before start()
 
@@ -185,7 +239,7 @@ TERMINAL = ("succeeded", "failed", "canceled")
 TASK_STATUS_OF_PROMPT = {"succeeded": "completed", "failed": "failed", "canceled": "canceled",
                          "pending": "running", "running": "running"}
 
-_MARKER_RE = re.compile(r"\[(?:fail|ask|duration=[^\]]*)\]")
+_MARKER_RE = re.compile(r"\[(?:fail|ask|silent|duration=[^\]]*)\]")
 _DURATION_RE = re.compile(r"\[duration=(\d+(?:\.\d*)?|\.\d+)\]")
 _GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 _UPLOAD_PATH_RE = re.compile(r"/upload/([0-9a-f-]{36})")
@@ -337,6 +391,11 @@ class _Prompt:
         return "[ask]" in self.text
 
     @property
+    def silent(self) -> bool:
+        """Answered by the service itself: no data events, an empty answer."""
+        return "[silent]" in self.text
+
+    @property
     def starts(self) -> float:
         return self.submitted + PENDING_FRACTION * self.duration
 
@@ -358,11 +417,16 @@ class _Prompt:
             return self.canceled_at
         return self.ends if now >= self.ends else None
 
-    def final_result(self, now: float) -> str | None:
-        return final_result_for(self.text) if self.status(now) == "succeeded" else None
+    def final_result(self, now: float, delay: float = 0.0) -> str | None:
+        """The answer once filled in: `delay` seconds after a success ("" when silent)."""
+        if self.status(now) != "succeeded" or now < self.ends + delay:
+            return None
+        return "" if self.silent else final_result_for(self.text)
 
     def schedule(self) -> list:
         """(time, eventType, payload) of every event the prompt will emit if left alone."""
+        if self.silent:
+            return []
         listing = "\n".join(self.filenames)
         steps = [
             ("init", {"executor": self.executor, "model": self.model, "skills": self.skills}),
@@ -581,7 +645,11 @@ _KNOBS = frozenset({
     "upload_url_ttl", "seed_tasks", "events_early_done", "events_drop_after", "events_drops",
     "events_drop_mode", "keepalive_interval", "upload_dir", "log_sink",
     "computer_ready_delay", "artifact_bytes", "artifacts_wrapper", "artifact_name_field",
-    "artifact_download", "webhooks_wrapper",
+    "artifact_download", "webhooks_wrapper", "task_view_extras", "list_status",
+    "done_status_words", "task_read_lag", "events_route", "final_result_delay",
+    "empty_final_result", "content_prompt_ids", "service_executor", "service_model",
+    "submitted_equals_completed", "webhook_dedupe", "cancel_answer", "artifact_upload_wrapper",
+    "upload_url_field", "public_key_field", "unknown_field",
 })
 _CHOICES = {
     "events_drop_mode": ("reset", "eof"),
@@ -589,7 +657,21 @@ _CHOICES = {
     "artifact_name_field": ("filename", "name"),
     "artifact_download": ("direct", "redirect"),
     "webhooks_wrapper": ("data", "webhooks"),
+    "done_status_words": ("prompt", "task"),
+    "cancel_answer": ("status", "empty", "ok", "204"),
+    "artifact_upload_wrapper": ("data", "artifacts", "bare"),
+    "upload_url_field": ("uploadUrl", "url"),
+    "public_key_field": ("publicKey", "key"),
 }
+_BOOL_KNOBS = frozenset({
+    "fault_after", "events_early_done", "task_view_extras", "list_status", "events_route",
+    "empty_final_result", "content_prompt_ids", "submitted_equals_completed",
+    "webhook_dedupe", "unknown_field",
+})
+_SECONDS_KNOBS = frozenset({"computer_ready_delay", "artifact_bytes", "task_read_lag",
+                            "final_result_delay"})
+_NAME_KNOBS = frozenset({"service_executor", "service_model"})
+UNKNOWN_FIELD = ("x_unknown", 1)  # what unknown_field=True adds to every JSON object
 _ADDRESS_KNOBS = frozenset({"host", "port", "upload_host", "upload_port"})
 
 
@@ -608,7 +690,16 @@ class FakeRebyte:
                  log_sink=None, computer_ready_delay: float = 0.5,
                  artifact_bytes: int = 65536, artifacts_wrapper: str = "data",
                  artifact_name_field: str = "filename", artifact_download: str = "direct",
-                 webhooks_wrapper: str = "data"):
+                 webhooks_wrapper: str = "data", task_view_extras: bool = False,
+                 list_status: bool = False, done_status_words: str = "prompt",
+                 task_read_lag: float = 0.0, events_route: bool = True,
+                 final_result_delay: float = 0.0, empty_final_result: bool = False,
+                 content_prompt_ids: bool = True, service_executor: str | None = None,
+                 service_model: str | None = None, submitted_equals_completed: bool = False,
+                 webhook_dedupe: bool = False, cancel_answer: str = "status",
+                 artifact_upload_wrapper: str = "data", upload_url_field: str = "uploadUrl",
+                 public_key_field: str = "publicKey", unknown_field: bool = False):
+        knobs = {name: value for name, value in locals().items() if name in _KNOBS}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # wakes event streams
         self._generation = 0
@@ -633,18 +724,8 @@ class FakeRebyte:
         self.request_log: list = []
         self.tasks_created = 0
         self.prompts_created = 0
-        self.configure(
-            key=key, host=host, port=port, upload_host=upload_host, upload_port=upload_port,
-            provision_delay=provision_delay, prompt_duration=prompt_duration, seed=seed,
-            fault_rate=fault_rate, fault_kinds=fault_kinds, fault_routes=fault_routes,
-            fault_after=fault_after, retry_after=retry_after, upload_url_ttl=upload_url_ttl,
-            seed_tasks=seed_tasks, events_early_done=events_early_done,
-            events_drop_after=events_drop_after, events_drops=events_drops,
-            events_drop_mode=events_drop_mode, keepalive_interval=keepalive_interval,
-            upload_dir=upload_dir, log_sink=log_sink, computer_ready_delay=computer_ready_delay,
-            artifact_bytes=artifact_bytes, artifacts_wrapper=artifacts_wrapper,
-            artifact_name_field=artifact_name_field, artifact_download=artifact_download,
-            webhooks_wrapper=webhooks_wrapper)
+        assert set(knobs) == _KNOBS, "every knob is a constructor keyword"
+        self.configure(**knobs)
         self._seed_tasks(seed_tasks)
         self._routes = [
             (re.compile(r"/v1/files"), {"POST": self._create_file}),
@@ -760,9 +841,15 @@ class FakeRebyte:
                     value = [(method.upper(), re.compile(pattern)) for method, pattern in value]
                 elif name in _CHOICES and value not in _CHOICES[name]:
                     raise ValueError(f"{name} is one of {', '.join(_CHOICES[name])}")
-                elif name in ("computer_ready_delay", "artifact_bytes") and not (
-                        isinstance(value, (int, float)) and 0 <= value < math.inf):
+                elif name in _SECONDS_KNOBS and not (
+                        isinstance(value, (int, float)) and not isinstance(value, bool)
+                        and 0 <= value < math.inf):
                     raise ValueError(f"{name} must be a finite number >= 0")
+                elif name in _BOOL_KNOBS and not isinstance(value, bool):
+                    raise ValueError(f"{name} must be True or False")
+                elif name in _NAME_KNOBS and value is not None and not (
+                        isinstance(value, str) and value.strip()):
+                    raise ValueError(f"{name} must be None or a non-empty string")
                 elif name == "retry_after":
                     value = str(value)
                 if name == "artifact_bytes":  # the name of a test helper method too
@@ -968,14 +1055,22 @@ class FakeRebyte:
                     allowed += [method for method in handlers if method not in allowed]
                     continue
                 params = {name: unquote(value) for name, value in match.groupdict().items()}
-                return handler(request, **params)
+                return self._marked(handler(request, **params))
             if allowed:
                 raise _HttpError(405, "method_not_allowed",
                                  f"{request.method} is not allowed on {request.path}.",
                                  headers={"Allow": ", ".join(allowed)})
             raise _HttpError(404, "not_found", f"No route for {request.path}.")
         except _HttpError as error:
-            return error.reply
+            return self._marked(error.reply)
+
+    def _marked(self, reply):
+        """With unknown_field on, every JSON object of the answer gains UNKNOWN_FIELD."""
+        if (not self.unknown_field or not isinstance(reply, Reply)
+                or reply.content_type != "application/json" or not reply.body):
+            return reply
+        reply.body = json.dumps(_with_unknown_field(json.loads(reply.body))).encode()
+        return reply
 
     def _authenticate(self, headers) -> None:
         supplied = [headers.get(name) for name in API_KEY_HEADERS
@@ -1121,7 +1216,10 @@ class FakeRebyte:
     def _new_prompt(self, task: _Task, text: str, skills: list, filenames: list,
                     now: float) -> _Prompt:
         marker = _DURATION_RE.search(text)
-        duration = float(marker.group(1)) if marker else float(self.prompt_duration)
+        if marker:
+            duration = float(marker.group(1))
+        else:  # a prompt the service answers itself is done at once
+            duration = 0.0 if "[silent]" in text else float(self.prompt_duration)
         prompt = _Prompt(str(uuid.uuid4()), text, skills, filenames, task.executor,
                          task.model, submitted=now, duration=duration)
         task.prompts.append(prompt)
@@ -1138,6 +1236,8 @@ class FakeRebyte:
         with self._lock:
             now = self._now()
             workspace_id = workspace_id or str(uuid.uuid4())
+            executor = self.service_executor or executor  # what actually runs
+            model = self.service_model or model
             task = _Task(str(uuid.uuid4()), workspace_id, _title_for(text), executor, model,
                          created=now, prompts=[])
             self._new_prompt(task, text, skills, filenames, now)
@@ -1218,7 +1318,10 @@ class FakeRebyte:
                     prompt.canceled_at = now
             status = task.status(now)
         self._notify()
-        return Reply.json(200, {"id": task_id, "status": status})
+        if self.cancel_answer == "204":
+            return Reply(204)
+        return Reply.json(200, {"status": {"id": task_id, "status": status}, "empty": {},
+                                "ok": {"ok": True}}[self.cancel_answer])
 
     def _content(self, request: _Request, task_id: str) -> Reply:
         with_events = "events" in request.query.get("include", "").split(",")
@@ -1227,10 +1330,14 @@ class FakeRebyte:
             now = self._now()
             prompts = []
             for prompt in task.prompts:
-                item = {"id": prompt.id, "status": prompt.status(now), "userPrompt": prompt.text,
-                        "response": prompt.final_result(now),
-                        "submittedAt": self._iso(prompt.submitted),
-                        "completedAt": self._iso(prompt.completed_at(now))}
+                status, _ = self._seen(prompt, now)
+                response = None
+                if status == "succeeded" and not prompt.silent:
+                    response = prompt.final_result(now, float(self.final_result_delay))
+                item = {"id": prompt.id, "status": status, "userPrompt": prompt.text,
+                        "response": response, **self._prompt_times(prompt, now)}
+                if not self.content_prompt_ids:
+                    del item["id"]
                 if with_events:
                     item["events"] = self._events_json(prompt, now)
                 prompts.append(item)
@@ -1238,7 +1345,10 @@ class FakeRebyte:
 
     def _events(self, request: _Request, task_id: str) -> _EventStream:
         with self._lock:
-            prompt = self._live_task(task_id).prompts[-1]
+            task = self._live_task(task_id)
+            if not self.events_route:
+                raise _HttpError(404, "not_found", f"No route for {request.path}.")
+            prompt = task.prompts[-1]
             index = prompt.stream_connections
             prompt.stream_connections += 1
         return _EventStream(prompt, index)
@@ -1311,7 +1421,8 @@ class FakeRebyte:
             if task.workspace_id != workspace_id:
                 continue
             for number, prompt in enumerate(task.prompts, 1):
-                if prompt.artifacts_left or prompt.status(now) != "succeeded":
+                if (prompt.artifacts_left or prompt.silent
+                        or prompt.status(now) != "succeeded"):
                     continue
                 prompt.artifacts_left = True
                 report = (f"# Report {number}\n\nPrompt: {_without_markers(prompt.text)}\n\n"
@@ -1392,7 +1503,9 @@ class FakeRebyte:
                     files[filename].discard()
                 files[filename] = _Artifact(filename, len(data), content_type, now, data=data)
                 made.append(self._artifact_json(files[filename]))
-        return Reply.json(201, {"data": made})
+        if self.artifact_upload_wrapper == "bare":
+            return Reply.json(201, made)
+        return Reply.json(201, {self.artifact_upload_wrapper: made})
 
     def _artifact_upload_url(self, request: _Request, workspace_id: str) -> Reply:
         with self._lock:
@@ -1409,7 +1522,7 @@ class FakeRebyte:
         expires = int(time.time() + self.upload_url_ttl)
         upload_url = (f"{self.upload_base_url}/artifact-upload/{slot.id}?expires={expires}"
                       f"&signature={self._sign(slot.id, expires)}")
-        return Reply.json(201, {"uploadUrl": upload_url, "filename": filename,
+        return Reply.json(201, {self.upload_url_field: upload_url, "filename": filename,
                                 "expiresAt": _iso_wall(expires)})
 
     def _artifact_upload_target(self, path: str, query: dict):
@@ -1491,7 +1604,7 @@ class FakeRebyte:
             texts[name] = value
         with self._lock:
             for hook in self._webhooks.values():
-                if hook.url == url:
+                if self.webhook_dedupe and hook.url == url:
                     return Reply.json(200, self._webhook_json(hook))
             if len(self._webhooks) >= MAX_WEBHOOKS:
                 raise _HttpError(400, "limit_exceeded",
@@ -1523,7 +1636,8 @@ class FakeRebyte:
         return Reply(204)
 
     def _webhook_public_key(self, request: _Request) -> Reply:
-        return Reply.json(200, {"publicKey": self._public_key, "algorithm": "ed25519"})
+        return Reply.json(200, {self.public_key_field: self._public_key,
+                                "algorithm": "ed25519"})
 
     @staticmethod
     def _make_public_key(seed) -> str:
@@ -1535,29 +1649,84 @@ class FakeRebyte:
 
     # -- JSON shapes
 
+    def _seen(self, prompt: _Prompt, now: float) -> tuple:
+        """(status, completed_at) of a prompt as task reads show it: task_read_lag seconds
+        after its end it still reads running (the events stream knows sooner)."""
+        status, completed = prompt.status(now), prompt.completed_at(now)
+        if status in TERMINAL and now < completed + float(self.task_read_lag):
+            return "running", None
+        return status, completed
+
+    def _task_seen(self, task: _Task, now: float) -> tuple:
+        """(status, completed_at, the latest prompt's seen status) as task reads show it."""
+        seen = [self._seen(prompt, now) for prompt in task.prompts]
+        if any(status not in TERMINAL for status, _ in seen):
+            return "running", None, seen[-1][0]
+        return (TASK_STATUS_OF_PROMPT[seen[-1][0]], max(done for _, done in seen),
+                seen[-1][0])
+
+    def _prompt_times(self, prompt: _Prompt, now: float) -> dict:
+        submitted = self._iso(prompt.submitted)
+        if self.submitted_equals_completed:
+            return {"submittedAt": submitted, "completedAt": submitted}
+        return {"submittedAt": submitted,
+                "completedAt": self._iso(self._seen(prompt, now)[1])}
+
+    def _shown_answer(self, prompt: _Prompt, now: float) -> str | None:
+        """A prompt's finalResult as the task view and the done message show it."""
+        answer = prompt.final_result(now, float(self.final_result_delay))
+        if answer is not None and self.empty_final_result:
+            return ""
+        return answer
+
+    def _task_final_result(self, task: _Task, now: float, latest_status: str) -> str | None:
+        if latest_status != "succeeded":
+            return None
+        return self._shown_answer(task.prompts[-1], now)
+
     def _summary_json(self, task: _Task, now: float) -> dict:
-        return {"id": task.id, "workspaceId": task.workspace_id,
-                "url": f"{APP_URL}/run/{task.id}", "title": task.title,
-                "executor": task.executor, "model": task.model,
-                "createdAt": self._iso(task.created),
-                "completedAt": self._iso(task.completed_at(now))}
+        status, completed, _ = self._task_seen(task, now)
+        row = {"id": task.id, "url": f"{APP_URL}/run/{task.id}", "title": task.title,
+               "executor": task.executor, "model": task.model,
+               "createdAt": self._iso(task.created), "completedAt": self._iso(completed)}
+        if self.task_view_extras:
+            row["workspaceId"] = task.workspace_id
+        if self.list_status:
+            row["status"] = status
+        return row
 
     def _task_json(self, task: _Task, now: float) -> dict:
-        return {
-            **self._summary_json(task, now),
-            "status": task.status(now),
-            "visibility": task.visibility,
-            "finalResult": task.prompts[-1].final_result(now),
-            "prompts": [{"id": prompt.id, "status": prompt.status(now),
-                         "submittedAt": self._iso(prompt.submitted),
-                         "completedAt": self._iso(prompt.completed_at(now))}
-                        for prompt in task.prompts],
-        }
+        status, completed, latest = self._task_seen(task, now)
+        view = {"id": task.id, "url": f"{APP_URL}/run/{task.id}", "status": status,
+                "title": task.title, "executor": task.executor, "model": task.model,
+                "createdAt": self._iso(task.created), "completedAt": self._iso(completed),
+                "prompts": [{"id": prompt.id, "status": self._seen(prompt, now)[0],
+                             **self._prompt_times(prompt, now)} for prompt in task.prompts],
+                "finalResult": self._task_final_result(task, now, latest)}
+        if self.task_view_extras:
+            view["workspaceId"] = task.workspace_id
+            view["visibility"] = task.visibility
+        return view
+
+    def _done_word(self, status: str) -> str:
+        """The word a done message carries: the prompt's, or (knob) the task's."""
+        return TASK_STATUS_OF_PROMPT[status] if self.done_status_words == "task" else status
 
     def _events_json(self, prompt: _Prompt, now: float) -> list:
         return [{"seq": seq, "timestamp": self._iso(moment), "promptId": prompt.id,
                  "eventType": kind, "payload": payload, "eventKey": f"{prompt.id}:{seq}"}
                 for seq, (moment, kind, payload) in enumerate(prompt.events(now))]
+
+
+def _with_unknown_field(value):
+    """A copy of a JSON value with UNKNOWN_FIELD added to each object in it."""
+    if isinstance(value, dict):
+        name, marker = UNKNOWN_FIELD
+        return {**{key: _with_unknown_field(item) for key, item in value.items()},
+                name: marker}
+    if isinstance(value, list):
+        return [_with_unknown_field(item) for item in value]
+    return value
 
 
 def _int_param(query: dict, name: str, default: int, minimum: int, maximum: int | None) -> int:
@@ -2019,8 +2188,9 @@ class _Handler(BaseHTTPRequestHandler):
                      and fake._now() < prompt.starts)
             drop_after = (fake.events_drop_after
                           if stream.connection_index < fake.events_drops else None)
-        if early:
-            self._write_sse("done", {"status": "running", "lastSeq": -1, "finalResult": None})
+        if early:  # the prompt is still pending
+            self._write_sse("done", {"status": fake._done_word("pending"), "lastSeq": -1,
+                                     "finalResult": None})
             return
         sent, last_write = 0, fake._now()
         if drop_after is not None and drop_after <= 0:
@@ -2032,7 +2202,7 @@ class _Handler(BaseHTTPRequestHandler):
                 now = fake._now()
                 events = fake._events_json(prompt, now)
                 status = prompt.status(now)
-                final_result = prompt.final_result(now)
+                final_result = fake._shown_answer(prompt, now)
                 next_change = prompt.next_change(now)
             for event in events[sent:]:
                 self._write_sse("event", event)
@@ -2041,7 +2211,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._drop_stream()
                     return
             if status in TERMINAL:
-                self._write_sse("done", {"status": TASK_STATUS_OF_PROMPT[status],
+                self._write_sse("done", {"status": fake._done_word(status),
                                          "lastSeq": sent - 1, "finalResult": final_result})
                 return
             keepalive = max(0.01, float(fake.keepalive_interval))
@@ -2057,6 +2227,8 @@ class _Handler(BaseHTTPRequestHandler):
                 last_write = fake._now()
 
     def _write_sse(self, name: str, data: dict) -> None:
+        if self.fake.unknown_field:
+            data = _with_unknown_field(data)
         self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
 
     def _drop_stream(self) -> None:
@@ -2085,6 +2257,17 @@ class _JsonLinesSink:
     def close(self) -> None:
         with self._lock:
             self._file.close()
+
+
+# The shape and habit knobs, each a command-line option of the same name (default as here).
+_CLI_SHAPE_KNOBS = {
+    "task_view_extras": False, "list_status": False, "done_status_words": "prompt",
+    "task_read_lag": 0.0, "events_route": True, "final_result_delay": 0.0,
+    "empty_final_result": False, "content_prompt_ids": True, "service_executor": None,
+    "service_model": None, "submitted_equals_completed": False, "webhook_dedupe": False,
+    "cancel_answer": "status", "artifact_upload_wrapper": "data",
+    "upload_url_field": "uploadUrl", "public_key_field": "publicKey", "unknown_field": False,
+}
 
 
 def _parse_args(argv) -> argparse.Namespace:
@@ -2123,6 +2306,16 @@ def _parse_args(argv) -> argparse.Namespace:
                         default="direct")
     parser.add_argument("--webhooks-wrapper", choices=_CHOICES["webhooks_wrapper"],
                         default="data")
+    for name, default in _CLI_SHAPE_KNOBS.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, float):
+            parser.add_argument(option, type=float, default=default, metavar="S")
+        elif name in _CHOICES:
+            parser.add_argument(option, choices=_CHOICES[name], default=default)
+        else:
+            parser.add_argument(option, default=default, metavar="NAME")
     parser.add_argument("--log", default=None, metavar="FILE",
                         help="append the request log here as JSON lines")
     parser.add_argument("--plant-artifact", action="append", default=[], type=_planted,
@@ -2157,7 +2350,8 @@ def main(argv=None) -> int:
         upload_dir=args.upload_dir, log_sink=sink,
         computer_ready_delay=args.computer_ready_delay, artifact_bytes=args.artifact_bytes,
         artifacts_wrapper=args.artifacts_wrapper, artifact_name_field=args.artifact_name_field,
-        artifact_download=args.artifact_download, webhooks_wrapper=args.webhooks_wrapper)
+        artifact_download=args.artifact_download, webhooks_wrapper=args.webhooks_wrapper,
+        **{name: getattr(args, name) for name in _CLI_SHAPE_KNOBS})
     for workspace_id, name, size in args.planted:
         server.add_artifact(workspace_id, name, size=size)
     stopped = threading.Event()

@@ -8,13 +8,23 @@ registry that holds the whole spec document.
 
     validate_request("POST", "/v1/tasks", body={"prompt": "hi"})
     validate_response("GET", "/v1/tasks/abc", 200, task_json)
+    validate_response("GET", "/v1/tasks/abc", 200, task_json, strict=True, knobs={...})
     operations()  # [("POST", "/files"), ("POST", "/tasks"), ...]
+
+Response schemas are tolerant (a real server may add fields). strict=True checks the
+local server instead: against a copy of the spec where every object schema is closed
+(`unevaluatedProperties: false`, so nested prompts, list rows and event data too) and
+where whatever is marked `x-knob: {knob: value}` is kept only when `knobs` (the local
+server's knob values) has that value; `x-adds-to` schemas add their fields to the named
+schemas when their knob is on. The spec's `x-unknown-field` names the knob-only field
+that may then appear in any object.
 
 Failures raise AssertionError with the method, path and the schema complaint.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -64,9 +74,92 @@ def spec() -> dict:
         return yaml.safe_load(handle)
 
 
+def knob_names() -> frozenset:
+    """Every knob the spec's x-knob markers (and x-unknown-field) name."""
+    names = set(spec().get("x-unknown-field", {}).get("x-knob", {}))
+    for _, node in _nodes(spec()):
+        names.update(node.get("x-knob", {}))
+    return frozenset(names)
+
+
+def _nodes(node, pointer=""):
+    """Every (pointer, dict) inside a parsed document."""
+    if isinstance(node, dict):
+        yield pointer, node
+        for key, value in node.items():
+            yield from _nodes(value, f"{pointer}/{_escape(str(key))}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _nodes(value, f"{pointer}/{index}")
+
+
+def _knob_on(node: object, knobs: dict) -> bool:
+    """False for a node marked x-knob whose knob values `knobs` does not have."""
+    if not isinstance(node, dict) or "x-knob" not in node:
+        return True
+    return all(knobs.get(name, _ABSENT) == value for name, value in node["x-knob"].items())
+
+
+def _prune(node: object, knobs: dict) -> None:
+    """Drop every x-knob entry (property, branch, response) whose knob is not on."""
+    if isinstance(node, dict):
+        for key in [key for key, value in node.items() if not _knob_on(value, knobs)]:
+            del node[key]
+        for value in node.values():
+            _prune(value, knobs)
+    elif isinstance(node, list):
+        node[:] = [value for value in node if _knob_on(value, knobs)]
+        for value in node:
+            _prune(value, knobs)
+
+
+def _close(node: object, parent: str | None = None) -> None:
+    """unevaluatedProperties: false on each object schema (not in if/then/else/not)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("properties"), dict) and parent not in (
+                "if", "then", "else", "not", "properties"):
+            node.setdefault("unevaluatedProperties", False)
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                for item in value.values():
+                    _close(item, None)
+            else:
+                _close(value, key)
+    elif isinstance(node, list):
+        for value in node:
+            _close(value, parent)
+
+
 @functools.cache
-def _registry() -> Registry:
-    resource = Resource.from_contents(spec(), default_specification=DRAFT202012)
+def _strict_spec(knob_items: tuple) -> dict:
+    """The spec as the local server must follow it with these knob values."""
+    knobs = dict(knob_items)
+    document = copy.deepcopy(spec())
+    schemas = document["components"]["schemas"]
+    for schema in list(schemas.values()):
+        if "x-adds-to" in schema and _knob_on(schema, knobs):
+            for target in schema["x-adds-to"]:
+                schemas[target]["properties"].update(copy.deepcopy(schema["properties"]))
+    _prune(document, knobs)
+    _close(document["components"])
+    _close(document["paths"])
+    return document
+
+
+def _knob_key(knobs: dict | None) -> tuple:
+    """A hashable, canonical form of the knob values the spec cares about."""
+    names = knob_names()
+    return tuple(sorted((name, value) for name, value in (knobs or {}).items()
+                        if name in names))
+
+
+def _document(key: tuple | None) -> dict:
+    return spec() if key is None else _strict_spec(key)
+
+
+@functools.cache
+def _registry(key: tuple | None = None) -> Registry:
+    resource = Resource.from_contents(_document(key), default_specification=DRAFT202012)
     return Registry().with_resource(_SPEC_URI, resource)
 
 
@@ -78,45 +171,47 @@ def _pointer(*tokens: object) -> str:
     return "".join("/" + _escape(str(token)) for token in tokens)
 
 
-def _lookup(pointer: str) -> object:
-    node: object = spec()
+def _lookup(pointer: str, key: tuple | None = None) -> object:
+    node: object = _document(key)
     for raw in pointer.split("/")[1:]:
         token = raw.replace("~1", "/").replace("~0", "~")
         node = node[int(token)] if isinstance(node, list) else node[token]
     return node
 
 
-def _follow(pointer: str) -> tuple[object, str]:
+def _follow(pointer: str, key: tuple | None = None) -> tuple[object, str]:
     """Resolve OpenAPI-level $refs (responses, parameters, headers) by hand."""
-    node = _lookup(pointer)
+    node = _lookup(pointer, key)
     while isinstance(node, dict) and "$ref" in node:
         ref = node["$ref"]
         assert ref.startswith("#/"), f"only local $refs are supported: {ref}"
         pointer = ref[1:]
-        node = _lookup(pointer)
+        node = _lookup(pointer, key)
     return node, pointer
 
 
 @functools.cache
-def _validator(pointer: str) -> Draft202012Validator:
+def _validator(pointer: str, key: tuple | None = None) -> Draft202012Validator:
     """A validator for the schema at `pointer`, with the spec as its base document.
 
     Referring to the schema by its place in the spec (rather than copying it
     out) keeps every "#/components/..." inside it resolvable.
     """
     schema = {"$ref": f"{_SPEC_URI}#{pointer}"}
-    return Draft202012Validator(schema, registry=_registry(), format_checker=_FORMATS)
+    return Draft202012Validator(schema, registry=_registry(key), format_checker=_FORMATS)
 
 
-def _check(pointer: str, instance: object, what: str) -> None:
-    errors = sorted(_validator(pointer).iter_errors(instance), key=lambda e: list(e.path))
+def _check(pointer: str, instance: object, what: str, key: tuple | None = None) -> None:
+    errors = sorted(_validator(pointer, key).iter_errors(instance),
+                    key=lambda e: list(e.path))
     if errors:
         lines = []
         for error in errors[:5]:
             where = "/".join(str(part) for part in error.absolute_path) or "(top)"
             lines.append(f"  at {where}: {error.message}")
         shown = json.dumps(instance)[:300] if not isinstance(instance, str) else instance[:300]
-        raise AssertionError(f"{what} does not match the spec:\n" + "\n".join(lines)
+        strictly = " (strictly: no field it does not list)" if key is not None else ""
+        raise AssertionError(f"{what} does not match the spec{strictly}:\n" + "\n".join(lines)
                              + f"\n  instance: {shown}")
 
 
@@ -284,11 +379,16 @@ def parse_sse(text: str) -> list[tuple[str, str]]:
     return messages
 
 
-def validate_sse(text: str, what: str = "event stream") -> list[tuple[str, dict]]:
-    """Validate each message of an events stream; returns (name, parsed data)."""
+def validate_sse(text: str, what: str = "event stream", *, strict: bool = False,
+                 knobs: dict | None = None) -> list[tuple[str, dict]]:
+    """Validate each message of an events stream; returns (name, parsed data).
+
+    strict and knobs: as for validate_response.
+    """
+    key = _knob_key(knobs) if strict else None
     media_pointer = _pointer("paths", "/tasks/{id}/events", "get", "responses", "200",
                              "content", "text/event-stream")
-    known = _lookup(media_pointer)["x-sse-events"]
+    known = _lookup(media_pointer, key)["x-sse-events"]
     parsed = []
     for index, (name, data) in enumerate(parse_sse(text)):
         assert name in known, f"{what}: message {index} has unknown event name {name!r}"
@@ -297,55 +397,77 @@ def validate_sse(text: str, what: str = "event stream") -> list[tuple[str, dict]
         except ValueError as exc:
             raise AssertionError(
                 f"{what}: message {index} data is not JSON: {data[:200]!r}") from exc
-        _check(f"{media_pointer}/x-sse-events/{_escape(name)}", value,
-               f"{what} message {index} ({name})")
+        checked = _without_unknown_field(value, knobs) if strict else value
+        _check(f"{media_pointer}/x-sse-events/{_escape(name)}", checked,
+               f"{what} message {index} ({name})", key)
         parsed.append((name, value))
     return parsed
 
 
-def _response_for(method: str, path: str, status: int) -> tuple[dict, str, str]:
+def _without_unknown_field(value: object, knobs: dict | None) -> object:
+    """The value without the spec's x-unknown-field, when its knob is on (else as it is)."""
+    marker = spec().get("x-unknown-field")
+    if marker is None or not _knob_on(marker, knobs or {}):
+        return value
+    if isinstance(value, dict):
+        return {name: _without_unknown_field(item, knobs) for name, item in value.items()
+                if name != marker["name"]}
+    if isinstance(value, list):
+        return [_without_unknown_field(item, knobs) for item in value]
+    return value
+
+
+def _response_for(method: str, path: str, status: int,
+                  key: tuple | None = None) -> tuple[dict, str, str]:
     """The response object the spec gives for this call and status."""
     relative, _ = _split(path)
     matched = _match(relative)
     # Unknown paths and methods are answered by the shared 404 and 405.
     if matched is None:
         assert status == 404, f"{method} {path}: no such path in the spec, yet status {status}"
-        return (*_follow(_pointer("components", "responses", "NotFound")), "unknown path")
+        return (*_follow(_pointer("components", "responses", "NotFound"), key), "unknown path")
     template, _ = matched
     verb = method.lower()
     if verb not in _lookup(_pointer("paths", template)):
         assert status == 405, f"{method} {path}: no {method.upper()} on {template}, yet {status}"
-        return (*_follow(_pointer("components", "responses", "MethodNotAllowed")), template)
+        return (*_follow(_pointer("components", "responses", "MethodNotAllowed"), key),
+                template)
     responses_pointer = _pointer("paths", template, verb, "responses")
-    responses = _lookup(responses_pointer)
-    for key in (str(status), f"{status // 100}XX", "default"):
-        if key in responses:
-            return (*_follow(f"{responses_pointer}/{_escape(key)}"), template)
-    raise AssertionError(f"{method.upper()} {path}: status {status} is not in the spec "
-                         f"(documented: {sorted(responses)})")
+    responses = _lookup(responses_pointer, key)
+    for code in (str(status), f"{status // 100}XX", "default"):
+        if code in responses:
+            return (*_follow(f"{responses_pointer}/{_escape(code)}", key), template)
+    strictly = " (strictly: on these knobs)" if key is not None else ""
+    raise AssertionError(f"{method.upper()} {path}: status {status} is not in the spec"
+                         f"{strictly} (documented: {sorted(responses)})")
 
 
 def validate_response(method: str, path: str, status: int, body: object,
-                      headers: dict | None = None, content_type: str | None = None) -> None:
+                      headers: dict | None = None, content_type: str | None = None, *,
+                      strict: bool = False, knobs: dict | None = None) -> None:
     """Check a server answer: status documented, body shape, required headers.
 
     `body` is the parsed JSON (dict or list), a str for non-JSON bodies (an
     events stream, a proxy's HTML page), or None / "" / b"" for no body.
     `content_type` picks the media type when given; otherwise a str body
     means the first non-JSON media type the spec lists.
+
+    strict=True: no field (at any depth) that the spec does not list, and nothing marked
+    x-knob unless `knobs` (knob name -> value, as the local server has them) turns it on.
     """
-    response, pointer, template = _response_for(method, path, status)
+    key = _knob_key(knobs) if strict else None
+    response, pointer, template = _response_for(method, path, status, key)
     what = f"{method.upper()} {path} -> {status}"
 
     if headers is not None:
         lowered = {name.lower(): value for name, value in headers.items()}
         for name in response.get("headers", {}):
-            header, header_pointer = _follow(f"{pointer}/headers/{_escape(name)}")
+            header, header_pointer = _follow(f"{pointer}/headers/{_escape(name)}", key)
             value = lowered.get(name.lower())
             if value is None:
                 assert not header.get("required"), f"{what}: header {name} is required"
                 continue
-            _check(header_pointer + "/schema", value, f"{what} header {name}")
+            _check(header_pointer + "/schema", value, f"{what} header {name}", key)
 
     content = response.get("content")
     if not content:
@@ -371,6 +493,8 @@ def validate_response(method: str, path: str, status: int, body: object,
         except ValueError as exc:
             raise AssertionError(f"{what}: body is not JSON: {body[:200]!r}") from exc
     if "x-sse-events" in content[media]:
-        validate_sse(body, what)
+        validate_sse(body, what, strict=strict, knobs=knobs)
         return
-    _check(media_pointer + "/schema", body, f"{what} body")
+    if strict:
+        body = _without_unknown_field(body, knobs)
+    _check(media_pointer + "/schema", body, f"{what} body", key)

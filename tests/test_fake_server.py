@@ -26,6 +26,9 @@ import requests
 from fake_rebyte import FAULT_KINDS, FakeRebyte, final_result_for, generated_chunks
 
 KEY = "rbk_test_key"
+TASK_VIEW_KEYS = {"id", "url", "status", "title", "executor", "model", "createdAt",
+                  "completedAt", "prompts", "finalResult"}
+LIST_ROW_KEYS = {"id", "url", "title", "executor", "model", "createdAt", "completedAt"}
 TIMEOUT = 10
 SERVER_SCRIPT = Path(__file__).resolve().parent / "fake_rebyte.py"
 MIB = 1024 * 1024
@@ -168,10 +171,35 @@ def test_create_answers_the_documented_shape(fake_rebyte):
     assert created["url"].startswith("https://") and created["id"] in created["url"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", created["createdAt"])
     task = get_task(fake_rebyte, created["id"])
+    assert set(task) == TASK_VIEW_KEYS  # no workspaceId, no visibility: as documented
+    assert set(task["prompts"][0]) == {"id", "status", "submittedAt", "completedAt"}
     assert task["title"] == "Write a haiku"
     assert (task["executor"], task["model"]) == ("claude", "lite")
-    assert task["visibility"] == "shared" and task["workspaceId"] == created["workspaceId"]
     assert fake_rebyte.tasks_created == 1
+
+
+def test_task_view_extras_knob_adds_workspace_and_visibility(make_fake_rebyte):
+    server = make_fake_rebyte(task_view_extras=True)
+    created = create_task(server)
+    task = get_task(server, created["id"])
+    assert set(task) == TASK_VIEW_KEYS | {"workspaceId", "visibility"}
+    assert task["visibility"] == "shared" and task["workspaceId"] == created["workspaceId"]
+    (row,) = call(server, "GET", "/tasks").json()["data"]
+    assert set(row) == LIST_ROW_KEYS | {"workspaceId"}
+    assert row["workspaceId"] == created["workspaceId"]
+    server.configure(task_view_extras=False)
+    assert set(get_task(server, created["id"])) == TASK_VIEW_KEYS
+    assert set(call(server, "GET", "/tasks").json()["data"][0]) == LIST_ROW_KEYS
+
+
+def test_list_status_knob(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.1)
+    task_id = create_task(server)["id"]
+    assert "status" not in call(server, "GET", "/tasks").json()["data"][0]
+    server.configure(list_status=True)
+    wait_prompt(server, task_id, "succeeded")
+    (row,) = call(server, "GET", "/tasks").json()["data"]
+    assert set(row) == LIST_ROW_KEYS | {"status"} and row["status"] == "completed"
 
 
 def test_prompt_goes_pending_running_succeeded(fake_rebyte):
@@ -268,6 +296,8 @@ def test_visibility(fake_rebyte):
         answer = call(fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility",
                       json={"visibility": visibility})
         assert answer.json() == {"visibility": visibility}
+    assert "visibility" not in get_task(fake_rebyte, task_id)  # not in the documented view
+    fake_rebyte.configure(task_view_extras=True)
     assert get_task(fake_rebyte, task_id)["visibility"] == "shared"
 
 
@@ -320,8 +350,7 @@ def test_list_is_newest_first_and_pages(make_fake_rebyte):
     created = [entry["createdAt"] for entry in everything["data"]]
     assert created == sorted(created, reverse=True)
     entry = everything["data"][0]
-    assert set(entry) == {"id", "workspaceId", "url", "title", "executor", "model", "createdAt",
-                          "completedAt"}
+    assert set(entry) == LIST_ROW_KEYS  # no status, no workspaceId: as documented
     assert everything["data"][-1]["title"] == "Seeded task 1"
     assert everything["data"][-1]["completedAt"] is not None
 
@@ -867,7 +896,7 @@ def test_event_stream_of_a_prompt(fake_rebyte):
     assert events[2]["payload"] == {"tool": "bash", "input": {"command": "ls /code"}}
     assert events[5]["payload"]["question"]
     assert events[-1]["payload"] == {"text": final_result_for(prompt)}
-    assert stream.messages[-1] == ("done", {"status": "completed", "lastSeq": 6,
+    assert stream.messages[-1] == ("done", {"status": "succeeded", "lastSeq": 6,
                                             "finalResult": final_result_for(prompt)})
 
 
@@ -881,7 +910,7 @@ def test_event_stream_of_a_failed_prompt_and_of_the_latest_prompt(fake_rebyte):
                      json={"prompt": "Retry"}).json()["promptId"]
     stream = stream_events(fake_rebyte, task_id)
     assert {e["promptId"] for e in stream.events} == {prompt_id}
-    assert stream.done["status"] == "completed"
+    assert stream.done["status"] == "succeeded"  # the prompt's word, not the task's
 
 
 def test_each_connection_replays_from_seq_0(fake_rebyte):
@@ -899,7 +928,7 @@ def test_early_done_race(make_fake_rebyte):
     server = make_fake_rebyte(events_early_done=True)
     task_id = create_task(server, "Starts late [duration=3]")["id"]
     early = stream_events(server, task_id)
-    assert early.messages == [("done", {"status": "running", "lastSeq": -1,
+    assert early.messages == [("done", {"status": "pending", "lastSeq": -1,
                                         "finalResult": None})]
     assert early.error is None
     server.configure(events_early_done=False)
@@ -913,7 +942,7 @@ def test_early_done_only_before_the_first_event(make_fake_rebyte):
     task_id = create_task(server)["id"]
     wait_prompt(server, task_id, "succeeded")
     stream = stream_events(server, task_id)
-    assert stream.done["status"] == "completed" and stream.done["lastSeq"] == 5
+    assert stream.done["status"] == "succeeded" and stream.done["lastSeq"] == 5
 
 
 @pytest.mark.parametrize("mode", ["reset", "eof"])
@@ -931,14 +960,14 @@ def test_dropped_connections(make_fake_rebyte, mode):
             assert cut.error is None
     whole = stream_events(server, task_id)
     assert [e["seq"] for e in whole.events] == list(range(6))
-    assert whole.done["status"] == "completed"
+    assert whole.done["status"] == "succeeded"
 
 
 def test_keep_alive_comments_while_waiting(make_fake_rebyte):
     server = make_fake_rebyte(keepalive_interval=0.05)
     task_id = create_task(server, "Quiet [duration=1]")["id"]
     stream = stream_events(server, task_id)
-    assert stream.done["status"] == "completed"
+    assert stream.done["status"] == "succeeded"
     assert len(stream.comments) >= 5 and set(stream.comments) == {": keep-alive"}
 
 
@@ -1072,6 +1101,7 @@ def test_task_in_a_computer_skips_provisioning_and_refuses_a_not_ready_one(make_
     task = create_task(server, "inside", workspaceId=computer["id"])
     assert time.monotonic() - started < 1.0
     assert task["workspaceId"] == computer["id"]
+    server.configure(task_view_extras=True)
     assert get_task(server, task["id"])["workspaceId"] == computer["id"]
     listed = call(server, "GET", "/tasks").json()["data"]
     assert listed[0]["workspaceId"] == computer["id"]
@@ -1342,7 +1372,21 @@ def add_webhook(server: FakeRebyte, url: str, **fields) -> requests.Response:
     return call(server, "POST", "/webhooks", json=body)
 
 
-def test_webhook_limit_same_url_and_secret(fake_rebyte):
+def test_same_webhook_url_again_makes_a_second_one_by_default(fake_rebyte):
+    first = add_webhook(fake_rebyte, "https://example.com/same")
+    second = add_webhook(fake_rebyte, "https://example.com/same", events=["task.failed"])
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["id"] != second.json()["id"]
+    assert second.json()["events"] == ["task.failed"]
+    listed = call(fake_rebyte, "GET", "/webhooks").json()["data"]
+    assert [hook["url"] for hook in listed] == ["https://example.com/same"] * 2
+    assert add_webhook(fake_rebyte, "https://example.com/same").status_code == 201
+    fourth = add_webhook(fake_rebyte, "https://example.com/same")  # each counted
+    assert_error(fourth, 400, "limit_exceeded")
+
+
+def test_webhook_limit_same_url_and_secret(make_fake_rebyte):
+    fake_rebyte = make_fake_rebyte(webhook_dedupe=True)
     secret = "whsec-do-not-echo-0123"
     made = []
     for number in range(3):
@@ -1458,3 +1502,252 @@ def test_replaced_and_deleted_uploads_leave_no_file(fake_rebyte):
     assert len(os.listdir(folder)) == 1
     assert call(fake_rebyte, "DELETE", f"{base}/f.bin").status_code == 204
     assert os.listdir(folder) == []
+
+
+# ---- shape knobs and real-service habits ---------------------------------------------------
+
+
+def content_of(server: FakeRebyte, task_id: str, **params) -> dict:
+    response = call(server, "GET", f"/tasks/{task_id}/content", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_done_status_words_knob(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.1, done_status_words="task")
+    assert stream_events(server, create_task(server)["id"]).done["status"] == "completed"
+    assert stream_events(server, create_task(server, "x [fail]")["id"]).done["status"] == (
+        "failed")
+    server.configure(events_early_done=True)
+    early = stream_events(server, create_task(server, "late [duration=3]")["id"])
+    assert early.done == {"status": "running", "lastSeq": -1, "finalResult": None}
+    server.configure(done_status_words="prompt", events_early_done=False)
+    assert stream_events(server, create_task(server)["id"]).done["status"] == "succeeded"
+
+
+def test_task_read_lag_keeps_reads_running_while_events_say_done(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.2, task_read_lag=1.5)
+    task_id = create_task(server, "Lagging")["id"]
+    done = stream_events(server, task_id).done
+    assert done == {"status": "succeeded", "lastSeq": 5,
+                    "finalResult": final_result_for("Lagging")}
+    task = get_task(server, task_id)
+    assert (task["status"], task["completedAt"], task["finalResult"]) == ("running", None, None)
+    assert (task["prompts"][0]["status"], task["prompts"][0]["completedAt"]) == (
+        "running", None)
+    (entry,) = content_of(server, task_id)["prompts"]
+    assert (entry["status"], entry["response"], entry["completedAt"]) == ("running", None, None)
+    assert call(server, "GET", "/tasks").json()["data"][0]["completedAt"] is None
+    task = wait_for(lambda: (lambda t: t if t["status"] == "completed" else None)(
+        get_task(server, task_id)), timeout=5)
+    assert task["finalResult"] == final_result_for("Lagging")
+    assert content_of(server, task_id)["prompts"][0]["response"] == task["finalResult"]
+
+
+def test_events_route_off_is_404_for_a_task_that_exists(make_fake_rebyte):
+    server = make_fake_rebyte(events_route=False)
+    task_id = create_task(server)["id"]
+    assert get_task(server, task_id)["id"] == task_id
+    assert_error(call(server, "GET", f"/tasks/{task_id}/events"), 404, "not_found")
+    server.configure(events_route=True)
+    assert stream_events(server, task_id).done is not None
+
+
+def test_silent_prompt_has_no_events_and_no_answer(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.2)
+    created = create_task(server, "What is 2+2? [silent]")
+    assert created["status"] == "running"
+    for _ in range(2):  # every connection, at once
+        stream = stream_events(server, created["id"])
+        assert stream.messages == [("done", {"status": "succeeded", "lastSeq": -1,
+                                             "finalResult": ""})]
+    task = get_task(server, created["id"])
+    assert (task["status"], task["finalResult"], task["title"]) == (
+        "completed", "", "What is 2+2?")
+    assert task["prompts"][0]["status"] == "succeeded"
+    (entry,) = content_of(server, created["id"], include="events")["prompts"]
+    assert (entry["status"], entry["response"], entry["events"]) == ("succeeded", None, [])
+    assert list_artifacts(server, created["workspaceId"]) == {"data": []}
+    # With a duration it stays quiet (keep-alives only) until it ends.
+    server.configure(keepalive_interval=0.05)
+    slow = create_task(server, "Hm [silent] [duration=0.5]")["id"]
+    stream = stream_events(server, slow)
+    assert stream.events == [] and stream.comments
+    assert stream.done == {"status": "succeeded", "lastSeq": -1, "finalResult": ""}
+
+
+def test_final_result_delay(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.2, final_result_delay=1.5)
+    task_id = create_task(server, "Delayed")["id"]
+    done = stream_events(server, task_id).done
+    assert done == {"status": "succeeded", "lastSeq": 5, "finalResult": None}
+    task = get_task(server, task_id)
+    assert task["status"] == "completed" and task["completedAt"] is not None
+    assert task["finalResult"] is None
+    assert content_of(server, task_id)["prompts"][0]["response"] is None
+    task = wait_for(lambda: (lambda t: t if t["finalResult"] else None)(
+        get_task(server, task_id)), timeout=5)
+    assert task["finalResult"] == final_result_for("Delayed")
+    assert content_of(server, task_id)["prompts"][0]["response"] == final_result_for("Delayed")
+
+
+def test_empty_final_result_leaves_the_answer_on_content_only(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.1, empty_final_result=True)
+    task_id = create_task(server, "Hidden")["id"]
+    assert stream_events(server, task_id).done["finalResult"] == ""
+    task = wait_prompt(server, task_id, "succeeded")
+    assert task["finalResult"] == ""
+    assert content_of(server, task_id)["prompts"][0]["response"] == final_result_for("Hidden")
+    failed = create_task(server, "x [fail]")["id"]
+    assert wait_prompt(server, failed, "failed")["finalResult"] is None
+
+
+def test_content_prompt_ids_knob(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.1)
+    task_id = create_task(server)["id"]
+    assert content_of(server, task_id)["prompts"][0]["id"] == get_task(
+        server, task_id)["prompts"][0]["id"]
+    server.configure(content_prompt_ids=False)
+    (entry,) = content_of(server, task_id, include="events")["prompts"]
+    assert set(entry) == {"status", "userPrompt", "response", "submittedAt", "completedAt",
+                          "events"}
+
+
+def test_service_executor_and_model_override_the_request(make_fake_rebyte):
+    server = make_fake_rebyte(service_executor="opencode", service_model="gemini-3.1-pro")
+    task_id = create_task(server, "p", executor="codex", model="gpt-5.4")["id"]
+    task = get_task(server, task_id)
+    assert (task["executor"], task["model"]) == ("opencode", "gemini-3.1-pro")
+    row = call(server, "GET", "/tasks").json()["data"][0]
+    assert (row["executor"], row["model"]) == ("opencode", "gemini-3.1-pro")
+    init = stream_events(server, task_id).events[0]
+    assert init["payload"]["executor"] == "opencode"
+    server.configure(service_executor=None, service_model=None)
+    echoed = get_task(server, create_task(server, "p", executor="codex", model="x")["id"])
+    assert (echoed["executor"], echoed["model"]) == ("codex", "x")
+
+
+def test_submitted_equals_completed_from_the_start(make_fake_rebyte):
+    server = make_fake_rebyte(submitted_equals_completed=True)
+    task_id = create_task(server, "Long [duration=5]")["id"]
+    task = get_task(server, task_id)
+    (prompt,) = task["prompts"]
+    assert prompt["status"] == "pending" and prompt["completedAt"] == prompt["submittedAt"]
+    assert task["status"] == "running" and task["completedAt"] is None
+    (entry,) = content_of(server, task_id)["prompts"]
+    assert entry["completedAt"] == entry["submittedAt"]
+    call(server, "POST", f"/tasks/{task_id}/cancel")
+
+
+@pytest.mark.parametrize(("shape", "status", "body"), [
+    ("status", 200, "status"), ("empty", 200, {}), ("ok", 200, {"ok": True}),
+    ("204", 204, None)])
+def test_cancel_answer_shapes(make_fake_rebyte, shape, status, body):
+    server = make_fake_rebyte(cancel_answer=shape)
+    task_id = create_task(server, "Long [duration=5]")["id"]
+    response = call(server, "POST", f"/tasks/{task_id}/cancel")
+    assert response.status_code == status
+    if body is None:
+        assert response.content == b"" and "Content-Type" not in response.headers
+    else:
+        expected = {"id": task_id, "status": "canceled"} if body == "status" else body
+        assert response.json() == expected
+    assert get_task(server, task_id)["status"] == "canceled"
+
+
+@pytest.mark.parametrize("wrapper", ["data", "artifacts", "bare"])
+def test_artifact_upload_wrapper_knob(make_fake_rebyte, wrapper):
+    server = make_fake_rebyte(artifact_upload_wrapper=wrapper)
+    server.add_artifact("ws-w", "seed.txt", data=b"s")
+    response = call(server, "POST", "/workspaces/ws-w/artifacts",
+                    files=[("file", ("a.txt", b"abc"))])
+    assert response.status_code == 201
+    made = response.json() if wrapper == "bare" else response.json()[wrapper]
+    assert isinstance(made, list) and made[0]["filename"] == "a.txt"
+    if wrapper != "bare":
+        assert set(response.json()) == {wrapper}
+
+
+def test_upload_url_and_public_key_field_knobs(make_fake_rebyte):
+    server = make_fake_rebyte(upload_url_field="url", public_key_field="key")
+    server.add_artifact("ws-u", "seed.txt", data=b"s")
+    slot = call(server, "POST", "/workspaces/ws-u/artifacts/upload-url",
+                json={"filename": "b.bin"}).json()
+    assert set(slot) == {"url", "filename", "expiresAt"}
+    assert requests.put(slot["url"], data=b"bytes", timeout=TIMEOUT).status_code == 200
+    assert server.artifact_bytes("ws-u", "b.bin") == b"bytes"
+    key = call(server, "GET", "/webhooks/public_key").json()
+    assert set(key) == {"key", "algorithm"} and "BEGIN PUBLIC KEY" in key["key"]
+
+
+def _objects(value):
+    """Every JSON object in a parsed value, nested ones included."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _objects(item)
+
+
+def test_unknown_field_knob_marks_every_json_object(make_fake_rebyte):
+    server = make_fake_rebyte(prompt_duration=0.1, unknown_field=True)
+    created = create_task(server)
+    stream = stream_events(server, created["id"])
+    answers = [created, get_task(server, created["id"]), call(server, "GET", "/tasks").json(),
+               content_of(server, created["id"], include="events"),
+               call(server, "GET", "/tasks/nope").json(),
+               call(server, "GET", "/tasks", key="rbk_wrong").json(),
+               *[data for _, data in stream.messages]]
+    objects = [item for answer in answers for item in _objects(answer)]
+    assert len(objects) > 30 and all(item.get("x_unknown") == 1 for item in objects)
+    server.configure(unknown_field=False)
+    answers = [get_task(server, created["id"]), *[d for _, d in stream_events(
+        server, created["id"]).messages]]
+    assert not any("x_unknown" in item for answer in answers for item in _objects(answer))
+
+
+def test_new_knob_values_are_checked(fake_rebyte):
+    for knob, value in [("done_status_words", "words"), ("cancel_answer", "200"),
+                        ("artifact_upload_wrapper", "files"), ("upload_url_field", "href"),
+                        ("public_key_field", "pem"), ("task_read_lag", -1),
+                        ("final_result_delay", float("nan")), ("task_view_extras", "yes"),
+                        ("events_route", 0), ("service_executor", ""),
+                        ("service_model", 5)]:
+        with pytest.raises(ValueError):
+            fake_rebyte.configure(**{knob: value})
+
+
+def test_command_line_has_each_shape_knob_with_the_constructor_default():
+    import inspect
+
+    from fake_rebyte import _CLI_SHAPE_KNOBS, _parse_args
+
+    parameters = inspect.signature(FakeRebyte).parameters
+    defaults = vars(_parse_args([]))
+    for name, default in _CLI_SHAPE_KNOBS.items():
+        assert parameters[name].default == default == defaults[name], name
+    flipped = vars(_parse_args([
+        "--task-view-extras", "--list-status", "--done-status-words", "task",
+        "--task-read-lag", "2", "--no-events-route", "--final-result-delay", "1.5",
+        "--empty-final-result", "--no-content-prompt-ids", "--service-executor", "codex",
+        "--service-model", "gpt-5.4", "--submitted-equals-completed", "--webhook-dedupe",
+        "--cancel-answer", "204", "--artifact-upload-wrapper", "bare",
+        "--upload-url-field", "url", "--public-key-field", "key", "--unknown-field"]))
+    assert all(flipped[name] != default for name, default in _CLI_SHAPE_KNOBS.items())
+
+
+def test_command_line_shape_knobs_reach_the_server():
+    process, base_url = _start_cli("--prompt-duration", "0.1", "--task-view-extras",
+                                   "--no-events-route", "--cancel-answer", "ok",
+                                   "--done-status-words", "task")
+    try:
+        server = type("Cli", (), {"base_url": base_url})
+        task = create_task(server)
+        assert get_task(server, task["id"])["workspaceId"] == task["workspaceId"]
+        assert_error(call(server, "GET", f"/tasks/{task['id']}/events"), 404, "not_found")
+        assert call(server, "POST", f"/tasks/{task['id']}/cancel").json() == {"ok": True}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -8,9 +8,11 @@ client or the local server.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from openapi_check import (
+    knob_names,
     operations,
     parse_sse,
     spec,
@@ -198,15 +200,21 @@ DOC_RESPONSES = [
     ("GET", "/v1/tasks", 200, {"data": [], "total": 0, "limit": 50, "offset": 0}),
     ("GET", f"/v1/tasks/{TASK_ID}", 200, TASK),
     ("GET", f"/v1/tasks/{TASK_ID}", 200, {
-        **TASK, "status": "running", "title": None, "completedAt": None,
-        "workspaceId": "w-1", "visibility": "shared", "finalResult": None,
+        **TASK, "status": "running", "title": None, "completedAt": None, "finalResult": None,
         "prompts": [{**TASK["prompts"][0], "status": "pending", "completedAt": None}]}),
+    ("GET", f"/v1/tasks/{TASK_ID}", 200, {**TASK, "finalResult": ""}),
     ("POST", f"/v1/tasks/{TASK_ID}/prompts", 201, {"promptId": "uuid-2"}),
     ("PATCH", f"/v1/tasks/{TASK_ID}/visibility", 200, {
         "visibility": "public", "shareUrl": f"https://app.rebyte.ai/share/{TASK_ID}"}),
     ("PATCH", f"/v1/tasks/{TASK_ID}/visibility", 200, {"visibility": "shared"}),
     ("DELETE", f"/v1/tasks/{TASK_ID}", 204, None),
     ("POST", f"/v1/tasks/{TASK_ID}/cancel", 200, {"id": TASK_ID, "status": "canceled"}),
+    ("POST", f"/v1/tasks/{TASK_ID}/cancel", 200, {}),
+    ("POST", f"/v1/tasks/{TASK_ID}/cancel", 200, {"ok": True}),
+    ("POST", f"/v1/tasks/{TASK_ID}/cancel", 204, None),
+    ("GET", f"/v1/tasks/{TASK_ID}/content", 200, {"id": TASK_ID, "prompts": [{
+        "status": "succeeded", "userPrompt": "Hi", "response": None,
+        "submittedAt": "2026-02-09T10:30:01Z", "completedAt": "2026-02-09T10:30:01Z"}]}),
     ("GET", f"/v1/tasks/{TASK_ID}/content?include=events", 200, {"id": TASK_ID, "prompts": [{
         "id": "uuid-1", "status": "succeeded", "userPrompt": "Check it",
         "response": "All good.", "submittedAt": "2026-02-09T10:30:01Z",
@@ -237,6 +245,10 @@ DOC_RESPONSES = [
     ("DELETE", "/v1/workspaces/w-1/artifacts/report.md", 204, None),
     ("DELETE", "/v1/workspaces/w-1/artifacts", 204, None),
     ("POST", "/v1/workspaces/w-1/artifacts", 201, {"data": [ARTIFACT]}),
+    ("POST", "/v1/workspaces/w-1/artifacts", 201, {"artifacts": [ARTIFACT]}),
+    ("POST", "/v1/workspaces/w-1/artifacts", 201, [ARTIFACT]),
+    ("POST", "/v1/workspaces/w-1/artifacts/upload-url", 201, {
+        "url": "https://storage.example.com/b/big.bin?sig=1", "filename": "big.bin"}),
     ("POST", "/v1/workspaces/w-1/artifacts/upload-url", 201, {
         "uploadUrl": "https://storage.example.com/b/big.bin?sig=1", "filename": "big.bin",
         "expiresAt": "2026-02-09T11:30:00Z"}),
@@ -250,6 +262,7 @@ DOC_RESPONSES = [
     ("DELETE", "/v1/webhooks/wh-1", 204, None),
     ("GET", "/v1/webhooks/public_key", 200, {"publicKey": "-----BEGIN PUBLIC KEY-----",
                                              "algorithm": "ed25519"}),
+    ("GET", "/v1/webhooks/public_key", 200, {"key": "-----BEGIN PUBLIC KEY-----"}),
 ]
 
 
@@ -301,6 +314,13 @@ BAD_RESPONSES = [
     ("webhook unknown event", "GET", "/v1/webhooks/wh-1", 200,
      {**WEBHOOK, "events": ["task.deleted"]}),
     ("webhooks in an unknown wrapper", "GET", "/v1/webhooks", 200, {"items": [WEBHOOK]}),
+    ("cancel in an unknown shape", "POST", f"/v1/tasks/{TASK_ID}/cancel", 200,
+     {"canceled": True}),
+    ("cancel ok false", "POST", f"/v1/tasks/{TASK_ID}/cancel", 200, {"ok": False}),
+    ("upload result in an unknown wrapper", "POST", "/v1/workspaces/w/artifacts", 201,
+     {"files": [ARTIFACT]}),
+    ("public key without a key", "GET", "/v1/webhooks/public_key", 200,
+     {"algorithm": "ed25519"}),
 ]
 
 
@@ -421,7 +441,7 @@ def test_documented_responses_are_accepted(method, path, status, body):
 
 def test_unknown_response_fields_are_allowed():
     validate_response("GET", f"/v1/tasks/{TASK_ID}", 200, {
-        **TASK, "cost": {"credits": 3},
+        **TASK, "cost": {"credits": 3}, "workspaceId": "w-1", "visibility": "shared",
         "prompts": [{**TASK["prompts"][0], "tokens": 12}]})
     validate_response("POST", "/v1/tasks", 201, {**CREATED, "region": "us"})
     validate_response("GET", "/v1/tasks", 200, {
@@ -468,6 +488,9 @@ def test_event_and_done_components():
     validate_component("TaskEvent", _without(EVENT, "eventKey"))
     validate_component("TaskEventDone", DONE)
     validate_component("TaskEventDone", {"status": "running", "lastSeq": -1, "finalResult": None})
+    validate_component("TaskEventDone", {"status": "pending", "lastSeq": -1, "finalResult": None})
+    validate_component("TaskEventDone", {"status": "succeeded", "lastSeq": -1, "finalResult": ""})
+    validate_component("TaskEventDone", {"status": "completed", "lastSeq": 3, "finalResult": "x"})
     for bad in ({**EVENT, "eventType": "shout"}, _without(EVENT, "promptId"),
                 {**EVENT, "seq": "0"}):
         with pytest.raises(AssertionError):
@@ -485,3 +508,165 @@ def test_event_and_done_components():
 def test_bad_event_streams_are_rejected(stream):
     with pytest.raises(AssertionError):
         validate_sse(stream)
+
+
+# ---- where each field comes from, and what only a local-server knob sends -------------------
+
+SOURCES = {"seed", "reference", "rebyte-apps", "local"}
+
+
+def _properties(node, pointer=""):
+    """(pointer, name, schema) of every property declared anywhere in the spec."""
+    for where, item in _schema_nodes(node, pointer):
+        properties = item.get("properties")
+        if isinstance(properties, dict) and where.rsplit("/", 1)[-1] not in ("if", "then"):
+            for name, schema in properties.items():
+                if isinstance(schema, dict):
+                    yield f"{where}/properties/{name}", name, schema
+
+
+def test_every_field_says_where_the_documents_show_it():
+    fields = list(_properties(spec()["components"]))
+    fields += list(_properties(spec()["paths"], "/paths"))
+    assert len(fields) > 100
+    missing = [where for where, _, schema in fields if schema.get("x-source") not in SOURCES]
+    assert not missing, f"fields without an x-source of {sorted(SOURCES)}: {missing}"
+
+
+def test_every_operation_says_where_the_documents_show_it():
+    for method, template in operations():
+        op = spec()["paths"][template][method.lower()]
+        assert op.get("x-source") in SOURCES, (method, template)
+    seed = {(method, template) for method, template in operations()
+            if spec()["paths"][template][method.lower()]["x-source"] == "seed"}
+    assert seed == set(DOCUMENTED[:7])  # the seven endpoints of the seed pages
+
+
+def test_the_seed_fields_are_marked_seed():
+    schemas = spec()["components"]["schemas"]
+    for name, fields in [("TaskCreated", CREATED), ("Task", _without(TASK, "prompts")),
+                         ("Prompt", TASK["prompts"][0]), ("FileSlot", DOC_RESPONSES[0][3])]:
+        for field in fields:
+            assert schemas[name]["properties"][field]["x-source"] == "seed", (name, field)
+    assert schemas["Task"]["properties"]["finalResult"]["x-source"] == "reference"
+
+
+def test_documented_task_shapes_list_no_extras():
+    schemas = spec()["components"]["schemas"]
+    assert set(schemas["Task"]["properties"]) == {
+        "id", "url", "status", "title", "executor", "model", "createdAt", "completedAt",
+        "prompts", "finalResult"}
+    assert set(schemas["TaskSummary"]["properties"]) == set(SUMMARY)
+    for name, target, knob in [("TaskViewKnobExtras", "Task", "task_view_extras"),
+                               ("TaskSummaryWorkspaceKnob", "TaskSummary", "task_view_extras"),
+                               ("TaskSummaryStatusKnob", "TaskSummary", "list_status")]:
+        assert schemas[name]["x-adds-to"] == [target]
+        assert schemas[name]["x-knob"] == {knob: True}
+        assert "knob" in schemas[name]["description"]
+
+
+def test_knob_markers_name_a_value_and_are_described():
+    marked = [(where, node) for where, node in _schema_nodes(spec()) if "x-knob" in node]
+    assert len(marked) >= 15
+    for where, node in marked:
+        assert isinstance(node["x-knob"], dict) and node["x-knob"], where
+    assert {"task_view_extras", "list_status", "done_status_words", "cancel_answer",
+            "artifact_upload_wrapper", "upload_url_field", "public_key_field",
+            "webhook_dedupe", "unknown_field", "artifacts_wrapper", "artifact_name_field",
+            "webhooks_wrapper"} == knob_names()
+
+
+LIST = {"data": [SUMMARY], "total": 1, "limit": 50, "offset": 0}
+
+# (method, path, status, body, knobs that make it valid in strict mode)
+STRICT_CASES = [
+    ("GET", f"/v1/tasks/{TASK_ID}", 200, {**TASK, "workspaceId": "w-1"},
+     {"task_view_extras": True}),
+    ("GET", f"/v1/tasks/{TASK_ID}", 200, {**TASK, "visibility": "shared"},
+     {"task_view_extras": True}),
+    ("GET", "/v1/tasks", 200, {**LIST, "data": [{**SUMMARY, "status": "completed"}]},
+     {"list_status": True}),
+    ("GET", "/v1/tasks", 200, {**LIST, "data": [{**SUMMARY, "workspaceId": "w"}]},
+     {"task_view_extras": True}),
+    ("POST", f"/v1/tasks/{TASK_ID}/cancel", 200, {}, {"cancel_answer": "empty"}),
+    ("POST", f"/v1/tasks/{TASK_ID}/cancel", 200, {"ok": True}, {"cancel_answer": "ok"}),
+    ("POST", f"/v1/tasks/{TASK_ID}/cancel", 204, None, {"cancel_answer": "204"}),
+    ("POST", "/v1/webhooks", 200, WEBHOOK, {"webhook_dedupe": True}),
+    ("GET", "/v1/webhooks", 200, {"webhooks": [WEBHOOK]}, {"webhooks_wrapper": "webhooks"}),
+    ("GET", "/v1/workspaces/w/artifacts", 200, {"artifacts": [ARTIFACT]},
+     {"artifacts_wrapper": "artifacts"}),
+    ("GET", "/v1/workspaces/w/artifacts", 200, [ARTIFACT], {"artifacts_wrapper": "bare"}),
+    ("GET", "/v1/workspaces/w/artifacts", 200, {"data": [{"name": "a", "size": 1}]},
+     {"artifact_name_field": "name"}),
+    ("POST", "/v1/workspaces/w/artifacts", 201, [ARTIFACT], {"artifact_upload_wrapper": "bare"}),
+    ("POST", "/v1/workspaces/w/artifacts/upload-url", 201,
+     {"url": "https://s.example/u", "filename": "b"}, {"upload_url_field": "url"}),
+    ("GET", "/v1/webhooks/public_key", 200, {"key": "PEM", "algorithm": "ed25519"},
+     {"public_key_field": "key"}),
+    ("GET", f"/v1/tasks/{TASK_ID}", 200,
+     {**TASK, "x_unknown": 1, "prompts": [{**TASK["prompts"][0], "x_unknown": 1}]},
+     {"unknown_field": True}),
+    ("GET", f"/v1/tasks/{TASK_ID}/events", 200,
+     'event: done\ndata: {"status": "completed", "lastSeq": 0, "finalResult": "x"}\n\n',
+     {"done_status_words": "task"}),
+]
+
+
+@pytest.mark.parametrize("method,path,status,body,knobs", STRICT_CASES)
+def test_strict_mode_refuses_knob_only_shapes_on_default_knobs(method, path, status, body,
+                                                                knobs):
+    validate_response(method, path, status, body)  # a client must tolerate it
+    with pytest.raises(AssertionError, match="strictly"):
+        validate_response(method, path, status, body, strict=True, knobs={})
+    validate_response(method, path, status, body, strict=True, knobs=knobs)
+
+
+@pytest.mark.parametrize("method,path,status,body", [
+    ("POST", "/v1/tasks", 201, CREATED),
+    ("GET", f"/v1/tasks/{TASK_ID}", 200, {**TASK, "finalResult": None}),
+    ("GET", "/v1/tasks", 200, LIST),
+    ("POST", f"/v1/tasks/{TASK_ID}/cancel", 200, {"id": TASK_ID, "status": "canceled"}),
+    ("GET", "/v1/workspaces/w/artifacts", 200, {"data": [ARTIFACT]}),
+    ("POST", "/v1/webhooks", 201, WEBHOOK),
+    ("GET", "/v1/webhooks/public_key", 200, {"publicKey": "PEM", "algorithm": "ed25519"}),
+    ("GET", f"/v1/tasks/{TASK_ID}", 404, ERROR),
+])
+def test_strict_mode_takes_the_default_shapes(method, path, status, body):
+    validate_response(method, path, status, body, strict=True, knobs={})
+
+
+def test_strict_mode_refuses_unlisted_fields_at_any_depth():
+    cases = [
+        ("GET", f"/v1/tasks/{TASK_ID}", 200, {**TASK, "cost": 1}),
+        ("GET", f"/v1/tasks/{TASK_ID}", 200,
+         {**TASK, "prompts": [{**TASK["prompts"][0], "tokens": 1}]}),
+        ("GET", "/v1/tasks", 200, {**LIST, "hasMore": False}),
+        ("GET", f"/v1/tasks/{TASK_ID}", 404,
+         {"error": {"code": "not_found", "message": "m", "details": {}}}),
+        ("GET", f"/v1/tasks/{TASK_ID}/content", 200, {"id": TASK_ID, "prompts": [{
+            "id": "p", "status": "succeeded", "userPrompt": "u", "response": None,
+            "submittedAt": "2026-02-09T10:30:01Z", "completedAt": None, "extra": 1}]}),
+        ("GET", f"/v1/tasks/{TASK_ID}/events", 200,
+         "event: event\ndata: " + json.dumps({**EVENT, "agent": "sub"}) + "\n\n"),
+        ("GET", f"/v1/tasks/{TASK_ID}", 200, {**TASK, "x_unknown": 1}),
+    ]
+    for method, path, status, body in cases:
+        validate_response(method, path, status, body)
+        with pytest.raises(AssertionError, match="strictly"):
+            validate_response(method, path, status, body, strict=True,
+                              knobs={"unknown_field": False})
+    # The event payload is free-form: its fields depend on eventType.
+    validate_sse("event: event\ndata: " + json.dumps({**EVENT, "payload": {"any": 1}}) + "\n\n",
+                 strict=True)
+
+
+@pytest.mark.parametrize("knobs", [{}, {"task_view_extras": True, "cancel_answer": "204",
+                                        "unknown_field": True}])
+def test_the_strict_view_of_the_spec_is_valid_openapi_too(knobs):
+    from openapi_check import _knob_key, _strict_spec
+
+    strict = _strict_spec(_knob_key(knobs))
+    validate_spec(copy.deepcopy(strict))
+    assert strict["components"]["schemas"]["Task"]["unevaluatedProperties"] is False
+    assert ("workspaceId" in strict["components"]["schemas"]["Task"]["properties"]) == bool(
+        knobs)

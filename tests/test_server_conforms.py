@@ -5,6 +5,11 @@ is checked against the spec alone: every answer goes through
 validate_response, every request we send through validate_request (a
 malformed request of ours would prove nothing). Where the docs are silent the
 expectations come from tests/server-shapes.md.
+
+Every answer is checked twice: tolerantly (as a client reads it) and strictly
+(strict=True with the server's current knob values: no field the spec does not
+list for that answer, at any depth, and nothing the spec marks x-knob unless
+that knob is on).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from openapi_check import (
+    knob_names,
     operations,
     spec,
+    template_of,
     validate_request,
     validate_response,
     validate_sse,
@@ -33,6 +40,11 @@ class Api:
     def __init__(self, server, key: str):
         self.server = server
         self.key = key
+        self.seen: set = set()  # (method, spec template, status) of every answer
+
+    def knobs(self) -> dict:
+        """The server's current values of the knobs the spec's x-knob markers name."""
+        return {name: getattr(self.server, name) for name in knob_names()}
 
     def call(self, method: str, path: str, *, body=None, params=None, key=None,
              raw: bytes | None = None, check_request: bool = True, **kwargs):
@@ -52,9 +64,12 @@ class Api:
         parsed = _body(response)
         spec_path = urlsplit(response.url).path
         query = urlsplit(response.url).query
-        validate_response(method, spec_path + (f"?{query}" if query else ""),
-                          response.status_code, parsed, headers=dict(response.headers),
-                          content_type=response.headers.get("Content-Type") if parsed else None)
+        for strict in (False, True):
+            validate_response(method, spec_path + (f"?{query}" if query else ""),
+                              response.status_code, parsed, headers=dict(response.headers),
+                              content_type=response.headers.get("Content-Type") if parsed
+                              else None, strict=strict, knobs=self.knobs())
+        self.seen.add((method.upper(), _template(spec_path), response.status_code))
         assert re.fullmatch(r"req_[0-9a-f]+", response.headers.get("X-Request-Id", "")), (
             f"{method} {path}: X-Request-Id missing or malformed: "
             f"{response.headers.get('X-Request-Id')!r}")
@@ -80,6 +95,13 @@ class Api:
                 return task
             assert time.monotonic() < deadline, f"prompt never finished: {task}"
             time.sleep(0.1)
+
+
+def _template(path: str) -> str | None:
+    try:
+        return template_of(path)
+    except AssertionError:
+        return None  # no such path in the spec (a 404 on purpose)
 
 
 def _body(response: requests.Response):
@@ -108,8 +130,11 @@ def _read_events(api: Api, task_id: str) -> str:
             elif seen_done and line == "":
                 break
     text = "\n".join(lines) + "\n"
-    validate_response("GET", f"/v1/tasks/{task_id}/events", 200, text,
-                      content_type=response.headers["Content-Type"])
+    for strict in (False, True):
+        validate_response("GET", f"/v1/tasks/{task_id}/events", 200, text,
+                          content_type=response.headers["Content-Type"], strict=strict,
+                          knobs=api.knobs())
+    api.seen.add(("GET", "/tasks/{id}/events", 200))
     return text
 
 
@@ -138,8 +163,7 @@ def test_full_lifecycle_conforms(api, fake_rebyte):
     task = api.wait_prompt(task_id)
     assert task["status"] == "completed", task
     assert task["completedAt"] is not None
-    assert task["visibility"] == "shared"
-    assert task["workspaceId"] == created["workspaceId"]
+    assert "visibility" not in task and "workspaceId" not in task
     assert isinstance(task["finalResult"], str)
 
     # List: the new task first; paging echoes limit and offset.
@@ -164,8 +188,12 @@ def test_full_lifecycle_conforms(api, fake_rebyte):
     _, private = api.call("PATCH", f"/tasks/{task_id}/visibility",
                           body={"visibility": "private"})
     assert private["visibility"] == "private" and not private.get("shareUrl")
-    _, task = api.call("GET", f"/tasks/{task_id}")
-    assert task["visibility"] == "private"
+    fake_rebyte.configure(task_view_extras=True)
+    try:
+        _, task = api.call("GET", f"/tasks/{task_id}")
+    finally:
+        fake_rebyte.configure(task_view_extras=False)
+    assert task["visibility"] == "private" and task["workspaceId"] == created["workspaceId"]
 
     # Cancel with nothing running: not an error, the status stays.
     response, canceled = api.call("POST", f"/tasks/{task_id}/cancel")
@@ -191,6 +219,7 @@ def test_full_lifecycle_conforms(api, fake_rebyte):
     done = messages[-1][1]
     assert done["lastSeq"] == events[-1]["seq"]
     assert done["finalResult"] == task["finalResult"]
+    assert done["status"] == "succeeded"  # the prompt's word
 
     # Delete: 204 without a body, then gone.
     response, deleted = api.call("DELETE", f"/tasks/{task_id}")
@@ -321,7 +350,7 @@ def test_early_done_conforms(api, fake_rebyte):
         messages = validate_sse(_read_events(api, created["id"]))
     finally:
         fake_rebyte.configure(events_early_done=False)
-    assert messages == [("done", {"status": "running", "lastSeq": -1, "finalResult": None})]
+    assert messages == [("done", {"status": "pending", "lastSeq": -1, "finalResult": None})]
     api.call("POST", f"/tasks/{created['id']}/cancel")
 
 
@@ -421,9 +450,15 @@ def test_webhooks_conform(api, fake_rebyte):
             "secret": "s3cret-value"})
         assert response.status_code == 201 and hook["hasSecret"] is True
         hooks.append(hook)
-    response, again = api.call("POST", "/webhooks", body={
-        "url": "https://example.com/hook0", "events": ["task.failed"]})
+    fake_rebyte.configure(webhook_dedupe=True)
+    try:
+        response, again = api.call("POST", "/webhooks", body={
+            "url": "https://example.com/hook0", "events": ["task.failed"]})
+    finally:
+        fake_rebyte.configure(webhook_dedupe=False)
     assert response.status_code == 200 and again["id"] == hooks[0]["id"]
+    api.error("POST", "/webhooks", 400, "limit_exceeded",
+              body={"url": "https://example.com/hook0", "events": ["task.completed"]})
     api.error("POST", "/webhooks", 400, "limit_exceeded",
               body={"url": "https://example.com/hook3", "events": ["task.completed"]})
     api.error("POST", "/webhooks", 400, "validation_error",
@@ -443,3 +478,225 @@ def test_webhooks_conform(api, fake_rebyte):
     response, _ = api.call("DELETE", f"/webhooks/{hooks[1]['id']}")
     assert response.status_code == 204
     api.error("GET", f"/webhooks/{hooks[1]['id']}", 404, "not_found")
+
+
+# ---- every endpoint, every field listed ----------------------------------------------------
+
+
+def _objects(value):
+    """Every JSON object inside a parsed value, nested ones included."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _objects(item)
+
+
+def _sweep(api: Api, server) -> dict:
+    """Call every operation of the spec once or more (each answer checked strictly by
+    Api.call); returns the task views and list rows seen, for the callers to inspect."""
+    views, rows = [], []
+
+    def view(task_id: str) -> dict:
+        _, task = api.call("GET", f"/tasks/{task_id}")
+        views.append(task)
+        return task
+
+    def wait(task_id: str, prompt_id: str | None = None) -> dict:
+        task = api.wait_prompt(task_id, prompt_id)
+        views.append(task)
+        return task
+
+    # Files, and the upload to the storage host.
+    _, slot = api.call("POST", "/files", body={"filename": "in.csv", "contentType": "text/csv"})
+    assert requests.put(slot["uploadUrl"], data=b"a\n", headers={"Content-Type": "text/csv"},
+                        timeout=TIMEOUT).status_code == 200
+    # Tasks: create, read, list, follow up, visibility, cancel, content, events.
+    _, created = api.call("POST", "/tasks", body={
+        "prompt": "Sweep [ask]", "files": [{"id": slot["id"], "filename": slot["filename"]}]})
+    view(created["id"])
+    wait(created["id"])
+    for params in (None, {"limit": "1", "offset": "0"}):
+        _, listing = api.call("GET", "/tasks", params=params)
+        rows += listing["data"]
+    _, follow = api.call("POST", f"/tasks/{created['id']}/prompts",
+                         body={"prompt": "Quick question [silent]"})
+    wait(created["id"], follow["promptId"])
+    validate_sse(_read_events(api, created["id"]))
+    api.call("GET", f"/tasks/{created['id']}/content")
+    api.call("GET", f"/tasks/{created['id']}/content", params={"include": "events"})
+    _, follow = api.call("POST", f"/tasks/{created['id']}/prompts",
+                         body={"prompt": "Now chart it [fail]"})
+    wait(created["id"], follow["promptId"])
+    validate_sse(_read_events(api, created["id"]))
+    api.call("PATCH", f"/tasks/{created['id']}/visibility", body={"visibility": "public"})
+    api.call("PATCH", f"/tasks/{created['id']}/visibility", body={"visibility": "shared"})
+    _, slow = api.call("POST", "/tasks", body={"prompt": "Long [duration=5]"})
+    view(slow["id"])
+    api.call("POST", f"/tasks/{slow['id']}/cancel")
+    view(slow["id"])
+    validate_sse(_read_events(api, slow["id"]))
+    api.call("POST", f"/tasks/{slow['id']}/cancel")  # nothing running: still fine
+    _, listing = api.call("GET", "/tasks")
+    rows += listing["data"]
+
+    # Artifacts of the first task's workspace.
+    base = f"/workspaces/{created['workspaceId']}/artifacts"
+    api.call("GET", base)
+    api.call("GET", f"{base}/report-1.md")
+    validate_request("POST", f"/v1{base}", {"file": [b"x"]}, content_type="multipart/form-data")
+    api.call("POST", base, check_request=False, files=[("file", ("notes.txt", b"hi"))])
+    _, upload = api.call("POST", f"{base}/upload-url", body={"filename": "big.bin"})
+    url = upload.get("uploadUrl") or upload["url"]
+    assert requests.put(url, data=b"b" * 10, timeout=TIMEOUT).status_code == 200
+    api.call("GET", f"{base}/big.bin")
+    api.call("DELETE", f"{base}/notes.txt")
+    api.call("DELETE", base)
+
+    # Agent Computers.
+    _, computer = api.call("POST", "/agent-computers", body={"name": "Sweep box"})
+    api.call("POST", "/agent-computers")
+    assert _wait_computer(api, computer["id"])["status"] == "ready"
+    _, inside = api.call("POST", "/tasks", body={"prompt": "In the box",
+                                                  "workspaceId": computer["id"]})
+    view(inside["id"])
+    api.call("GET", "/agent-computers", params={"limit": "10"})
+    api.call("DELETE", f"/agent-computers/{computer['id']}")
+
+    # Webhooks (the same url twice: whatever the server does with it must conform).
+    _, hook = api.call("POST", "/webhooks", body={"url": "https://example.com/sweep",
+                                                  "events": ["task.completed"],
+                                                  "secret": "s3cret", "description": "d"})
+    api.call("POST", "/webhooks", body={"url": "https://example.com/sweep",
+                                        "events": ["task.failed"]})
+    api.call("GET", "/webhooks")
+    api.call("GET", f"/webhooks/{hook['id']}")
+    api.call("GET", "/webhooks/public_key")
+    api.call("DELETE", f"/webhooks/{hook['id']}")
+
+    # Errors.
+    missing = "00000000-0000-0000-0000-000000000000"
+    api.error("GET", "/tasks", 401, "unauthorized", key="")
+    api.error("GET", f"/tasks/{missing}", 404, "not_found")
+    api.error("POST", "/tasks", 400, "validation_error", body={"skills": ["pdf"]})
+    api.error("DELETE", "/tasks", 405, "method_not_allowed")
+    api.error("GET", "/nowhere", 404, "not_found")
+
+    # Delete, last.
+    for task in (created, slow, inside):
+        api.call("DELETE", f"/tasks/{task['id']}")
+    return {"views": views, "rows": rows}
+
+
+def test_every_endpoint_answers_only_listed_fields_on_default_knobs(api, fake_rebyte):
+    assert all(value == DEFAULT_KNOBS[name] for name, value in api.knobs().items()), (
+        api.knobs())
+    seen = _sweep(api, fake_rebyte)
+    answered = {(method, template) for method, template, status in api.seen
+                if template is not None and 200 <= status < 400}
+    assert answered == set(operations()), sorted(set(operations()) - answered)
+
+    # The documented shapes exactly, with none of the local server's extras.
+    assert len(seen["views"]) >= 6 and len(seen["rows"]) >= 3
+    for task in seen["views"]:
+        assert set(task) == TASK_VIEW_KEYS, sorted(task)
+        assert all(set(p) == {"id", "status", "submittedAt", "completedAt"}
+                   for p in task["prompts"])
+    for row in seen["rows"]:
+        assert set(row) == LIST_ROW_KEYS, sorted(row)
+    assert not any("x_unknown" in item for item in _objects(seen))
+
+
+DEFAULT_KNOBS = {
+    "task_view_extras": False, "list_status": False, "done_status_words": "prompt",
+    "cancel_answer": "status", "artifact_upload_wrapper": "data",
+    "upload_url_field": "uploadUrl", "public_key_field": "publicKey", "webhook_dedupe": False,
+    "unknown_field": False, "artifacts_wrapper": "data", "artifact_name_field": "filename",
+    "webhooks_wrapper": "data",
+}
+TASK_VIEW_KEYS = {"id", "url", "status", "title", "executor", "model", "createdAt",
+                  "completedAt", "prompts", "finalResult"}
+LIST_ROW_KEYS = {"id", "url", "title", "executor", "model", "createdAt", "completedAt"}
+
+# Every alternative shape at once: each must be one the spec marks with its knob.
+ALTERNATIVE_KNOBS = {
+    "task_view_extras": True, "list_status": True, "done_status_words": "task",
+    "cancel_answer": "204", "artifact_upload_wrapper": "bare", "upload_url_field": "url",
+    "public_key_field": "key", "webhook_dedupe": True, "unknown_field": True,
+    "artifacts_wrapper": "bare", "artifact_name_field": "name",
+    "webhooks_wrapper": "webhooks",
+}
+
+
+def test_the_spec_knobs_are_the_servers(api):
+    assert set(DEFAULT_KNOBS) == set(ALTERNATIVE_KNOBS) == knob_names()
+    assert api.knobs() == DEFAULT_KNOBS
+
+
+@pytest.mark.parametrize("knobs", [
+    ALTERNATIVE_KNOBS,
+    {"cancel_answer": "empty", "artifact_upload_wrapper": "artifacts",
+     "artifacts_wrapper": "artifacts"},
+    {"cancel_answer": "ok"},
+])
+def test_every_endpoint_conforms_with_the_alternative_shapes(api, fake_rebyte, knobs):
+    fake_rebyte.configure(**knobs)
+    seen = _sweep(api, fake_rebyte)
+    extras = knobs.get("task_view_extras", False)
+    for task in seen["views"]:
+        assert ("workspaceId" in task and "visibility" in task) == extras
+    for row in seen["rows"]:
+        assert ("status" in row) == knobs.get("list_status", False)
+    answers = _objects(seen["views"] + seen["rows"])
+    assert all(item.get("x_unknown") == 1 for item in answers) == knobs.get(
+        "unknown_field", False)
+
+
+@pytest.mark.parametrize("knobs", [
+    {"task_read_lag": 1.0}, {"final_result_delay": 1.0}, {"empty_final_result": True},
+    {"content_prompt_ids": False}, {"submitted_equals_completed": True},
+    {"service_executor": "opencode", "service_model": "gemini-3.1-pro"},
+])
+def test_the_real_service_habits_stay_within_the_spec(api, fake_rebyte, knobs):
+    """The habits change values and timing, not fields: the default strict check holds."""
+    fake_rebyte.configure(**knobs)
+    _, created = api.call("POST", "/tasks", body={"prompt": "Habit", "executor": "codex"})
+    validate_sse(_read_events(api, created["id"]))
+    api.call("GET", f"/tasks/{created['id']}")
+    api.call("GET", f"/tasks/{created['id']}/content", params={"include": "events"})
+    api.call("GET", "/tasks")
+    time.sleep(1.1)
+    _, task = api.call("GET", f"/tasks/{created['id']}")
+    assert task["status"] == "completed"
+
+
+def test_events_route_off_answers_a_listed_404(api, fake_rebyte):
+    _, created = api.call("POST", "/tasks", body={"prompt": "No stream"})
+    fake_rebyte.configure(events_route=False)
+    api.error("GET", f"/tasks/{created['id']}/events", 404, "not_found")
+    api.call("GET", f"/tasks/{created['id']}")
+
+
+@pytest.mark.parametrize("knobs,method,path", [
+    ({"task_view_extras": True}, "GET", "/tasks/{id}"),
+    ({"list_status": True}, "GET", "/tasks"),
+    ({"unknown_field": True}, "GET", "/tasks/{id}/content"),
+    ({"cancel_answer": "ok"}, "POST", "/tasks/{id}/cancel"),
+    ({"done_status_words": "task"}, "GET", "/tasks/{id}/events"),
+])
+def test_the_strict_check_catches_a_knob_only_shape_it_was_not_told_of(api, fake_rebyte,
+                                                                        knobs, method, path):
+    """The check has teeth: an extra the server sends while the checker believes the
+    defaults are on fails it."""
+    _, created = api.call("POST", "/tasks", body={"prompt": "Caught"})
+    api.wait_prompt(created["id"])
+    fake_rebyte.configure(**knobs)
+    api.knobs = lambda: DEFAULT_KNOBS  # the checker is not told
+    path = path.format(id=created["id"])
+    with pytest.raises(AssertionError, match="strictly"):
+        if path.endswith("/events"):
+            _read_events(api, created["id"])
+        else:
+            api.call(method, path)
