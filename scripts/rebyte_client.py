@@ -625,7 +625,7 @@ def _artifact_segment(name: Any) -> str:
 # --------------------------------------------------------------------- configuration
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_float(name: str, default: float, *, allow_zero: bool = False) -> float:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
@@ -633,9 +633,10 @@ def _env_float(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value <= MAX_TIMEOUT_SECONDS:  # nan fails both
-        raise ConfigurationError(
-            f"{name} must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds, got {raw!r}"
+    if not (0 <= value if allow_zero else 0 < value) or not value <= MAX_TIMEOUT_SECONDS:
+        least = "0 or more" if allow_zero else "more than 0"
+        raise ConfigurationError(  # nan fails both tests
+            f"{name} must be {least} and at most {MAX_TIMEOUT_SECONDS:g} seconds, got {raw!r}"
         )
     return value
 
@@ -653,16 +654,17 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
-def _check_positive(value: Any, what: str, error: type = ConfigurationError) -> float:
+def _check_positive(
+    value: Any, what: str, error: type = ConfigurationError, *, allow_zero: bool = False
+) -> float:
+    low_ok = (lambda v: 0 <= v) if allow_zero else (lambda v: 0 < v)
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not 0 < value <= MAX_TIMEOUT_SECONDS
+        or not (low_ok(value) and value <= MAX_TIMEOUT_SECONDS)
     ):
-        raise error(
-            f"{what} must be a positive number of seconds, at most {MAX_TIMEOUT_SECONDS:g}, "
-            f"got {value!r}"
-        )
+        kind = "a number of seconds, 0 or more" if allow_zero else "a positive number of seconds"
+        raise error(f"{what} must be {kind}, at most {MAX_TIMEOUT_SECONDS:g}, got {value!r}")
     return float(value)
 
 
@@ -930,6 +932,7 @@ class _Transport:
         total_timeout: Optional[float] = None,
         pool_size: int = 16,
         user_agent: Optional[str] = None,
+        result_settle: Optional[float] = None,
     ) -> None:
         self._api_key = _check_api_key(
             api_key if api_key is not None else os.environ.get(API_KEY_ENV)
@@ -962,6 +965,12 @@ class _Transport:
         # An upper bound on one call, retries and pauses included (None: attempts x timeouts).
         self.total_timeout = (
             _check_positive(total_timeout, "total timeout") if total_timeout is not None else None
+        )
+        # How long get_result reads a succeeded prompt again for an answer that lags its status.
+        self.result_settle = (
+            _check_positive(result_settle, "result settle time", allow_zero=True)
+            if result_settle is not None
+            else _env_float("REBYTE_RESULT_SETTLE", RESULT_SETTLE_SECONDS, allow_zero=True)
         )
         self.user_agent = user_agent or f"skill-as-a-service/{__version__}"
         # Seams for tests and simulations: how to wait, and what time it is.
@@ -1905,7 +1914,7 @@ class RebyteClient(_Transport):
         task_id: str,
         prompt_id: Optional[str] = None,
         *,
-        settle: float = RESULT_SETTLE_SECONDS,
+        settle: Optional[float] = None,
     ) -> Optional[str]:
         """The agent's answer to a prompt (the latest by default); None when the API has none.
 
@@ -1914,9 +1923,11 @@ class RebyteClient(_Transport):
         read again for up to `settle` seconds, then its /content `response` is asked
         (matched by prompt id, else by position). `""` comes back only when /content
         says the agent answered with nothing; None means no answer came back through
-        the API at all (it may still be on the task's page).
+        the API at all (it may still be on the task's page). `settle` defaults to the
+        client's `result_settle` (3 s, or REBYTE_RESULT_SETTLE).
         """
         check_task_id(task_id)
+        settle = self.result_settle if settle is None else settle
         deadline = self._clock() + max(0.0, settle)
         task = self._get_task(task_id)
         delay = RESULT_SETTLE_FIRST_DELAY

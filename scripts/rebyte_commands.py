@@ -42,7 +42,6 @@ EXIT_WAIT_TIMEOUT = 7
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug here, not a problem of the user's
 
-RESULT_SETTLE_SECONDS = 3.0  # the most a wait spends on an answer that lags its status
 REPEAT_WARNING_SECONDS = 300.0  # a repeated create within this of an unanswered one is warned of
 MAX_PARALLEL_WAITS = 32  # tasks waited on at once; each mostly sleeps or listens
 STATUS_FETCHES = 8  # task statuses `list` fetches at once (list entries carry none)
@@ -1019,7 +1018,7 @@ def wait_many(
                 last_error=error.last_error,
             ) from None
         run.remember(task)
-        settle = min(RESULT_SETTLE_SECONDS, max(deadline - time.monotonic(), 0.0))
+        settle = min(client.result_settle, max(deadline - time.monotonic(), 0.0))
         return with_result(client, task, prompt_id, settle=settle)
 
     finished = [None] * len(task_ids)
@@ -2306,7 +2305,7 @@ command(
     "what this machine created lately, and where a create got no answer, its likely task",
     _recent_arguments,
     cmd_recent,
-    examples=[f"{_RUN} recent", f"{_RUN} recent --limit 5 -q"],
+    examples=[f"{_RUN} recent --limit 5", f"{_RUN} recent --offline -q"],
     quiet="one line per create: TIME<TAB>STATE<TAB>ID<TAB>URL<TAB>PROMPT-START;\n"
     "  after a pending one, TIME<TAB>maybe<TAB>ID<TAB>URL<TAB>TITLE per likely task",
 )

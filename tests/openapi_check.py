@@ -117,7 +117,12 @@ def _close(node: object, parent: str | None = None) -> None:
     """unevaluatedProperties: false on each object schema (not in if/then/else/not)."""
     if isinstance(node, dict):
         if isinstance(node.get("properties"), dict) and parent not in (
-                "if", "then", "else", "not", "properties"):
+            "if",
+            "then",
+            "else",
+            "not",
+            "properties",
+        ):
             node.setdefault("unevaluatedProperties", False)
         for key, value in node.items():
             if key == "properties" and isinstance(value, dict):
@@ -149,8 +154,7 @@ def _strict_spec(knob_items: tuple) -> dict:
 def _knob_key(knobs: dict | None) -> tuple:
     """A hashable, canonical form of the knob values the spec cares about."""
     names = knob_names()
-    return tuple(sorted((name, value) for name, value in (knobs or {}).items()
-                        if name in names))
+    return tuple(sorted((name, value) for name, value in (knobs or {}).items() if name in names))
 
 
 def _document(key: tuple | None) -> dict:
@@ -202,8 +206,7 @@ def _validator(pointer: str, key: tuple | None = None) -> Draft202012Validator:
 
 
 def _check(pointer: str, instance: object, what: str, key: tuple | None = None) -> None:
-    errors = sorted(_validator(pointer, key).iter_errors(instance),
-                    key=lambda e: list(e.path))
+    errors = sorted(_validator(pointer, key).iter_errors(instance), key=lambda e: list(e.path))
     if errors:
         lines = []
         for error in errors[:5]:
@@ -211,8 +214,11 @@ def _check(pointer: str, instance: object, what: str, key: tuple | None = None) 
             lines.append(f"  at {where}: {error.message}")
         shown = json.dumps(instance)[:300] if not isinstance(instance, str) else instance[:300]
         strictly = " (strictly: no field it does not list)" if key is not None else ""
-        raise AssertionError(f"{what} does not match the spec{strictly}:\n" + "\n".join(lines)
-                             + f"\n  instance: {shown}")
+        raise AssertionError(
+            f"{what} does not match the spec{strictly}:\n"
+            + "\n".join(lines)
+            + f"\n  instance: {shown}"
+        )
 
 
 def schema_pointer(name: str) -> str:
@@ -242,7 +248,7 @@ def _split(path: str) -> tuple[str, dict]:
     relative = parts.path
     base = urlsplit(spec()["servers"][0]["url"]).path.rstrip("/")  # "/v1"
     if relative == base or relative.startswith(base + "/"):
-        relative = relative[len(base):] or "/"
+        relative = relative[len(base) :] or "/"
     return relative, dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
@@ -301,12 +307,18 @@ def _operation(method: str, path: str) -> tuple[str, str, dict, dict]:
     template, path_params = matched
     verb = method.lower()
     assert verb in _lookup(_pointer("paths", template)), (
-        f"{method} {path}: the spec has no {method.upper()} on {template}")
+        f"{method} {path}: the spec has no {method.upper()} on {template}"
+    )
     return template, verb, path_params, query
 
 
-def validate_request(method: str, path: str, body: object = None,
-                     query: dict | None = None, content_type: str = "application/json") -> None:
+def validate_request(
+    method: str,
+    path: str,
+    body: object = None,
+    query: dict | None = None,
+    content_type: str = "application/json",
+) -> None:
     """Check what a client would send: path, query parameters and body.
 
     Query values may be strings (as on the wire) or already typed. Unknown
@@ -329,8 +341,11 @@ def validate_request(method: str, path: str, body: object = None,
             if value is _ABSENT:
                 assert not param.get("required"), f"{what}: query parameter {name} is required"
                 continue
-            _check(pointer + "/schema", _coerce(value, param["schema"]),
-                   f"{what} query parameter {name}")
+            _check(
+                pointer + "/schema",
+                _coerce(value, param["schema"]),
+                f"{what} query parameter {name}",
+            )
     unknown = sorted(set(query) - seen)
     assert not unknown, f"{what}: query parameters not in the spec: {unknown}"
 
@@ -343,14 +358,17 @@ def validate_request(method: str, path: str, body: object = None,
         assert not request_body.get("required"), f"{what}: a request body is required"
         return
     assert content_type in request_body["content"], (
-        f"{what}: the spec takes no {content_type} body ({sorted(request_body['content'])})")
+        f"{what}: the spec takes no {content_type} body ({sorted(request_body['content'])})"
+    )
     if content_type != "application/json":
         schema = request_body["content"][content_type]["schema"]
         assert isinstance(body, dict) and set(schema.get("required", [])) <= set(body), (
-            f"{what}: {content_type} body lacks {schema.get('required')}")
+            f"{what}: {content_type} body lacks {schema.get('required')}"
+        )
         return
-    _check(f"{rb_pointer}/content/{_escape('application/json')}/schema", body,
-           f"{what} request body")
+    _check(
+        f"{rb_pointer}/content/{_escape('application/json')}/schema", body, f"{what} request body"
+    )
 
 
 def parse_sse(text: str) -> list[tuple[str, str]]:
@@ -379,15 +397,17 @@ def parse_sse(text: str) -> list[tuple[str, str]]:
     return messages
 
 
-def validate_sse(text: str, what: str = "event stream", *, strict: bool = False,
-                 knobs: dict | None = None) -> list[tuple[str, dict]]:
+def validate_sse(
+    text: str, what: str = "event stream", *, strict: bool = False, knobs: dict | None = None
+) -> list[tuple[str, dict]]:
     """Validate each message of an events stream; returns (name, parsed data).
 
     strict and knobs: as for validate_response.
     """
     key = _knob_key(knobs) if strict else None
-    media_pointer = _pointer("paths", "/tasks/{id}/events", "get", "responses", "200",
-                             "content", "text/event-stream")
+    media_pointer = _pointer(
+        "paths", "/tasks/{id}/events", "get", "responses", "200", "content", "text/event-stream"
+    )
     known = _lookup(media_pointer, key)["x-sse-events"]
     parsed = []
     for index, (name, data) in enumerate(parse_sse(text)):
@@ -396,10 +416,15 @@ def validate_sse(text: str, what: str = "event stream", *, strict: bool = False,
             value = json.loads(data)
         except ValueError as exc:
             raise AssertionError(
-                f"{what}: message {index} data is not JSON: {data[:200]!r}") from exc
+                f"{what}: message {index} data is not JSON: {data[:200]!r}"
+            ) from exc
         checked = _without_unknown_field(value, knobs) if strict else value
-        _check(f"{media_pointer}/x-sse-events/{_escape(name)}", checked,
-               f"{what} message {index} ({name})", key)
+        _check(
+            f"{media_pointer}/x-sse-events/{_escape(name)}",
+            checked,
+            f"{what} message {index} ({name})",
+            key,
+        )
         parsed.append((name, value))
     return parsed
 
@@ -410,15 +435,19 @@ def _without_unknown_field(value: object, knobs: dict | None) -> object:
     if marker is None or not _knob_on(marker, knobs or {}):
         return value
     if isinstance(value, dict):
-        return {name: _without_unknown_field(item, knobs) for name, item in value.items()
-                if name != marker["name"]}
+        return {
+            name: _without_unknown_field(item, knobs)
+            for name, item in value.items()
+            if name != marker["name"]
+        }
     if isinstance(value, list):
         return [_without_unknown_field(item, knobs) for item in value]
     return value
 
 
-def _response_for(method: str, path: str, status: int,
-                  key: tuple | None = None) -> tuple[dict, str, str]:
+def _response_for(
+    method: str, path: str, status: int, key: tuple | None = None
+) -> tuple[dict, str, str]:
     """The response object the spec gives for this call and status."""
     relative, _ = _split(path)
     matched = _match(relative)
@@ -430,21 +459,30 @@ def _response_for(method: str, path: str, status: int,
     verb = method.lower()
     if verb not in _lookup(_pointer("paths", template)):
         assert status == 405, f"{method} {path}: no {method.upper()} on {template}, yet {status}"
-        return (*_follow(_pointer("components", "responses", "MethodNotAllowed"), key),
-                template)
+        return (*_follow(_pointer("components", "responses", "MethodNotAllowed"), key), template)
     responses_pointer = _pointer("paths", template, verb, "responses")
     responses = _lookup(responses_pointer, key)
     for code in (str(status), f"{status // 100}XX", "default"):
         if code in responses:
             return (*_follow(f"{responses_pointer}/{_escape(code)}", key), template)
     strictly = " (strictly: on these knobs)" if key is not None else ""
-    raise AssertionError(f"{method.upper()} {path}: status {status} is not in the spec"
-                         f"{strictly} (documented: {sorted(responses)})")
+    raise AssertionError(
+        f"{method.upper()} {path}: status {status} is not in the spec"
+        f"{strictly} (documented: {sorted(responses)})"
+    )
 
 
-def validate_response(method: str, path: str, status: int, body: object,
-                      headers: dict | None = None, content_type: str | None = None, *,
-                      strict: bool = False, knobs: dict | None = None) -> None:
+def validate_response(
+    method: str,
+    path: str,
+    status: int,
+    body: object,
+    headers: dict | None = None,
+    content_type: str | None = None,
+    *,
+    strict: bool = False,
+    knobs: dict | None = None,
+) -> None:
     """Check a server answer: status documented, body shape, required headers.
 
     `body` is the parsed JSON (dict or list), a str for non-JSON bodies (an

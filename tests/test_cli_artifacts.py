@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from cli_runner import CLI, ROOT, run_cli
+from cli_checks import one_error
+from cli_runner import CLI, ROOT, cli_env, run_cli
 from docs_support import Block, parse_command
 
 sys.path.insert(0, str(CLI.parent))
@@ -30,6 +31,15 @@ def cli(fake_rebyte, api_key, tmp_path):
 
 
 def finished_task(server, key: str, prompt: str = "Write the report [duration=0]") -> dict:
+    """A task created through the CLI, as a user's would be: its local record keeps the
+    workspace, which the API shows only in the create answer."""
+    created = run_cli("create", "--prompt", prompt, base_url=server.base_url, api_key=key)
+    assert created.returncode == 0, created.stderr
+    return created.json()
+
+
+def task_made_elsewhere(server, key: str, prompt: str = "Write the report [duration=0]") -> dict:
+    """A task this machine did not create (straight on the server): no local record."""
     headers = {"API_KEY": key}
     created = requests.post(f"{server.base_url}/tasks", json={"prompt": prompt}, headers=headers)
     created.raise_for_status()
@@ -180,6 +190,51 @@ def test_create_and_follow_up_wait_then_download(cli, fake_rebyte, tmp_path):
     assert f"artifacts download {task['id']} NAME --overwrite" in followed.stderr
     assert "another --download folder" in followed.stderr
     assert (tmp_path / "results" / "report-1.md").read_text() == "edited by me"
+
+
+def test_create_wait_download_takes_the_workspace_from_its_create_answer(
+    cli, fake_rebyte, api_key, tmp_path
+):
+    """The documented task view has no workspaceId: the answer the command holds does."""
+    no_record = cli_env(fake_rebyte.base_url, api_key, REBYTE_RECORD="off")
+    created = cli("create", "--prompt", "Write it", "--wait", "--download", "out", env=no_record)
+    assert created.returncode == 0, created.stderr
+    assert files_under(tmp_path / "out") == ["output-1.bin", "report-1.md"]
+    assert "workspaceId" not in fake_rebyte._task_json(
+        next(iter(fake_rebyte._tasks.values())), fake_rebyte._now()
+    )
+
+
+def test_a_task_made_elsewhere_needs_its_workspace_named(cli, fake_rebyte, api_key, tmp_path):
+    task = task_made_elsewhere(fake_rebyte, api_key)
+    refused = cli("artifacts", "list", task["id"])
+    assert refused.returncode == 2
+    error = one_error(refused)
+    assert "workspace of task" in error and "--workspace WORKSPACE_ID" in error
+    assert "HTTP 200" not in error and "malformed" not in error.lower()
+    listed = cli("artifacts", "list", task["id"], "--workspace", task["workspaceId"], "-q")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["output-1.bin", "report-1.md"]
+    followed = cli(
+        "follow-up",
+        task["id"],
+        "--prompt",
+        "Again",
+        "--wait",
+        "--download",
+        "got",
+        "--workspace",
+        task["workspaceId"],
+    )
+    assert followed.returncode == 0, followed.stderr
+    assert "output-2.bin" in files_under(tmp_path / "got")
+
+
+def test_a_workspace_id_needs_no_record(cli, fake_rebyte, api_key):
+    task = task_made_elsewhere(fake_rebyte, api_key)
+    listed = cli("artifacts", "list", task["workspaceId"], "-q")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["output-1.bin", "report-1.md"]
 
 
 def test_download_without_wait_is_refused_before_anything_is_sent(cli, fake_rebyte):

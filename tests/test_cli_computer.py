@@ -67,7 +67,6 @@ def test_every_verb_has_examples_that_run(server, api_key, tmp_path):
             result.json()
 
 
-
 def test_create_names_the_computer_on_stderr_at_once(cli, server):
     result = cli("computer", "create", "--name", "build box", "--icon", "laptop")
     assert result.returncode == 0, result.stderr

@@ -122,6 +122,7 @@ def test_create_public_shares_it(cli, fake_rebyte, api_key):
     assert task["shareUrl"] and task["id"] in task["shareUrl"]
     [patch] = fake_rebyte.requests("PATCH", r"/v1/tasks/[^/]+/visibility")
     assert patch["json"] == {"visibility": "public"}
+    fake_rebyte.configure(task_view_extras=True)  # the documented task view does not show it
     assert api_get(fake_rebyte, api_key, f"/tasks/{task['id']}")[1]["visibility"] == "public"
 
 

@@ -72,12 +72,13 @@ def test_a_group_verbs_help_ends_with_its_examples_not_the_epilog(path):
 
 
 def _task(server, key: str) -> dict:
-    """A finished task (its prompt takes no time) for examples that act on one."""
-    headers = {"API_KEY": key}
-    created = requests.post(
-        f"{server.base_url}/tasks", json={"prompt": "placeholder [duration=0]"}, headers=headers
+    """A finished task (its prompt takes no time) for examples that act on one, created
+    through the CLI as a user's is, so that its local record knows its workspace."""
+    created = run_cli(
+        "create", "--prompt", "placeholder [duration=0]", base_url=server.base_url, api_key=key
     )
-    created.raise_for_status()
+    assert created.returncode == 0, created.stderr
+    headers = {"API_KEY": key}
     got = requests.get(f"{server.base_url}/tasks/{created.json()['id']}", headers=headers)
     got.raise_for_status()
     return got.json()

@@ -327,6 +327,7 @@ def test_share_visibilities(cli, fake_rebyte, api_key, new_task):
     share_url = public.stdout.strip()
     assert share_url.startswith("https://") and task["id"] in share_url
     assert cli("share", task["id"]).json()["shareUrl"] == share_url
+    fake_rebyte.configure(task_view_extras=True)  # the documented task view does not show it
     for visibility in ("shared", "private", "public"):
         result = cli("share", task["id"], "--visibility", visibility)
         assert result.returncode == 0, result.stderr
@@ -405,8 +406,7 @@ def test_delete_off_a_terminal_without_yes_is_refused_and_sends_nothing(
         result = cli(*args)
         assert result.returncode == 2, result.stderr
         assert one_error(result).endswith(
-            "--yes required when not running interactively: confirm with the user, "
-            "then pass --yes"
+            "--yes required when not running interactively: confirm with the user, then pass --yes"
         )
         assert result.stdout == ""
     assert fake_rebyte.requests() == []

@@ -41,6 +41,11 @@ def cli(server, api_key):
 
 
 def made(server, api_key, url=HOOK) -> str:
+    """A webhook for `url`: the one registered already (the server would add a second)."""
+    _, listed = api_call(server, api_key, "GET", "/webhooks")
+    for hook in listed["data"]:
+        if hook["url"] == url:
+            return hook["id"]
     status, hook = api_call(
         server, api_key, "POST", "/webhooks", {"url": url, "events": ["task.completed"]}
     )
@@ -79,7 +84,6 @@ def test_every_verb_has_examples_that_run(server, api_key, tmp_path):
             assert result.stdout.strip() and not result.stdout.startswith("{"), result.stdout
         else:
             result.json()
-
 
 
 @pytest.mark.parametrize("source", ["file", "env"])
@@ -156,8 +160,16 @@ def test_a_server_that_echoes_the_secret_does_not_get_it_shown(api_key):
     try:
         env = cli_env(f"http://127.0.0.1:{echo.server_port}/v1", api_key, S=SECRET)
         result = run_cli(
-            "webhook", "add", HOOK, "--event", "task.completed", "--secret-env", "S", "-v",
-            "--allow-duplicate", env=env,
+            "webhook",
+            "add",
+            HOOK,
+            "--event",
+            "task.completed",
+            "--secret-env",
+            "S",
+            "-v",
+            "--allow-duplicate",
+            env=env,
         )
     finally:
         echo.shutdown()

@@ -1641,9 +1641,7 @@ def test_iter_events_without_an_events_route_polls_the_task(client, requests_moc
         "finalResult": "done it",
         "prompts": [{"id": "p1", "status": "succeeded"}],
     }
-    requests_mock.get(
-        f"{BASE}/tasks/t1", [{"json": running}] * 3 + [{"json": ended}]
-    )
+    requests_mock.get(f"{BASE}/tasks/t1", [{"json": running}] * 3 + [{"json": ended}])
     events = list(client.iter_events("t1"))
     kinds = [event["eventType"] for event in events]
     assert kinds == ["polling", "status", "done"]

@@ -30,6 +30,7 @@ from rebyte_client import (  # noqa: E402
     NotFoundError,
     OutcomeUnknownError,
     RebyteClient,
+    WorkspaceUnknownError,
     safe_artifact_path,
 )
 
@@ -74,14 +75,19 @@ def sha256(path: Path) -> str:
 def test_list_takes_every_wrapper_and_name_field(server, client, wrapper, field):
     task = finished_task(client)
     server.configure(artifacts_wrapper=wrapper, artifact_name_field=field)
-    entries = client.list_artifacts(task["id"])
+    entries = client.list_artifacts(task["id"], workspace_id=task["workspaceId"])
     assert [e["name"] for e in entries] == ["output-1.bin", "report-1.md"]
     assert entries[0]["size"] == 65536 and entries[0][field] == "output-1.bin"
 
 
 def test_a_task_id_resolves_to_its_workspace_and_other_ids_stand_for_themselves(server, client):
     task = finished_task(client)
+    with pytest.raises(WorkspaceUnknownError):  # the documented task view does not say it
+        client.resolve_workspace_id(task["id"])
+    assert client.resolve_workspace_id(task["id"], known="w-kept") == "w-kept"
+    server.configure(task_view_extras=True)  # a server that happens to say it is believed
     assert client.resolve_workspace_id(task["id"]) == task["workspaceId"]
+    server.configure(task_view_extras=False)
     assert client.resolve_workspace_id(task["workspaceId"]) == task["workspaceId"]
     by_workspace = client.list_artifacts(task["workspaceId"])
     assert [e["name"] for e in by_workspace] == ["output-1.bin", "report-1.md"]
@@ -124,7 +130,7 @@ def test_download_all_direct_or_by_redirect(server, client, tmp_path, mode, api_
     task = finished_task(client)
     server.configure(artifact_download=mode)
     server.clear_log()
-    files = client.download_artifacts(task["id"], dest_dir=tmp_path / "out")
+    files = client.download_artifacts(task["workspaceId"], dest_dir=tmp_path / "out")
     assert [(f["name"], f["bytes"]) for f in files] == [
         ("output-1.bin", 65536),
         ("report-1.md", len(server.artifact_bytes(task["workspaceId"], "report-1.md"))),
@@ -157,7 +163,7 @@ def test_an_existing_file_is_refused_before_anything_is_sent(server, client, tmp
     with pytest.raises(InputError, match="exists"):
         client.download_artifact(task["workspaceId"], "report-1.md", tmp_path)
     with pytest.raises(ArtifactsRefusedError) as caught:
-        client.download_artifacts(task["id"], dest_dir=tmp_path)
+        client.download_artifacts(task["id"], dest_dir=tmp_path, workspace_id=task["workspaceId"])
     assert caught.value.existing == ["report-1.md"]
     assert (tmp_path / "report-1.md").read_text() == "mine"
     assert not server.requests("GET", ARTIFACT_ROUTE)
@@ -397,7 +403,7 @@ def test_delete_one_and_delete_all(server, client):
     assert caught.value.resource == "artifact"
     client.delete_all_artifacts(ws)
     assert server.artifact_names(ws) == []
-    assert client.list_artifacts(task["id"]) == []
+    assert client.list_artifacts(ws) == []
 
 
 def test_names_windows_refuses_are_recognised():

@@ -26,8 +26,18 @@ import requests
 from fake_rebyte import FAULT_KINDS, FakeRebyte, final_result_for, generated_chunks
 
 KEY = "rbk_test_key"
-TASK_VIEW_KEYS = {"id", "url", "status", "title", "executor", "model", "createdAt",
-                  "completedAt", "prompts", "finalResult"}
+TASK_VIEW_KEYS = {
+    "id",
+    "url",
+    "status",
+    "title",
+    "executor",
+    "model",
+    "createdAt",
+    "completedAt",
+    "prompts",
+    "finalResult",
+}
 LIST_ROW_KEYS = {"id", "url", "title", "executor", "model", "createdAt", "completedAt"}
 TIMEOUT = 10
 SERVER_SCRIPT = Path(__file__).resolve().parent / "fake_rebyte.py"
@@ -37,8 +47,15 @@ MIB = 1024 * 1024
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def call(server: FakeRebyte, method: str, path: str, *, key: str | None = KEY,
-         headers: dict | None = None, **kwargs) -> requests.Response:
+def call(
+    server: FakeRebyte,
+    method: str,
+    path: str,
+    *,
+    key: str | None = KEY,
+    headers: dict | None = None,
+    **kwargs,
+) -> requests.Response:
     sent = {} if key is None else {"API_KEY": key}
     sent.update(headers or {})
     kwargs.setdefault("timeout", TIMEOUT)
@@ -69,12 +86,16 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
 
 
 def wait_prompt(server: FakeRebyte, task_id: str, status: str, index: int = -1) -> dict:
-    return wait_for(lambda: (lambda task: task if task["prompts"][index]["status"] == status
-                             else None)(get_task(server, task_id)))
+    return wait_for(
+        lambda: (lambda task: task if task["prompts"][index]["status"] == status else None)(
+            get_task(server, task_id)
+        )
+    )
 
 
-def file_slot(server: FakeRebyte, filename: str = "data.csv",
-              content_type: str | None = "text/csv") -> dict:
+def file_slot(
+    server: FakeRebyte, filename: str = "data.csv", content_type: str | None = "text/csv"
+) -> dict:
     body = {"filename": filename}
     if content_type is not None:
         body["contentType"] = content_type
@@ -85,8 +106,9 @@ def file_slot(server: FakeRebyte, filename: str = "data.csv",
 
 def uploaded_file(server: FakeRebyte, content: bytes = b"a,b\n1,2\n") -> dict:
     slot = file_slot(server)
-    response = requests.put(slot["uploadUrl"], data=content,
-                            headers={"Content-Type": "text/csv"}, timeout=TIMEOUT)
+    response = requests.put(
+        slot["uploadUrl"], data=content, headers={"Content-Type": "text/csv"}, timeout=TIMEOUT
+    )
     assert response.status_code == 200, response.text
     return slot
 
@@ -119,12 +141,16 @@ class Stream:
         return next((data for name, data in self.messages if name == "done"), None)
 
 
-def open_events(server: FakeRebyte, task_id: str,
-                timeout: float = TIMEOUT) -> http.client.HTTPResponse:
+def open_events(
+    server: FakeRebyte, task_id: str, timeout: float = TIMEOUT
+) -> http.client.HTTPResponse:
     address = urlsplit(server.base_url)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
-    connection.request("GET", f"/v1/tasks/{task_id}/events",
-                       headers={"API_KEY": KEY, "Accept": "text/event-stream"})
+    connection.request(
+        "GET",
+        f"/v1/tasks/{task_id}/events",
+        headers={"API_KEY": KEY, "Accept": "text/event-stream"},
+    )
     return connection.getresponse()
 
 
@@ -140,9 +166,9 @@ def read_events(response: http.client.HTTPResponse, max_events: int | None = Non
             if text.startswith(":"):
                 comments.append(text)
             elif text.startswith("event:"):
-                name = text[len("event:"):].strip()
+                name = text[len("event:") :].strip()
             elif text.startswith("data:"):
-                messages.append((name, json.loads(text[len("data:"):])))
+                messages.append((name, json.loads(text[len("data:") :])))
                 if max_events and sum(n == "event" for n, _ in messages) >= max_events:
                     break
     except (OSError, http.client.HTTPException) as exc:
@@ -230,8 +256,12 @@ def test_fail_marker_fails_the_prompt(fake_rebyte):
 def test_follow_up_makes_the_task_running_again(fake_rebyte):
     created = create_task(fake_rebyte, "First")
     wait_prompt(fake_rebyte, created["id"], "succeeded")
-    response = call(fake_rebyte, "POST", f"/tasks/{created['id']}/prompts",
-                    json={"prompt": "Second [fail]", "skills": ["pdf"]})
+    response = call(
+        fake_rebyte,
+        "POST",
+        f"/tasks/{created['id']}/prompts",
+        json={"prompt": "Second [fail]", "skills": ["pdf"]},
+    )
     assert response.status_code == 201
     prompt_id = response.json()["promptId"]
     task = get_task(fake_rebyte, created["id"])
@@ -241,8 +271,9 @@ def test_follow_up_makes_the_task_running_again(fake_rebyte):
 
     task = wait_prompt(fake_rebyte, created["id"], "failed")
     assert task["status"] == "failed"  # the latest prompt decides
-    prompt_id = call(fake_rebyte, "POST", f"/tasks/{created['id']}/prompts",
-                     json={"prompt": "Third"}).json()["promptId"]
+    prompt_id = call(
+        fake_rebyte, "POST", f"/tasks/{created['id']}/prompts", json={"prompt": "Third"}
+    ).json()["promptId"]
     task = wait_prompt(fake_rebyte, created["id"], "succeeded")
     assert task["prompts"][-1]["id"] == prompt_id
     assert task["status"] == "completed" and task["finalResult"] == final_result_for("Third")
@@ -269,7 +300,8 @@ def test_cancel_moves_the_running_prompt_to_canceled(fake_rebyte):
 def test_cancel_of_a_pending_prompt_and_of_a_finished_task(fake_rebyte):
     pending = create_task(fake_rebyte, "Wait [duration=5]")
     assert call(fake_rebyte, "POST", f"/tasks/{pending['id']}/cancel").json()["status"] == (
-        "canceled")
+        "canceled"
+    )
     finished = create_task(fake_rebyte, "Quick [duration=0]")
     answer = call(fake_rebyte, "POST", f"/tasks/{finished['id']}/cancel")
     assert answer.status_code == 200 and answer.json()["status"] == "completed"
@@ -288,13 +320,15 @@ def test_provision_delay_is_skipped_when_reusing_a_workspace(make_fake_rebyte):
 
 def test_visibility(fake_rebyte):
     task_id = create_task(fake_rebyte)["id"]
-    public = call(fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility",
-                  json={"visibility": "public"})
+    public = call(
+        fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility", json={"visibility": "public"}
+    )
     assert public.status_code == 200
     assert public.json()["shareUrl"].startswith("https://") and task_id in public.json()["shareUrl"]
     for visibility in ("private", "shared"):
-        answer = call(fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility",
-                      json={"visibility": visibility})
+        answer = call(
+            fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility", json={"visibility": visibility}
+        )
         assert answer.json() == {"visibility": visibility}
     assert "visibility" not in get_task(fake_rebyte, task_id)  # not in the documented view
     fake_rebyte.configure(task_view_extras=True)
@@ -308,12 +342,17 @@ def test_delete_is_soft_and_final(fake_rebyte):
     assert response.status_code == 204 and response.content == b""
     assert "Content-Type" not in response.headers
     for method, path, body in [
-        ("GET", "", None), ("DELETE", "", None), ("POST", "/prompts", {"prompt": "p"}),
-        ("PATCH", "/visibility", {"visibility": "public"}), ("POST", "/cancel", None),
-        ("GET", "/content", None), ("GET", "/events", None),
+        ("GET", "", None),
+        ("DELETE", "", None),
+        ("POST", "/prompts", {"prompt": "p"}),
+        ("PATCH", "/visibility", {"visibility": "public"}),
+        ("POST", "/cancel", None),
+        ("GET", "/content", None),
+        ("GET", "/events", None),
     ]:
-        assert_error(call(fake_rebyte, method, f"/tasks/{task_id}{path}", json=body),
-                     404, "not_found")
+        assert_error(
+            call(fake_rebyte, method, f"/tasks/{task_id}{path}", json=body), 404, "not_found"
+        )
     listing = call(fake_rebyte, "GET", "/tasks").json()
     assert [t["id"] for t in listing["data"]] == [other] and listing["total"] == 1
 
@@ -331,8 +370,9 @@ def test_content_lists_prompts_oldest_first(fake_rebyte):
     assert [p["status"] for p in prompts] == ["succeeded", "failed"]
     assert all(p["submittedAt"] and p["completedAt"] for p in prompts)
     assert all("events" not in p for p in prompts)
-    with_events = call(fake_rebyte, "GET", f"/tasks/{task_id}/content",
-                       params={"include": "events"}).json()["prompts"]
+    with_events = call(
+        fake_rebyte, "GET", f"/tasks/{task_id}/content", params={"include": "events"}
+    ).json()["prompts"]
     assert with_events[-1]["events"] == stream_events(fake_rebyte, task_id).events
     assert with_events[0]["events"][-1]["payload"] == {"text": final_result_for("One")}
 
@@ -364,40 +404,58 @@ def test_list_is_newest_first_and_pages(make_fake_rebyte):
     assert len(call(server, "GET", "/tasks", params={"limit": 100}).json()["data"]) == 10
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"), ({"limit": "ten"}, "limit"),
-    ({"limit": "1.5"}, "limit"), ({"limit": ""}, "limit"), ({"limit": "-1"}, "limit"),
-    ({"offset": "-1"}, "offset"), ({"offset": "x"}, "offset"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "1.5"}, "limit"),
+        ({"limit": ""}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"offset": "-1"}, "offset"),
+        ({"offset": "x"}, "offset"),
+    ],
+)
 def test_list_validation(fake_rebyte, params, field):
-    body = assert_error(call(fake_rebyte, "GET", "/tasks", params=params), 400,
-                        "validation_error")
+    body = assert_error(call(fake_rebyte, "GET", "/tasks", params=params), 400, "validation_error")
     assert field in body["error"]["message"]
 
 
 # ---- validation ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ([], "object"), ("text", "object"), ({}, "prompt"), ({"prompt": 5}, "prompt"),
-    ({"prompt": ""}, "prompt"), ({"prompt": " \n\t"}, "prompt"), ({"prompt": None}, "prompt"),
-    ({"prompt": "x" * 100_001}, "prompt"),
-    ({"prompt": "p", "executor": "gpt"}, "executor"), ({"prompt": "p", "executor": 1}, "executor"),
-    ({"prompt": "p", "model": 5}, "model"),
-    ({"prompt": "p", "skills": "pdf"}, "skills"), ({"prompt": "p", "skills": [""]}, "skills"),
-    ({"prompt": "p", "skills": [1]}, "skills"),
-    ({"prompt": "p", "files": "a.csv"}, "files"), ({"prompt": "p", "files": ["a.csv"]}, "files"),
-    ({"prompt": "p", "files": [{"id": "x"}]}, "files"),
-    ({"prompt": "p", "files": [{"id": "nope", "filename": "a.csv"}]}, "files"),
-    ({"prompt": "p", "githubUrl": "not a repo"}, "githubUrl"),
-    ({"prompt": "p", "githubUrl": "https://github.com/a/b"}, "githubUrl"),
-    ({"prompt": "p", "githubUrl": "-owner/repo"}, "githubUrl"),
-    ({"prompt": "p", "githubUrl": "owner/.."}, "githubUrl"),
-    ({"prompt": "p", "githubUrl": 5}, "githubUrl"),
-    ({"prompt": "p", "branchName": 5}, "branchName"),
-    ({"prompt": "p", "workspaceId": "nope"}, "workspaceId"),
-    ({"prompt": "p", "workspaceId": 5}, "workspaceId"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ([], "object"),
+        ("text", "object"),
+        ({}, "prompt"),
+        ({"prompt": 5}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": " \n\t"}, "prompt"),
+        ({"prompt": None}, "prompt"),
+        ({"prompt": "x" * 100_001}, "prompt"),
+        ({"prompt": "p", "executor": "gpt"}, "executor"),
+        ({"prompt": "p", "executor": 1}, "executor"),
+        ({"prompt": "p", "model": 5}, "model"),
+        ({"prompt": "p", "skills": "pdf"}, "skills"),
+        ({"prompt": "p", "skills": [""]}, "skills"),
+        ({"prompt": "p", "skills": [1]}, "skills"),
+        ({"prompt": "p", "files": "a.csv"}, "files"),
+        ({"prompt": "p", "files": ["a.csv"]}, "files"),
+        ({"prompt": "p", "files": [{"id": "x"}]}, "files"),
+        ({"prompt": "p", "files": [{"id": "nope", "filename": "a.csv"}]}, "files"),
+        ({"prompt": "p", "githubUrl": "not a repo"}, "githubUrl"),
+        ({"prompt": "p", "githubUrl": "https://github.com/a/b"}, "githubUrl"),
+        ({"prompt": "p", "githubUrl": "-owner/repo"}, "githubUrl"),
+        ({"prompt": "p", "githubUrl": "owner/.."}, "githubUrl"),
+        ({"prompt": "p", "githubUrl": 5}, "githubUrl"),
+        ({"prompt": "p", "branchName": 5}, "branchName"),
+        ({"prompt": "p", "workspaceId": "nope"}, "workspaceId"),
+        ({"prompt": "p", "workspaceId": 5}, "workspaceId"),
+    ],
+)
 def test_create_validation(fake_rebyte, body, field):
     response = call(fake_rebyte, "POST", "/tasks", json=body)
     error = assert_error(response, 400, "validation_error")
@@ -406,48 +464,75 @@ def test_create_validation(fake_rebyte, body, field):
 
 
 def test_create_accepts_the_limits_and_ignores_unknown_fields(fake_rebyte):
-    create_task(fake_rebyte, "x" * 100_000, githubUrl="octo-org/my.repo_1",
-                branchName="dev", skills=["deep-research", "github:owner/repo#slug"],
-                somethingNew={"a": 1})
+    create_task(
+        fake_rebyte,
+        "x" * 100_000,
+        githubUrl="octo-org/my.repo_1",
+        branchName="dev",
+        skills=["deep-research", "github:owner/repo#slug"],
+        somethingNew={"a": 1},
+    )
     assert fake_rebyte.tasks_created == 1
 
 
 def test_bad_json_wrong_content_type_and_oversized_bodies(fake_rebyte):
-    bad = call(fake_rebyte, "POST", "/tasks", data=b"{not json",
-               headers={"Content-Type": "application/json"})
+    bad = call(
+        fake_rebyte,
+        "POST",
+        "/tasks",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     assert "JSON" in assert_error(bad, 400, "validation_error")["error"]["message"]
     form = call(fake_rebyte, "POST", "/tasks", data={"prompt": "hi"})
     assert "application/json" in assert_error(form, 400, "validation_error")["error"]["message"]
     huge = json.dumps({"prompt": "p", "padding": "x" * (MIB + 10)})
-    response = call(fake_rebyte, "POST", "/tasks", data=huge,
-                    headers={"Content-Type": "application/json"})
+    response = call(
+        fake_rebyte, "POST", "/tasks", data=huge, headers={"Content-Type": "application/json"}
+    )
     assert_error(response, 413, "payload_too_large")
-    chunked = call(fake_rebyte, "POST", "/tasks", data=iter([b'{"prompt": ', b'"chunked"}']),
-                   headers={"Content-Type": "application/json"})
+    chunked = call(
+        fake_rebyte,
+        "POST",
+        "/tasks",
+        data=iter([b'{"prompt": ', b'"chunked"}']),
+        headers={"Content-Type": "application/json"},
+    )
     assert chunked.status_code == 201, chunked.text
     assert fake_rebyte.tasks_created == 1
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({}, "filename"), ({"filename": ""}, "filename"), ({"filename": 5}, "filename"),
-    ({"filename": "a" * 256}, "filename"), ({"filename": "dir/a.txt"}, "filename"),
-    ({"filename": "a.txt", "contentType": 5}, "contentType"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "filename"),
+        ({"filename": ""}, "filename"),
+        ({"filename": 5}, "filename"),
+        ({"filename": "a" * 256}, "filename"),
+        ({"filename": "dir/a.txt"}, "filename"),
+        ({"filename": "a.txt", "contentType": 5}, "contentType"),
+    ],
+)
 def test_file_slot_validation(fake_rebyte, body, field):
-    error = assert_error(call(fake_rebyte, "POST", "/files", json=body), 400,
-                         "validation_error")
+    error = assert_error(call(fake_rebyte, "POST", "/files", json=body), 400, "validation_error")
     assert field in error["error"]["message"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({}, "prompt"), ({"prompt": ""}, "prompt"), ({"prompt": "x" * 100_001}, "prompt"),
-    ({"prompt": "p", "skills": [""]}, "skills"),
-    ({"prompt": "p", "files": [{"id": "nope", "filename": "n"}]}, "files"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x" * 100_001}, "prompt"),
+        ({"prompt": "p", "skills": [""]}, "skills"),
+        ({"prompt": "p", "files": [{"id": "nope", "filename": "n"}]}, "files"),
+    ],
+)
 def test_follow_up_validation(fake_rebyte, body, field):
     task_id = create_task(fake_rebyte)["id"]
-    error = assert_error(call(fake_rebyte, "POST", f"/tasks/{task_id}/prompts", json=body),
-                         400, "validation_error")
+    error = assert_error(
+        call(fake_rebyte, "POST", f"/tasks/{task_id}/prompts", json=body), 400, "validation_error"
+    )
     assert field in error["error"]["message"]
     assert fake_rebyte.prompts_created == 0
 
@@ -455,28 +540,43 @@ def test_follow_up_validation(fake_rebyte, body, field):
 @pytest.mark.parametrize("body", [{}, {"visibility": "secret"}, {"visibility": None}])
 def test_visibility_validation(fake_rebyte, body):
     task_id = create_task(fake_rebyte)["id"]
-    error = assert_error(call(fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility", json=body),
-                         400, "validation_error")
+    error = assert_error(
+        call(fake_rebyte, "PATCH", f"/tasks/{task_id}/visibility", json=body),
+        400,
+        "validation_error",
+    )
     assert "visibility" in error["error"]["message"]
 
 
 # ---- auth, routing -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header", ["API_KEY", "api_key", "Api-Key", "api-key", "X-API-KEY",
-                                    "x-api-key"])
+@pytest.mark.parametrize(
+    "header", ["API_KEY", "api_key", "Api-Key", "api-key", "X-API-KEY", "x-api-key"]
+)
 def test_key_header_names_are_case_insensitive(fake_rebyte, header):
     response = call(fake_rebyte, "GET", "/tasks", key=None, headers={header: KEY})
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("headers", [{}, {"API_KEY": "rbk_wrong"}, {"Authorization": KEY},
-                                     {"API_KEY": ""}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"API_KEY": "rbk_wrong"}, {"Authorization": KEY}, {"API_KEY": ""}]
+)
 def test_missing_or_wrong_key_is_401(fake_rebyte, headers):
-    for method, path in [("GET", "/tasks"), ("POST", "/tasks"), ("GET", "/tasks/x/events"),
-                         ("GET", "/nowhere")]:
-        response = call(fake_rebyte, method, path, key=None, headers=headers,
-                        json={"prompt": "p"} if method == "POST" else None)
+    for method, path in [
+        ("GET", "/tasks"),
+        ("POST", "/tasks"),
+        ("GET", "/tasks/x/events"),
+        ("GET", "/nowhere"),
+    ]:
+        response = call(
+            fake_rebyte,
+            method,
+            path,
+            key=None,
+            headers=headers,
+            json={"prompt": "p"} if method == "POST" else None,
+        )
         assert_error(response, 401, "unauthorized")
     assert fake_rebyte.tasks_created == 0
 
@@ -493,17 +593,29 @@ def test_unknown_paths_and_ids_are_404(fake_rebyte):
     root = requests.get(fake_rebyte.base_url[: -len("/v1")] + "/", timeout=TIMEOUT)
     assert_error(root, 404, "not_found")
     missing = "00000000-0000-0000-0000-000000000000"
-    for method, path in [("GET", ""), ("DELETE", ""), ("POST", "/cancel"), ("GET", "/content"),
-                         ("GET", "/events")]:
+    for method, path in [
+        ("GET", ""),
+        ("DELETE", ""),
+        ("POST", "/cancel"),
+        ("GET", "/content"),
+        ("GET", "/events"),
+    ]:
         assert_error(call(fake_rebyte, method, f"/tasks/{missing}{path}"), 404, "not_found")
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [
-    ("PUT", "/tasks", "GET, POST"), ("DELETE", "/tasks", "GET, POST"),
-    ("GET", "/files", "POST"), ("POST", "/tasks/x", "GET, DELETE"),
-    ("GET", "/tasks/x/prompts", "POST"), ("PUT", "/tasks/x/visibility", "PATCH"),
-    ("GET", "/tasks/x/cancel", "POST"), ("POST", "/tasks/x/events", "GET"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/tasks", "GET, POST"),
+        ("DELETE", "/tasks", "GET, POST"),
+        ("GET", "/files", "POST"),
+        ("POST", "/tasks/x", "GET, DELETE"),
+        ("GET", "/tasks/x/prompts", "POST"),
+        ("PUT", "/tasks/x/visibility", "PATCH"),
+        ("GET", "/tasks/x/cancel", "POST"),
+        ("POST", "/tasks/x/events", "GET"),
+    ],
+)
 def test_wrong_method_is_405_with_allow(fake_rebyte, method, path, allow):
     response = call(fake_rebyte, method, path)
     assert_error(response, 405, "method_not_allowed")
@@ -534,22 +646,35 @@ def test_upload_then_attach(fake_rebyte, tmp_path):
     assert fake_rebyte.file_info(slot["id"])["contentType"] == "application/octet-stream"
     never = file_slot(fake_rebyte, "never.txt")
     files = [{"id": slot["id"], "filename": slot["filename"]}]
-    assert_error(call(fake_rebyte, "POST", "/tasks", json={"prompt": "p", "files": files}),
-                 400, "validation_error")  # not uploaded yet
+    assert_error(
+        call(fake_rebyte, "POST", "/tasks", json={"prompt": "p", "files": files}),
+        400,
+        "validation_error",
+    )  # not uploaded yet
     for content in (b"first version", b"second"):  # a re-PUT replaces
-        response = requests.put(slot["uploadUrl"], data=content, timeout=TIMEOUT,
-                                headers={"Content-Type": "application/octet-stream"})
+        response = requests.put(
+            slot["uploadUrl"],
+            data=content,
+            timeout=TIMEOUT,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         assert response.status_code == 200 and response.content == b""
     assert (tmp_path / slot["filename"]).read_bytes() == b"second"
     assert fake_rebyte.file_info(slot["id"])["size"] == len(b"second")
 
     wrong_name = [{"id": slot["id"], "filename": "notes.txt"}]
-    error = assert_error(call(fake_rebyte, "POST", "/tasks",
-                              json={"prompt": "p", "files": wrong_name}), 400, "validation_error")
+    error = assert_error(
+        call(fake_rebyte, "POST", "/tasks", json={"prompt": "p", "files": wrong_name}),
+        400,
+        "validation_error",
+    )
     assert slot["filename"] in error["error"]["message"]
     never_files = [{"id": never["id"], "filename": never["filename"]}]
-    error = assert_error(call(fake_rebyte, "POST", "/tasks",
-                              json={"prompt": "p", "files": never_files}), 400, "validation_error")
+    error = assert_error(
+        call(fake_rebyte, "POST", "/tasks", json={"prompt": "p", "files": never_files}),
+        400,
+        "validation_error",
+    )
     assert "uploaded" in error["error"]["message"]
     task_id = create_task(fake_rebyte, "Read it", files=files)["id"]
     events = stream_events(fake_rebyte, task_id).events
@@ -559,8 +684,12 @@ def test_upload_then_attach(fake_rebyte, tmp_path):
 
 def test_upload_needs_a_content_length(fake_rebyte):
     slot = file_slot(fake_rebyte)
-    response = requests.put(slot["uploadUrl"], data=iter([b"a,b\n", b"1,2\n"]),
-                            headers={"Content-Type": "text/csv"}, timeout=TIMEOUT)
+    response = requests.put(
+        slot["uploadUrl"],
+        data=iter([b"a,b\n", b"1,2\n"]),
+        headers={"Content-Type": "text/csv"},
+        timeout=TIMEOUT,
+    )
     assert response.status_code == 411
     assert "<Code>MissingContentLength</Code>" in response.text
     assert fake_rebyte.file_info(slot["id"])["uploaded"] is False
@@ -577,8 +706,9 @@ def test_upload_refuses_a_wrong_content_type_signature_or_method(fake_rebyte):
     query = dict(parse_qsl(url.query))
     for changed in ({"signature": "0" * 64}, {"expires": str(int(query["expires"]) + 1)}, {}):
         bad = url._replace(query=urlencode({**query, **changed}) if changed else "").geturl()
-        response = session.put(bad, data=b"x", headers={"Content-Type": "text/csv"},
-                               timeout=TIMEOUT)
+        response = session.put(
+            bad, data=b"x", headers={"Content-Type": "text/csv"}, timeout=TIMEOUT
+        )
         assert response.status_code == 403 and "SignatureDoesNotMatch" in response.text
     response = session.get(slot["uploadUrl"], timeout=TIMEOUT)
     assert response.status_code == 405 and response.headers["Allow"] == "PUT"
@@ -590,8 +720,9 @@ def test_upload_refuses_a_wrong_content_type_signature_or_method(fake_rebyte):
 def test_expired_upload_url_is_403(make_fake_rebyte):
     server = make_fake_rebyte(upload_url_ttl=0)
     slot = file_slot(server)
-    response = requests.put(slot["uploadUrl"], data=b"x", headers={"Content-Type": "text/csv"},
-                            timeout=TIMEOUT)
+    response = requests.put(
+        slot["uploadUrl"], data=b"x", headers={"Content-Type": "text/csv"}, timeout=TIMEOUT
+    )
     assert response.status_code == 403
     assert response.headers["Content-Type"].startswith("application/xml")
     assert "<Code>ExpiredToken</Code>" in response.text
@@ -605,7 +736,10 @@ def _peak_memory_kib(pid: int) -> int:
 def _start_cli(*args: str) -> tuple:
     process = subprocess.Popen(
         [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--key", KEY, *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return process, process.stdout.readline().strip()
 
 
@@ -620,8 +754,12 @@ def test_a_300_mib_upload_is_streamed_in_constant_memory(tmp_path):
         slot = file_slot(server, "big.bin", content_type="application/octet-stream")
         before = _peak_memory_kib(process.pid)
         with open(sparse, "rb") as body:
-            response = requests.put(slot["uploadUrl"], data=body, timeout=60,
-                                    headers={"Content-Type": "application/octet-stream"})
+            response = requests.put(
+                slot["uploadUrl"],
+                data=body,
+                timeout=60,
+                headers={"Content-Type": "application/octet-stream"},
+            )
         assert response.status_code == 200, response.text
         growth_mib = (_peak_memory_kib(process.pid) - before) / 1024
         assert growth_mib < 48, f"the server's peak memory grew {growth_mib:.0f} MiB"
@@ -641,8 +779,9 @@ def _check_fault_answer(fault: str, attempt, created: int = 201) -> None:
     `created` is the success status of the route: the 2xx that faulty bodies come with.
     """
     if fault in ("reset", "short-body"):
-        with pytest.raises(requests.ConnectionError if fault == "reset"
-                           else requests.RequestException):
+        with pytest.raises(
+            requests.ConnectionError if fault == "reset" else requests.RequestException
+        ):
             attempt(TIMEOUT)
         return
     if fault == "stall":
@@ -651,8 +790,14 @@ def _check_fault_answer(fault: str, attempt, created: int = 201) -> None:
         return
     response = attempt(TIMEOUT)
     assert re.fullmatch(r"req_[0-9a-f]+", response.headers["X-Request-Id"])
-    status = {"empty-200": 200, "html-200": 200, "truncated-json": created, "wrong-shape": created,
-              "204": 204, "403-expired": 403}.get(fault) or int(fault[:3])
+    status = {
+        "empty-200": 200,
+        "html-200": 200,
+        "truncated-json": created,
+        "wrong-shape": created,
+        "204": 204,
+        "403-expired": 403,
+    }.get(fault) or int(fault[:3])
     assert response.status_code == status
     if fault == "429":
         assert response.headers["Retry-After"] == "7"
@@ -677,8 +822,9 @@ def _check_fault_answer(fault: str, attempt, created: int = 201) -> None:
 def test_scripted_fault_replaces_the_answer(make_fake_rebyte, fault):
     server = make_fake_rebyte(retry_after="7")
     server.inject("POST", "/v1/tasks", fault)
-    _check_fault_answer(fault, lambda timeout: call(server, "POST", "/tasks",
-                                                    json={"prompt": "p"}, timeout=timeout))
+    _check_fault_answer(
+        fault, lambda timeout: call(server, "POST", "/tasks", json={"prompt": "p"}, timeout=timeout)
+    )
     wait_for(lambda: server.requests("POST")[0]["fault"] == fault)
     assert server.tasks_created == 0  # after=False: nothing happened
     create_task(server)  # the fault was used up
@@ -695,9 +841,12 @@ def test_scripted_fault_replaces_the_answer(make_fake_rebyte, fault):
 def test_fault_after_processing_still_creates_the_task(make_fake_rebyte, fault):
     server = make_fake_rebyte()
     server.inject("POST", "/v1/tasks", fault, after=True)
-    _check_fault_answer(fault, lambda timeout: call(server, "POST", "/tasks",
-                                                    json={"prompt": "Lost answer"},
-                                                    timeout=timeout))
+    _check_fault_answer(
+        fault,
+        lambda timeout: call(
+            server, "POST", "/tasks", json={"prompt": "Lost answer"}, timeout=timeout
+        ),
+    )
     assert server.tasks_created == 1
     listing = call(server, "GET", "/tasks").json()
     assert listing["total"] == 1 and listing["data"][0]["title"] == "Lost answer"
@@ -725,14 +874,22 @@ def test_faults_on_the_upload_host(fake_rebyte):
     fake_rebyte.inject("PUT", r"/upload/.*", "503")
     fake_rebyte.inject("PUT", r"/upload/.*", "403-expired")
     for status in (503, 403):
-        response = requests.put(slot["uploadUrl"], data=b"x" * 1000, timeout=TIMEOUT,
-                                headers={"Content-Type": "text/csv"})
+        response = requests.put(
+            slot["uploadUrl"],
+            data=b"x" * 1000,
+            timeout=TIMEOUT,
+            headers={"Content-Type": "text/csv"},
+        )
         assert response.status_code == status
         assert fake_rebyte.file_info(slot["id"])["uploaded"] is False
     fake_rebyte.inject("PUT", r"/upload/.*", "reset", after=True)
     with pytest.raises(requests.ConnectionError):
-        requests.put(slot["uploadUrl"], data=b"x" * 1000, timeout=TIMEOUT,
-                     headers={"Content-Type": "text/csv"})
+        requests.put(
+            slot["uploadUrl"],
+            data=b"x" * 1000,
+            timeout=TIMEOUT,
+            headers={"Content-Type": "text/csv"},
+        )
     assert fake_rebyte.file_info(slot["id"])["uploaded"] is True  # processed, then reset
     uploads = fake_rebyte.requests("PUT", listener="upload")
     assert [e["fault"] for e in uploads] == ["503", "403-expired", "reset"]
@@ -756,8 +913,9 @@ def test_random_faults_are_reproducible_by_seed(make_fake_rebyte):
 
 
 def test_random_faults_respect_routes_and_carry_retry_after(make_fake_rebyte):
-    server = make_fake_rebyte(fault_rate=1.0, fault_kinds=["429"], retry_after="3",
-                              fault_routes=[("POST", r"/v1/tasks")])
+    server = make_fake_rebyte(
+        fault_rate=1.0, fault_kinds=["429"], retry_after="3", fault_routes=[("POST", r"/v1/tasks")]
+    )
     assert call(server, "GET", "/tasks").status_code == 200
     response = call(server, "POST", "/tasks", json={"prompt": "p"})
     assert response.status_code == 429 and response.headers["Retry-After"] == "3"
@@ -838,8 +996,9 @@ def test_stop_is_prompt_with_open_streams_and_provisioning(make_fake_rebyte):
 
 def test_request_log_records_what_was_received(fake_rebyte):
     slot = file_slot(fake_rebyte)
-    requests.put(slot["uploadUrl"], data=b"12345", headers={"Content-Type": "text/csv"},
-                 timeout=TIMEOUT)
+    requests.put(
+        slot["uploadUrl"], data=b"12345", headers={"Content-Type": "text/csv"}, timeout=TIMEOUT
+    )
     call(fake_rebyte, "GET", "/tasks", params={"limit": "5"}, headers={"X-Trace": "t1"})
     api = fake_rebyte.requests()
     assert [(e["method"], e["path"]) for e in api] == [("POST", "/v1/files"), ("GET", "/v1/tasks")]
@@ -887,7 +1046,14 @@ def test_event_stream_of_a_prompt(fake_rebyte):
     assert "Content-Length" not in stream.headers
     events = stream.events
     assert [e["eventType"] for e in events] == [
-        "init", "thinking", "tool_use", "tool_result", "text", "ask_user_question", "result"]
+        "init",
+        "thinking",
+        "tool_use",
+        "tool_result",
+        "text",
+        "ask_user_question",
+        "result",
+    ]
     prompt_id = get_task(fake_rebyte, task_id)["prompts"][0]["id"]
     assert [e["seq"] for e in events] == list(range(7))
     assert [e["eventKey"] for e in events] == [f"{prompt_id}:{n}" for n in range(7)]
@@ -896,8 +1062,10 @@ def test_event_stream_of_a_prompt(fake_rebyte):
     assert events[2]["payload"] == {"tool": "bash", "input": {"command": "ls /code"}}
     assert events[5]["payload"]["question"]
     assert events[-1]["payload"] == {"text": final_result_for(prompt)}
-    assert stream.messages[-1] == ("done", {"status": "succeeded", "lastSeq": 6,
-                                            "finalResult": final_result_for(prompt)})
+    assert stream.messages[-1] == (
+        "done",
+        {"status": "succeeded", "lastSeq": 6, "finalResult": final_result_for(prompt)},
+    )
 
 
 def test_event_stream_of_a_failed_prompt_and_of_the_latest_prompt(fake_rebyte):
@@ -906,8 +1074,9 @@ def test_event_stream_of_a_failed_prompt_and_of_the_latest_prompt(fake_rebyte):
     assert stream.events[-1]["eventType"] == "result"
     assert stream.events[-1]["payload"]["isError"] is True
     assert stream.done == {"status": "failed", "lastSeq": 5, "finalResult": None}
-    prompt_id = call(fake_rebyte, "POST", f"/tasks/{task_id}/prompts",
-                     json={"prompt": "Retry"}).json()["promptId"]
+    prompt_id = call(
+        fake_rebyte, "POST", f"/tasks/{task_id}/prompts", json={"prompt": "Retry"}
+    ).json()["promptId"]
     stream = stream_events(fake_rebyte, task_id)
     assert {e["promptId"] for e in stream.events} == {prompt_id}
     assert stream.done["status"] == "succeeded"  # the prompt's word, not the task's
@@ -928,8 +1097,7 @@ def test_early_done_race(make_fake_rebyte):
     server = make_fake_rebyte(events_early_done=True)
     task_id = create_task(server, "Starts late [duration=3]")["id"]
     early = stream_events(server, task_id)
-    assert early.messages == [("done", {"status": "pending", "lastSeq": -1,
-                                        "finalResult": None})]
+    assert early.messages == [("done", {"status": "pending", "lastSeq": -1, "finalResult": None})]
     assert early.error is None
     server.configure(events_early_done=False)
     call(server, "POST", f"/tasks/{task_id}/cancel")
@@ -947,8 +1115,9 @@ def test_early_done_only_before_the_first_event(make_fake_rebyte):
 
 @pytest.mark.parametrize("mode", ["reset", "eof"])
 def test_dropped_connections(make_fake_rebyte, mode):
-    server = make_fake_rebyte(events_drop_after=2, events_drops=2, events_drop_mode=mode,
-                              prompt_duration=0.4)
+    server = make_fake_rebyte(
+        events_drop_after=2, events_drops=2, events_drop_mode=mode, prompt_duration=0.4
+    )
     task_id = create_task(server)["id"]
     for _ in range(2):
         cut = stream_events(server, task_id)
@@ -991,8 +1160,9 @@ def test_cancel_during_a_stream_ends_it_with_canceled(fake_rebyte):
 
 def test_command_line_serves_until_sigterm(tmp_path):
     log = tmp_path / "requests.jsonl"
-    process, base_url = _start_cli("--prompt-duration", "0.1", "--log", str(log),
-                                   "--seed-tasks", "2")
+    process, base_url = _start_cli(
+        "--prompt-duration", "0.1", "--log", str(log), "--seed-tasks", "2"
+    )
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", base_url), base_url
         server = type("Cli", (), {"base_url": base_url})
@@ -1015,21 +1185,31 @@ def test_command_line_serves_until_sigterm(tmp_path):
 
 
 def test_command_line_plants_generated_artifacts():
-    process, base_url = _start_cli("--plant-artifact", "ws-bench/big.bin:200000",
-                                   "--plant-artifact", "ws-bench/reports/a:b.txt:5")
+    process, base_url = _start_cli(
+        "--plant-artifact",
+        "ws-bench/big.bin:200000",
+        "--plant-artifact",
+        "ws-bench/reports/a:b.txt:5",
+    )
     try:
         server = type("Cli", (), {"base_url": base_url})
         listed = call(server, "GET", "/workspaces/ws-bench/artifacts").json()["data"]
         assert [(e["filename"], e["size"]) for e in listed] == [
-            ("big.bin", 200000), ("reports/a:b.txt", 5)]
+            ("big.bin", 200000),
+            ("reports/a:b.txt", 5),
+        ]
         response = call(server, "GET", "/workspaces/ws-bench/artifacts/big.bin")
         assert response.status_code == 200 and len(response.content) == 200000
         assert response.content == b"".join(generated_chunks("ws-bench/big.bin", 200000))
     finally:
         process.kill()
         process.wait()
-    bad = subprocess.run([sys.executable, str(SERVER_SCRIPT), "--plant-artifact", "big.bin:9"],
-                         capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(
+        [sys.executable, str(SERVER_SCRIPT), "--plant-artifact", "big.bin:9"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert bad.returncode == 2 and "WORKSPACE/NAME:SIZE" in bad.stderr
 
 
@@ -1070,8 +1250,11 @@ def test_computer_is_ready_after_the_delay(make_fake_rebyte):
     assert computer["name"] == "Build box" and computer["icon"] == "box"
     assert computer["provisionError"] is None and computer["url"].endswith(computer["id"])
     assert get_computer(server, computer["id"])["status"] == "provisioning"
-    ready = wait_for(lambda: (lambda c: c if c["status"] == "ready" else None)(
-        get_computer(server, computer["id"])))
+    ready = wait_for(
+        lambda: (lambda c: c if c["status"] == "ready" else None)(
+            get_computer(server, computer["id"])
+        )
+    )
     assert time.monotonic() - started >= 0.4
     assert ready["sandboxId"] and ready["provisionError"] is None
     assert ready["updatedAt"] > ready["createdAt"]
@@ -1081,8 +1264,11 @@ def test_computer_is_ready_after_the_delay(make_fake_rebyte):
 def test_provision_error_marker(make_fake_rebyte):
     server = make_fake_rebyte(computer_ready_delay=0.05)
     computer = create_computer(server, name="doomed [provision-error]")
-    failed = wait_for(lambda: (lambda c: c if c["status"] != "provisioning" else None)(
-        get_computer(server, computer["id"])))
+    failed = wait_for(
+        lambda: (lambda c: c if c["status"] != "provisioning" else None)(
+            get_computer(server, computer["id"])
+        )
+    )
     assert failed["status"] == "error" and failed["sandboxId"] is None
     assert "provision" in failed["provisionError"]
     response = call(server, "POST", "/tasks", json={"prompt": "p", "workspaceId": computer["id"]})
@@ -1090,11 +1276,11 @@ def test_provision_error_marker(make_fake_rebyte):
 
 
 def test_task_in_a_computer_skips_provisioning_and_refuses_a_not_ready_one(make_fake_rebyte):
-    server = make_fake_rebyte(computer_ready_delay=0.3, provision_delay=2.0,
-                              prompt_duration=0.1)
+    server = make_fake_rebyte(computer_ready_delay=0.3, provision_delay=2.0, prompt_duration=0.1)
     computer = create_computer(server)
-    response = call(server, "POST", "/tasks",
-                    json={"prompt": "too soon", "workspaceId": computer["id"]})
+    response = call(
+        server, "POST", "/tasks", json={"prompt": "too soon", "workspaceId": computer["id"]}
+    )
     assert "workspaceId" in assert_error(response, 400, "validation_error")["error"]["message"]
     wait_for(lambda: get_computer(server, computer["id"])["status"] == "ready")
     started = time.monotonic()
@@ -1122,15 +1308,21 @@ def test_computer_list_delete_and_validation(make_fake_rebyte):
     assert call(server, "GET", "/agent-computers").json()["total"] == 2
     response = call(server, "POST", "/tasks", json={"prompt": "p", "workspaceId": made[1]})
     assert_error(response, 400, "validation_error")
-    for body, field in [({"name": "n" * 201}, "name"), ({"name": 5}, "name"),
-                        ({"icon": "i" * 51}, "icon"), ({"icon": ["x"]}, "icon")]:
-        message = assert_error(call(server, "POST", "/agent-computers", json=body), 400,
-                               "validation_error")["error"]["message"]
+    for body, field in [
+        ({"name": "n" * 201}, "name"),
+        ({"name": 5}, "name"),
+        ({"icon": "i" * 51}, "icon"),
+        ({"icon": ["x"]}, "icon"),
+    ]:
+        message = assert_error(
+            call(server, "POST", "/agent-computers", json=body), 400, "validation_error"
+        )["error"]["message"]
         assert field in message
     assert create_computer(server, name="n" * 200, icon="i" * 50)["status"] == "ready"
     for params in ({"limit": "0"}, {"limit": "101"}, {"offset": "-1"}):
-        assert_error(call(server, "GET", "/agent-computers", params=params), 400,
-                     "validation_error")
+        assert_error(
+            call(server, "GET", "/agent-computers", params=params), 400, "validation_error"
+        )
     response = call(server, "PUT", f"/agent-computers/{made[0]}")
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "GET, DELETE"
@@ -1187,8 +1379,10 @@ def test_generated_bytes_are_deterministic(make_fake_rebyte):
         first.add_artifact("ws", "x", data=b"1", size=1)
 
 
-@pytest.mark.parametrize(("wrapper", "field"), [("data", "filename"), ("artifacts", "name"),
-                                                ("bare", "name"), ("bare", "filename")])
+@pytest.mark.parametrize(
+    ("wrapper", "field"),
+    [("data", "filename"), ("artifacts", "name"), ("bare", "name"), ("bare", "filename")],
+)
 def test_artifact_list_knobs(make_fake_rebyte, wrapper, field):
     server = make_fake_rebyte(artifacts_wrapper=wrapper, artifact_name_field=field)
     server.add_artifact("ws-1", "a.txt", data=b"hello")
@@ -1201,16 +1395,28 @@ def test_artifact_list_knobs(make_fake_rebyte, wrapper, field):
 
 
 def test_knob_values_are_checked(fake_rebyte):
-    for knob, value in [("artifacts_wrapper", "items"), ("artifact_name_field", "path"),
-                        ("artifact_download", "proxy"), ("webhooks_wrapper", "bare"),
-                        ("computer_ready_delay", -1), ("artifact_bytes", float("inf"))]:
+    for knob, value in [
+        ("artifacts_wrapper", "items"),
+        ("artifact_name_field", "path"),
+        ("artifact_download", "proxy"),
+        ("webhooks_wrapper", "bare"),
+        ("computer_ready_delay", -1),
+        ("artifact_bytes", float("inf")),
+    ]:
         with pytest.raises(ValueError):
             fake_rebyte.configure(**{knob: value})
 
 
 def test_hostile_and_nested_names_download_as_one_segment(fake_rebyte):
-    names = ["reports/q1.pdf", "../escape.txt", "/etc/passwd", "a b%20c?.txt", "x" * 300,
-             "nul\x00byte", "ünï.md"]
+    names = [
+        "reports/q1.pdf",
+        "../escape.txt",
+        "/etc/passwd",
+        "a b%20c?.txt",
+        "x" * 300,
+        "nul\x00byte",
+        "ünï.md",
+    ]
     for name in names:
         fake_rebyte.add_artifact("ws-h", name, data=name.encode("utf-8") + b"!")
     listed = {entry["filename"] for entry in list_artifacts(fake_rebyte, "ws-h")["data"]}
@@ -1248,7 +1454,9 @@ def test_redirect_download_goes_to_the_storage_host_without_a_key(make_fake_reby
     storage = server.requests("GET", None, listener="upload")
     assert storage and all(
         name.lower() not in ("api_key", "api-key", "x-api-key")
-        for entry in storage for name in entry["headers"])
+        for entry in storage
+        for name in entry["headers"]
+    )
     tampered = location.replace("signature=", "signature=0")
     assert requests.get(tampered, timeout=TIMEOUT).status_code == 403
     other = location.replace("dir%2Fdata.bin", "other.bin")
@@ -1261,10 +1469,16 @@ def test_multipart_upload(fake_rebyte):
     task = create_task(fake_rebyte)
     base = f"/workspaces/{task['workspaceId']}/artifacts"
     binary = bytes(range(256)) * 40 + b"\r\n--not-a-boundary\r\n"
-    response = call(fake_rebyte, "POST", base, files=[
-        ("file", ("notes.txt", b"line one\r\nline two\n", "text/plain")),
-        ("file", ("nested/blob.bin", binary)),
-        ("comment", (None, b"ignored"))])
+    response = call(
+        fake_rebyte,
+        "POST",
+        base,
+        files=[
+            ("file", ("notes.txt", b"line one\r\nline two\n", "text/plain")),
+            ("file", ("nested/blob.bin", binary)),
+            ("comment", (None, b"ignored")),
+        ],
+    )
     assert response.status_code == 201, response.text
     made = response.json()["data"]
     assert [entry["filename"] for entry in made] == ["notes.txt", "nested/blob.bin"]
@@ -1274,8 +1488,7 @@ def test_multipart_upload(fake_rebyte):
     assert fake_rebyte.artifact_bytes(workspace, "nested/blob.bin") == binary
     response = call(fake_rebyte, "GET", f"{base}/nested%2Fblob.bin")
     assert response.content == binary
-    too_big = call(fake_rebyte, "POST", base,
-                   files=[("file", ("huge.bin", b"\0" * (8 * MIB + 1)))])
+    too_big = call(fake_rebyte, "POST", base, files=[("file", ("huge.bin", b"\0" * (8 * MIB + 1)))])
     assert_error(too_big, 413, "payload_too_large")
     assert_error(call(fake_rebyte, "POST", base, json={"file": "x"}), 400, "validation_error")
     no_file = call(fake_rebyte, "POST", base, files=[("other", ("a.txt", b"a"))])
@@ -1283,10 +1496,17 @@ def test_multipart_upload(fake_rebyte):
     assert fake_rebyte.artifact_names(workspace) == ["nested/blob.bin", "notes.txt"]
     response = call(fake_rebyte, "POST", base, files=[("file", ('ünï "q".md', b"u"))])
     assert response.json()["data"][0]["filename"] == 'ünï "q".md'
-    encoded = (b"--BB\r\nContent-Disposition: form-data; name=\"file\"; "
-               b"filename*=UTF-8''%C3%BC.txt\r\n\r\nabc\r\n--BB--\r\n")
-    response = call(fake_rebyte, "POST", base, data=encoded,
-                    headers={"Content-Type": "multipart/form-data; boundary=BB"})
+    encoded = (
+        b'--BB\r\nContent-Disposition: form-data; name="file"; '
+        b"filename*=UTF-8''%C3%BC.txt\r\n\r\nabc\r\n--BB--\r\n"
+    )
+    response = call(
+        fake_rebyte,
+        "POST",
+        base,
+        data=encoded,
+        headers={"Content-Type": "multipart/form-data; boundary=BB"},
+    )
     assert response.json()["data"][0]["filename"] == "ü.txt"
     assert fake_rebyte.artifact_bytes(workspace, "ü.txt") == b"abc"
 
@@ -1295,28 +1515,43 @@ def test_upload_url_then_put(fake_rebyte):
     task = create_task(fake_rebyte)
     workspace = task["workspaceId"]
     base = f"/workspaces/{workspace}/artifacts"
-    response = call(fake_rebyte, "POST", f"{base}/upload-url",
-                    json={"filename": "big.csv", "contentType": "text/csv"})
+    response = call(
+        fake_rebyte,
+        "POST",
+        f"{base}/upload-url",
+        json={"filename": "big.csv", "contentType": "text/csv"},
+    )
     assert response.status_code == 201, response.text
     slot = response.json()
     assert set(slot) == {"uploadUrl", "filename", "expiresAt"} and slot["filename"] == "big.csv"
     assert slot["uploadUrl"].startswith(fake_rebyte.upload_base_url + "/")
-    wrong = requests.put(slot["uploadUrl"], data=b"a,b\n", timeout=TIMEOUT,
-                         headers={"Content-Type": "text/plain"})
+    wrong = requests.put(
+        slot["uploadUrl"], data=b"a,b\n", timeout=TIMEOUT, headers={"Content-Type": "text/plain"}
+    )
     assert wrong.status_code == 403
     body = b"a,b\n" * 50_000
-    put = requests.put(slot["uploadUrl"], data=body, timeout=TIMEOUT,
-                       headers={"Content-Type": "text/csv"})
+    put = requests.put(
+        slot["uploadUrl"], data=body, timeout=TIMEOUT, headers={"Content-Type": "text/csv"}
+    )
     assert put.status_code == 200, put.text
     assert fake_rebyte.artifact_bytes(workspace, "big.csv") == body
-    entry = next(item for item in list_artifacts(fake_rebyte, workspace)["data"]
-                 if item["filename"] == "big.csv")
+    entry = next(
+        item
+        for item in list_artifacts(fake_rebyte, workspace)["data"]
+        if item["filename"] == "big.csv"
+    )
     assert (entry["size"], entry["contentType"]) == (len(body), "text/csv")
     assert call(fake_rebyte, "GET", f"{base}/big.csv").content == body
-    for bad in ({}, {"filename": ""}, {"filename": 5}, {"filename": "a" * 256},
-                {"filename": "a", "contentType": ""}):
-        assert_error(call(fake_rebyte, "POST", f"{base}/upload-url", json=bad), 400,
-                     "validation_error")
+    for bad in (
+        {},
+        {"filename": ""},
+        {"filename": 5},
+        {"filename": "a" * 256},
+        {"filename": "a", "contentType": ""},
+    ):
+        assert_error(
+            call(fake_rebyte, "POST", f"{base}/upload-url", json=bad), 400, "validation_error"
+        )
     forged = slot["uploadUrl"].replace("signature=", "signature=0")
     assert requests.put(forged, data=b"x", timeout=TIMEOUT).status_code == 403
 
@@ -1343,8 +1578,14 @@ def test_deleted_artifacts_of_a_prompt_do_not_come_back(make_fake_rebyte):
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_a_1_gib_artifact_is_served_in_constant_memory():
-    process, base_url = _start_cli("--prompt-duration", "0.1", "--artifact-bytes",
-                                   str(1024 * MIB), "--artifact-download", "redirect")
+    process, base_url = _start_cli(
+        "--prompt-duration",
+        "0.1",
+        "--artifact-bytes",
+        str(1024 * MIB),
+        "--artifact-download",
+        "redirect",
+    )
     try:
         server = type("Cli", (), {"base_url": base_url})
         task = finished_task(server)
@@ -1390,22 +1631,40 @@ def test_webhook_limit_same_url_and_secret(make_fake_rebyte):
     secret = "whsec-do-not-echo-0123"
     made = []
     for number in range(3):
-        response = add_webhook(fake_rebyte, f"https://example.com/h{number}", secret=secret,
-                               description=f"hook {number}")
+        response = add_webhook(
+            fake_rebyte,
+            f"https://example.com/h{number}",
+            secret=secret,
+            description=f"hook {number}",
+        )
         assert response.status_code == 201, response.text
         made.append(response.json())
         assert secret not in response.text
     hook = made[0]
-    assert set(hook) == {"id", "url", "events", "description", "hasSecret", "isActive",
-                         "createdAt", "lastTriggeredAt", "failureCount"}
-    assert (hook["hasSecret"], hook["isActive"], hook["lastTriggeredAt"],
-            hook["failureCount"]) == (True, True, None, 0)
+    assert set(hook) == {
+        "id",
+        "url",
+        "events",
+        "description",
+        "hasSecret",
+        "isActive",
+        "createdAt",
+        "lastTriggeredAt",
+        "failureCount",
+    }
+    assert (hook["hasSecret"], hook["isActive"], hook["lastTriggeredAt"], hook["failureCount"]) == (
+        True,
+        True,
+        None,
+        0,
+    )
     assert fake_rebyte.webhook_secret(hook["id"]) == secret
     again = add_webhook(fake_rebyte, "https://example.com/h0", events=["task.failed"])
     assert again.status_code == 200 and again.json() == hook
     fourth = add_webhook(fake_rebyte, "https://example.com/h3")
     assert assert_error(fourth, 400, "limit_exceeded")["error"]["message"] == (
-        "at most 3 webhooks per organization")
+        "at most 3 webhooks per organization"
+    )
     for path in ("/webhooks", f"/webhooks/{hook['id']}"):
         assert secret not in call(fake_rebyte, "GET", path).text
     assert call(fake_rebyte, "DELETE", f"/webhooks/{made[1]['id']}").status_code == 204
@@ -1413,25 +1672,35 @@ def test_webhook_limit_same_url_and_secret(make_fake_rebyte):
     assert add_webhook(fake_rebyte, "https://example.com/h3").status_code == 201
     plain = call(fake_rebyte, "GET", "/webhooks").json()["data"]
     assert [item["url"] for item in plain] == [
-        "https://example.com/h0", "https://example.com/h2", "https://example.com/h3"]
+        "https://example.com/h0",
+        "https://example.com/h2",
+        "https://example.com/h3",
+    ]
     assert plain[2]["hasSecret"] is False
     assert fake_rebyte.webhook_secret(plain[2]["id"]) is None
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"events": ["task.completed"]}, "url"),
-    ({"url": "http://example.com/h", "events": ["task.completed"]}, "url"),
-    ({"url": "ftp://example.com/h", "events": ["task.completed"]}, "url"),
-    ({"url": 5, "events": ["task.completed"]}, "url"),
-    ({"url": "https://example.com/h"}, "events"),
-    ({"url": "https://example.com/h", "events": []}, "events"),
-    ({"url": "https://example.com/h", "events": "task.completed"}, "events"),
-    ({"url": "https://example.com/h", "events": ["task.deleted"]}, "task.deleted"),
-    ({"url": "https://example.com/h", "events": ["task.failed"], "secret": "s" * 501},
-     "secret"),
-    ({"url": "https://example.com/h", "events": ["task.failed"], "description": 5},
-     "description"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"events": ["task.completed"]}, "url"),
+        ({"url": "http://example.com/h", "events": ["task.completed"]}, "url"),
+        ({"url": "ftp://example.com/h", "events": ["task.completed"]}, "url"),
+        ({"url": 5, "events": ["task.completed"]}, "url"),
+        ({"url": "https://example.com/h"}, "events"),
+        ({"url": "https://example.com/h", "events": []}, "events"),
+        ({"url": "https://example.com/h", "events": "task.completed"}, "events"),
+        ({"url": "https://example.com/h", "events": ["task.deleted"]}, "task.deleted"),
+        (
+            {"url": "https://example.com/h", "events": ["task.failed"], "secret": "s" * 501},
+            "secret",
+        ),
+        (
+            {"url": "https://example.com/h", "events": ["task.failed"], "description": 5},
+            "description",
+        ),
+    ],
+)
 def test_webhook_validation(fake_rebyte, body, field):
     response = call(fake_rebyte, "POST", "/webhooks", json=body)
     assert field in assert_error(response, 400, "validation_error")["error"]["message"]
@@ -1455,9 +1724,21 @@ def test_webhook_list_wrapper_and_public_key_route(make_fake_rebyte):
 
 def test_command_line_knobs_for_computers_artifacts_and_webhooks():
     process, base_url = _start_cli(
-        "--computer-ready-delay", "0", "--prompt-duration", "0.1", "--artifact-bytes", "7",
-        "--artifacts-wrapper", "artifacts", "--artifact-name-field", "name",
-        "--artifact-download", "redirect", "--webhooks-wrapper", "webhooks")
+        "--computer-ready-delay",
+        "0",
+        "--prompt-duration",
+        "0.1",
+        "--artifact-bytes",
+        "7",
+        "--artifacts-wrapper",
+        "artifacts",
+        "--artifact-name-field",
+        "name",
+        "--artifact-download",
+        "redirect",
+        "--webhooks-wrapper",
+        "webhooks",
+    )
     try:
         server = type("Cli", (), {"base_url": base_url})
         computer = create_computer(server)
@@ -1466,8 +1747,12 @@ def test_command_line_knobs_for_computers_artifacts_and_webhooks():
         wait_prompt(server, task["id"], "succeeded")
         entries = list_artifacts(server, computer["id"])["artifacts"]
         assert {entry["name"]: entry["size"] for entry in entries}["output-1.bin"] == 7
-        response = call(server, "GET", f"/workspaces/{computer['id']}/artifacts/output-1.bin",
-                        allow_redirects=False)
+        response = call(
+            server,
+            "GET",
+            f"/workspaces/{computer['id']}/artifacts/output-1.bin",
+            allow_redirects=False,
+        )
         assert response.status_code == 302
         assert add_webhook(server, "https://example.com/h").status_code == 201
         assert "webhooks" in call(server, "GET", "/webhooks").json()
@@ -1516,8 +1801,7 @@ def content_of(server: FakeRebyte, task_id: str, **params) -> dict:
 def test_done_status_words_knob(make_fake_rebyte):
     server = make_fake_rebyte(prompt_duration=0.1, done_status_words="task")
     assert stream_events(server, create_task(server)["id"]).done["status"] == "completed"
-    assert stream_events(server, create_task(server, "x [fail]")["id"]).done["status"] == (
-        "failed")
+    assert stream_events(server, create_task(server, "x [fail]")["id"]).done["status"] == ("failed")
     server.configure(events_early_done=True)
     early = stream_events(server, create_task(server, "late [duration=3]")["id"])
     assert early.done == {"status": "running", "lastSeq": -1, "finalResult": None}
@@ -1529,17 +1813,17 @@ def test_task_read_lag_keeps_reads_running_while_events_say_done(make_fake_rebyt
     server = make_fake_rebyte(prompt_duration=0.2, task_read_lag=1.5)
     task_id = create_task(server, "Lagging")["id"]
     done = stream_events(server, task_id).done
-    assert done == {"status": "succeeded", "lastSeq": 5,
-                    "finalResult": final_result_for("Lagging")}
+    assert done == {"status": "succeeded", "lastSeq": 5, "finalResult": final_result_for("Lagging")}
     task = get_task(server, task_id)
     assert (task["status"], task["completedAt"], task["finalResult"]) == ("running", None, None)
-    assert (task["prompts"][0]["status"], task["prompts"][0]["completedAt"]) == (
-        "running", None)
+    assert (task["prompts"][0]["status"], task["prompts"][0]["completedAt"]) == ("running", None)
     (entry,) = content_of(server, task_id)["prompts"]
     assert (entry["status"], entry["response"], entry["completedAt"]) == ("running", None, None)
     assert call(server, "GET", "/tasks").json()["data"][0]["completedAt"] is None
-    task = wait_for(lambda: (lambda t: t if t["status"] == "completed" else None)(
-        get_task(server, task_id)), timeout=5)
+    task = wait_for(
+        lambda: (lambda t: t if t["status"] == "completed" else None)(get_task(server, task_id)),
+        timeout=5,
+    )
     assert task["finalResult"] == final_result_for("Lagging")
     assert content_of(server, task_id)["prompts"][0]["response"] == task["finalResult"]
 
@@ -1559,11 +1843,11 @@ def test_silent_prompt_has_no_events_and_no_answer(make_fake_rebyte):
     assert created["status"] == "running"
     for _ in range(2):  # every connection, at once
         stream = stream_events(server, created["id"])
-        assert stream.messages == [("done", {"status": "succeeded", "lastSeq": -1,
-                                             "finalResult": ""})]
+        assert stream.messages == [
+            ("done", {"status": "succeeded", "lastSeq": -1, "finalResult": ""})
+        ]
     task = get_task(server, created["id"])
-    assert (task["status"], task["finalResult"], task["title"]) == (
-        "completed", "", "What is 2+2?")
+    assert (task["status"], task["finalResult"], task["title"]) == ("completed", "", "What is 2+2?")
     assert task["prompts"][0]["status"] == "succeeded"
     (entry,) = content_of(server, created["id"], include="events")["prompts"]
     assert (entry["status"], entry["response"], entry["events"]) == ("succeeded", None, [])
@@ -1585,8 +1869,9 @@ def test_final_result_delay(make_fake_rebyte):
     assert task["status"] == "completed" and task["completedAt"] is not None
     assert task["finalResult"] is None
     assert content_of(server, task_id)["prompts"][0]["response"] is None
-    task = wait_for(lambda: (lambda t: t if t["finalResult"] else None)(
-        get_task(server, task_id)), timeout=5)
+    task = wait_for(
+        lambda: (lambda t: t if t["finalResult"] else None)(get_task(server, task_id)), timeout=5
+    )
     assert task["finalResult"] == final_result_for("Delayed")
     assert content_of(server, task_id)["prompts"][0]["response"] == final_result_for("Delayed")
 
@@ -1605,12 +1890,20 @@ def test_empty_final_result_leaves_the_answer_on_content_only(make_fake_rebyte):
 def test_content_prompt_ids_knob(make_fake_rebyte):
     server = make_fake_rebyte(prompt_duration=0.1)
     task_id = create_task(server)["id"]
-    assert content_of(server, task_id)["prompts"][0]["id"] == get_task(
-        server, task_id)["prompts"][0]["id"]
+    assert (
+        content_of(server, task_id)["prompts"][0]["id"]
+        == get_task(server, task_id)["prompts"][0]["id"]
+    )
     server.configure(content_prompt_ids=False)
     (entry,) = content_of(server, task_id, include="events")["prompts"]
-    assert set(entry) == {"status", "userPrompt", "response", "submittedAt", "completedAt",
-                          "events"}
+    assert set(entry) == {
+        "status",
+        "userPrompt",
+        "response",
+        "submittedAt",
+        "completedAt",
+        "events",
+    }
 
 
 def test_service_executor_and_model_override_the_request(make_fake_rebyte):
@@ -1639,9 +1932,10 @@ def test_submitted_equals_completed_from_the_start(make_fake_rebyte):
     call(server, "POST", f"/tasks/{task_id}/cancel")
 
 
-@pytest.mark.parametrize(("shape", "status", "body"), [
-    ("status", 200, "status"), ("empty", 200, {}), ("ok", 200, {"ok": True}),
-    ("204", 204, None)])
+@pytest.mark.parametrize(
+    ("shape", "status", "body"),
+    [("status", 200, "status"), ("empty", 200, {}), ("ok", 200, {"ok": True}), ("204", 204, None)],
+)
 def test_cancel_answer_shapes(make_fake_rebyte, shape, status, body):
     server = make_fake_rebyte(cancel_answer=shape)
     task_id = create_task(server, "Long [duration=5]")["id"]
@@ -1659,8 +1953,9 @@ def test_cancel_answer_shapes(make_fake_rebyte, shape, status, body):
 def test_artifact_upload_wrapper_knob(make_fake_rebyte, wrapper):
     server = make_fake_rebyte(artifact_upload_wrapper=wrapper)
     server.add_artifact("ws-w", "seed.txt", data=b"s")
-    response = call(server, "POST", "/workspaces/ws-w/artifacts",
-                    files=[("file", ("a.txt", b"abc"))])
+    response = call(
+        server, "POST", "/workspaces/ws-w/artifacts", files=[("file", ("a.txt", b"abc"))]
+    )
     assert response.status_code == 201
     made = response.json() if wrapper == "bare" else response.json()[wrapper]
     assert isinstance(made, list) and made[0]["filename"] == "a.txt"
@@ -1671,8 +1966,9 @@ def test_artifact_upload_wrapper_knob(make_fake_rebyte, wrapper):
 def test_upload_url_and_public_key_field_knobs(make_fake_rebyte):
     server = make_fake_rebyte(upload_url_field="url", public_key_field="key")
     server.add_artifact("ws-u", "seed.txt", data=b"s")
-    slot = call(server, "POST", "/workspaces/ws-u/artifacts/upload-url",
-                json={"filename": "b.bin"}).json()
+    slot = call(
+        server, "POST", "/workspaces/ws-u/artifacts/upload-url", json={"filename": "b.bin"}
+    ).json()
     assert set(slot) == {"url", "filename", "expiresAt"}
     assert requests.put(slot["url"], data=b"bytes", timeout=TIMEOUT).status_code == 200
     assert server.artifact_bytes("ws-u", "b.bin") == b"bytes"
@@ -1695,26 +1991,39 @@ def test_unknown_field_knob_marks_every_json_object(make_fake_rebyte):
     server = make_fake_rebyte(prompt_duration=0.1, unknown_field=True)
     created = create_task(server)
     stream = stream_events(server, created["id"])
-    answers = [created, get_task(server, created["id"]), call(server, "GET", "/tasks").json(),
-               content_of(server, created["id"], include="events"),
-               call(server, "GET", "/tasks/nope").json(),
-               call(server, "GET", "/tasks", key="rbk_wrong").json(),
-               *[data for _, data in stream.messages]]
+    answers = [
+        created,
+        get_task(server, created["id"]),
+        call(server, "GET", "/tasks").json(),
+        content_of(server, created["id"], include="events"),
+        call(server, "GET", "/tasks/nope").json(),
+        call(server, "GET", "/tasks", key="rbk_wrong").json(),
+        *[data for _, data in stream.messages],
+    ]
     objects = [item for answer in answers for item in _objects(answer)]
     assert len(objects) > 30 and all(item.get("x_unknown") == 1 for item in objects)
     server.configure(unknown_field=False)
-    answers = [get_task(server, created["id"]), *[d for _, d in stream_events(
-        server, created["id"]).messages]]
+    answers = [
+        get_task(server, created["id"]),
+        *[d for _, d in stream_events(server, created["id"]).messages],
+    ]
     assert not any("x_unknown" in item for answer in answers for item in _objects(answer))
 
 
 def test_new_knob_values_are_checked(fake_rebyte):
-    for knob, value in [("done_status_words", "words"), ("cancel_answer", "200"),
-                        ("artifact_upload_wrapper", "files"), ("upload_url_field", "href"),
-                        ("public_key_field", "pem"), ("task_read_lag", -1),
-                        ("final_result_delay", float("nan")), ("task_view_extras", "yes"),
-                        ("events_route", 0), ("service_executor", ""),
-                        ("service_model", 5)]:
+    for knob, value in [
+        ("done_status_words", "words"),
+        ("cancel_answer", "200"),
+        ("artifact_upload_wrapper", "files"),
+        ("upload_url_field", "href"),
+        ("public_key_field", "pem"),
+        ("task_read_lag", -1),
+        ("final_result_delay", float("nan")),
+        ("task_view_extras", "yes"),
+        ("events_route", 0),
+        ("service_executor", ""),
+        ("service_model", 5),
+    ]:
         with pytest.raises(ValueError):
             fake_rebyte.configure(**{knob: value})
 
@@ -1728,20 +2037,52 @@ def test_command_line_has_each_shape_knob_with_the_constructor_default():
     defaults = vars(_parse_args([]))
     for name, default in _CLI_SHAPE_KNOBS.items():
         assert parameters[name].default == default == defaults[name], name
-    flipped = vars(_parse_args([
-        "--task-view-extras", "--list-status", "--done-status-words", "task",
-        "--task-read-lag", "2", "--no-events-route", "--final-result-delay", "1.5",
-        "--empty-final-result", "--no-content-prompt-ids", "--service-executor", "codex",
-        "--service-model", "gpt-5.4", "--submitted-equals-completed", "--webhook-dedupe",
-        "--cancel-answer", "204", "--artifact-upload-wrapper", "bare",
-        "--upload-url-field", "url", "--public-key-field", "key", "--unknown-field"]))
+    flipped = vars(
+        _parse_args(
+            [
+                "--task-view-extras",
+                "--list-status",
+                "--done-status-words",
+                "task",
+                "--task-read-lag",
+                "2",
+                "--no-events-route",
+                "--final-result-delay",
+                "1.5",
+                "--empty-final-result",
+                "--no-content-prompt-ids",
+                "--service-executor",
+                "codex",
+                "--service-model",
+                "gpt-5.4",
+                "--submitted-equals-completed",
+                "--webhook-dedupe",
+                "--cancel-answer",
+                "204",
+                "--artifact-upload-wrapper",
+                "bare",
+                "--upload-url-field",
+                "url",
+                "--public-key-field",
+                "key",
+                "--unknown-field",
+            ]
+        )
+    )
     assert all(flipped[name] != default for name, default in _CLI_SHAPE_KNOBS.items())
 
 
 def test_command_line_shape_knobs_reach_the_server():
-    process, base_url = _start_cli("--prompt-duration", "0.1", "--task-view-extras",
-                                   "--no-events-route", "--cancel-answer", "ok",
-                                   "--done-status-words", "task")
+    process, base_url = _start_cli(
+        "--prompt-duration",
+        "0.1",
+        "--task-view-extras",
+        "--no-events-route",
+        "--cancel-answer",
+        "ok",
+        "--done-status-words",
+        "task",
+    )
     try:
         server = type("Cli", (), {"base_url": base_url})
         task = create_task(server)

@@ -79,10 +79,27 @@ def self_signed(tmp_path):
         pytest.skip("needs the openssl command")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return str(cert), str(key)
 
@@ -202,7 +219,11 @@ def run_limited(args, env, *, memory: int, timeout: float):
 
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "rebyte_cli.py"), *args],
-        env=env, capture_output=True, text=True, timeout=timeout, preexec_fn=limit,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit,
     )
 
 
@@ -219,8 +240,9 @@ def test_a_huge_answer_is_refused_at_the_cap(make_hostile_server, mode):
 def test_cli_memory_stays_bounded_on_a_huge_answer(make_hostile_server, mode):
     server = make_hostile_server(mode, max_bytes=1 << 30)
     with Timer() as timer:
-        result = run_limited(["get", "task-1"], cli_env(server.base_url, KEY),
-                             memory=768 * 1024 * 1024, timeout=60)
+        result = run_limited(
+            ["get", "task-1"], cli_env(server.base_url, KEY), memory=768 * 1024 * 1024, timeout=60
+        )
     assert result.returncode == EXIT_NETWORK, result.stderr
     assert "larger than" in result.stderr and "Traceback" not in result.stderr
     assert timer.elapsed < 30
@@ -238,9 +260,7 @@ def test_a_call_abandoned_at_its_deadline_closes_its_connection(make_hostile_ser
     assert not server._connections, "the abandoned request kept reading"
 
 
-def test_an_upload_whose_answer_trickles_ends_after_the_read_timeout(
-    make_hostile_server, tmp_path
-):
+def test_an_upload_whose_answer_trickles_ends_after_the_read_timeout(make_hostile_server, tmp_path):
     server = make_hostile_server("put-trickle", lifetime=40)
     path = tmp_path / "data.csv"
     path.write_bytes(b"x" * 300_000)
@@ -248,8 +268,9 @@ def test_an_upload_whose_answer_trickles_ends_after_the_read_timeout(
         client_for(server.base_url, read_timeout=2).upload_file(path)
     assert timer.elapsed < 6
     with Timer() as timer:
-        result = cli(server.base_url, "upload", str(path), REBYTE_READ_TIMEOUT="2",
-                     REBYTE_MAX_RETRIES="0")
+        result = cli(
+            server.base_url, "upload", str(path), REBYTE_READ_TIMEOUT="2", REBYTE_MAX_RETRIES="0"
+        )
     assert result.returncode == EXIT_NETWORK, result.stderr
     assert timer.elapsed < 10
 
@@ -299,7 +320,7 @@ def test_a_4_mib_event_line_is_read_quickly(make_hostile_server):
 def test_the_line_splitter_is_linear():
     size = 1536 * 1024  # a quadratic splitter takes 10 s here
     data = b"data: " + b"x" * size + b"\n\n"
-    pieces = (data[i:i + 1] for i in range(len(data)))  # the worst case: a byte at a time
+    pieces = (data[i : i + 1] for i in range(len(data)))  # the worst case: a byte at a time
     with Timer() as timer:
         lines = [line for line in rc._sse_lines(pieces) if line is not None]
     assert timer.elapsed < 4
@@ -340,8 +361,16 @@ def test_cli_list_all_stops_when_pages_never_end(make_hostile_server):
 
 
 def no_proxy_env(monkeypatch) -> None:
-    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY",
-                 "https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "NO_PROXY",
+        "no_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -354,8 +383,15 @@ def test_loopback_never_goes_through_the_environments_proxy(make_hostile_server,
     task = client_for(server.base_url).get_task("task-1")
     assert task["id"] == "task-1"
     assert proxy.requests == []
-    env = cli_env(server.base_url, KEY, HTTP_PROXY=proxy.origin, http_proxy=proxy.origin,
-                  ALL_PROXY=proxy.origin, NO_PROXY="", no_proxy="")
+    env = cli_env(
+        server.base_url,
+        KEY,
+        HTTP_PROXY=proxy.origin,
+        http_proxy=proxy.origin,
+        ALL_PROXY=proxy.origin,
+        NO_PROXY="",
+        no_proxy="",
+    )
     result = run_cli("get", "task-1", env=env)
     assert result.returncode == 0, result.stderr
     assert proxy.requests == []
@@ -366,7 +402,8 @@ def test_https_proxy_still_applies_to_a_remote_api(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.test:3128")
     client = rc.RebyteClient(KEY, base_url="https://api.rebyte.ai/v1")
     assert client._proxies_for("https://api.rebyte.ai/v1/tasks")["https"] == (
-        "http://proxy.corp.test:3128")
+        "http://proxy.corp.test:3128"
+    )
     assert client._proxies_for("http://127.0.0.1:9/v1/tasks") == {}
     monkeypatch.setenv("NO_PROXY", "rebyte.ai")
     assert not client._proxies_for("https://api.rebyte.ai/v1/tasks")
@@ -384,8 +421,9 @@ def test_netrc_credentials_are_never_sent(make_hostile_server, monkeypatch, tmp_
     client = client_for(server.base_url)
     client.get_task("task-1")
     client.upload_file(data)
-    result = run_cli("upload", str(data), env=cli_env(server.base_url, KEY, HOME=str(tmp_path),
-                                                      NETRC=str(netrc)))
+    result = run_cli(
+        "upload", str(data), env=cli_env(server.base_url, KEY, HOME=str(tmp_path), NETRC=str(netrc))
+    )
     assert result.returncode == 0, result.stderr
     assert {method for method, _, _ in server.requests} >= {"GET", "POST", "PUT"}
     for _, _, headers in server.requests:
@@ -440,8 +478,9 @@ def test_watch_json_keeps_events_without_seq_or_event_key(make_hostile_server):
     server = make_hostile_server("events-no-key")
     result = cli(server.base_url, "watch", "task-1", "--json", "--wait-timeout", "10")
     assert result.returncode == 0, result.stderr
-    texts = [line["payload"]["text"] for line in result.json_lines()
-             if line.get("eventType") == "text"]
+    texts = [
+        line["payload"]["text"] for line in result.json_lines() if line.get("eventType") == "text"
+    ]
     assert texts == ["one", "two", "three"]
 
 
@@ -459,7 +498,8 @@ EXIT_AUTH = 3
 
 
 @pytest.mark.parametrize(
-    "key", [KEY + "\u200b", KEY[:8] + "\u2028" + KEY[8:], KEY + "\U0001f511", KEY + "\udcff"],
+    "key",
+    [KEY + "\u200b", KEY[:8] + "\u2028" + KEY[8:], KEY + "\U0001f511", KEY + "\udcff"],
     ids=["zero-width-space", "line-separator", "emoji", "non-utf8-byte"],
 )
 def test_an_api_key_with_odd_characters_exits_3(make_hostile_server, key):
@@ -476,8 +516,9 @@ def test_an_endless_prompt_file_is_refused_in_bounded_memory(make_hostile_server
     server = make_hostile_server("events-no-key")
     env = cli_env(server.base_url, KEY)
     with Timer() as timer:
-        result = run_limited(["create", "--prompt-file", "/dev/zero"], env,
-                             memory=512 * 1024 * 1024, timeout=30)
+        result = run_limited(
+            ["create", "--prompt-file", "/dev/zero"], env, memory=512 * 1024 * 1024, timeout=30
+        )
     assert result.returncode == EXIT_USAGE, result.stderr
     assert "larger than" in result.stderr and "Traceback" not in result.stderr
     assert timer.elapsed < 15
@@ -490,9 +531,19 @@ def test_an_endless_prompt_on_stdin_is_refused(make_hostile_server):
     server = make_hostile_server("events-no-key")
     with open("/dev/zero", "rb") as zero, Timer() as timer:
         completed = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "rebyte_cli.py"), "create",
-             "--prompt-file", "-"], stdin=zero, capture_output=True, text=True,
-            env=cli_env(server.base_url, KEY), timeout=30)
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "rebyte_cli.py"),
+                "create",
+                "--prompt-file",
+                "-",
+            ],
+            stdin=zero,
+            capture_output=True,
+            text=True,
+            env=cli_env(server.base_url, KEY),
+            timeout=30,
+        )
     assert completed.returncode == EXIT_USAGE, completed.stderr
     assert "larger than" in completed.stderr
     assert timer.elapsed < 15
@@ -501,8 +552,12 @@ def test_an_endless_prompt_on_stdin_is_refused(make_hostile_server):
 def test_an_endless_batch_file_is_refused_in_bounded_memory(make_hostile_server):
     server = make_hostile_server("events-no-key")
     with Timer() as timer:
-        result = run_limited(["batch", "/dev/zero"], cli_env(server.base_url, KEY),
-                             memory=512 * 1024 * 1024, timeout=30)
+        result = run_limited(
+            ["batch", "/dev/zero"],
+            cli_env(server.base_url, KEY),
+            memory=512 * 1024 * 1024,
+            timeout=30,
+        )
     assert result.returncode == EXIT_USAGE, result.stderr
     assert "larger than" in result.stderr
     assert timer.elapsed < 15
@@ -529,8 +584,12 @@ def test_a_yaml_alias_bomb_in_a_batch_file_is_refused(make_hostile_server, tmp_p
     path = tmp_path / "bomb.yaml"
     path.write_text(YAML_BOMB)
     with Timer() as timer:
-        result = run_limited(["batch", str(path)], cli_env(server.base_url, KEY),
-                             memory=512 * 1024 * 1024, timeout=60)
+        result = run_limited(
+            ["batch", str(path)],
+            cli_env(server.base_url, KEY),
+            memory=512 * 1024 * 1024,
+            timeout=60,
+        )
     assert result.returncode == EXIT_USAGE, result.stderr
     assert "YAML aliases are not allowed" in result.stderr
     assert timer.elapsed < 15
@@ -616,17 +675,25 @@ def test_json_output_survives_an_ascii_stdout(make_fake_rebyte):
 def start(args, env):
     import subprocess
 
-    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "rebyte_cli.py"), *args],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "rebyte_cli.py"), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-@pytest.mark.parametrize("mode, args, expect", [
-    ("done-disagrees", ["wait", "task-1", "--timeout", "30"], "task task-1 keeps running"),
-    ("sse-no-blank", ["watch", "task-1", "--wait-timeout", "30"], "task task-1 keeps running"),
-    ("json-trickle", ["create", "-p", "hi"], "may exist anyway"),
-])
+@pytest.mark.parametrize(
+    "mode, args, expect",
+    [
+        ("done-disagrees", ["wait", "task-1", "--timeout", "30"], "task task-1 keeps running"),
+        ("sse-no-blank", ["watch", "task-1", "--wait-timeout", "30"], "task task-1 keeps running"),
+        ("json-trickle", ["create", "-p", "hi"], "may exist anyway"),
+    ],
+)
 def test_a_signal_is_handled_like_ctrl_c(make_hostile_server, signame, mode, args, expect):
     import signal
 

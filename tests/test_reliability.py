@@ -64,8 +64,14 @@ def assert_no_key(*texts: str) -> None:
         assert not leaks(text), f"the key shows in: {text[:300]!r}"
 
 
-def cli(*args: str, base_url: Optional[str] = None, api_key: Optional[str] = KEY, env=None,
-        timeout: float = 60, **extra_env: str) -> CliResult:
+def cli(
+    *args: str,
+    base_url: Optional[str] = None,
+    api_key: Optional[str] = KEY,
+    env=None,
+    timeout: float = 60,
+    **extra_env: str,
+) -> CliResult:
     """run_cli with the canary key; the result is checked for the key and kept for the audit."""
     if env is None:
         env = cli_env(base_url, api_key, **extra_env)
@@ -153,16 +159,24 @@ def test_session_of_100_calls_under_30_percent_faults_creates_nothing_twice(
     make_server, tmp_path, caplog
 ):
     caplog.set_level(logging.DEBUG, logger="rebyte")
-    server = make_server(prompt_duration=0.1, seed=20240611, fault_rate=0.33,
-                         fault_kinds=TRANSIENT_FAULTS, fault_routes=SAFE_ROUTES,
-                         retry_after="0")
+    server = make_server(
+        prompt_duration=0.1,
+        seed=20240611,
+        fault_rate=0.33,
+        fault_kinds=TRANSIENT_FAULTS,
+        fault_routes=SAFE_ROUTES,
+        retry_after="0",
+    )
     client = client_for(server, max_retries=8)
     plan = random.Random(7)
     # One scripted fault of each kind first, so that every kind shows whatever the timing.
-    for method, route, fault in (("PUT", r"/upload/.*", "reset"), ("POST", r"/v1/files", "429"),
-                                 ("GET", r"/v1/tasks/[^/]+", "502-html"),
-                                 ("PATCH", r"/v1/tasks/[^/]+/visibility", "503-html"),
-                                 ("DELETE", r"/v1/tasks/[^/]+", "reset")):
+    for method, route, fault in (
+        ("PUT", r"/upload/.*", "reset"),
+        ("POST", r"/v1/files", "429"),
+        ("GET", r"/v1/tasks/[^/]+", "502-html"),
+        ("PATCH", r"/v1/tasks/[^/]+/visibility", "503-html"),
+        ("DELETE", r"/v1/tasks/[^/]+", "reset"),
+    ):
         server.inject(method, route, fault)
     calls = creates = follow_ups = 0
     created_ids, prompt_ids, deleted = [], [], []
@@ -201,8 +215,7 @@ def test_session_of_100_calls_under_30_percent_faults_creates_nothing_twice(
         prompt_id = client.follow_up(task["id"], f"Follow-up {number}")["promptId"]
         calls, follow_ups = calls + 1, follow_ups + 1
         prompt_ids.append(prompt_id)
-        done = client.wait_for_task(task["id"], prompt_id=prompt_id, timeout=30,
-                                    poll_interval=0.05)
+        done = client.wait_for_task(task["id"], prompt_id=prompt_id, timeout=30, poll_interval=0.05)
         calls += 1
         assert [p["status"] for p in done["prompts"] if p["id"] == prompt_id] == ["succeeded"]
         assert client.get_result(task["id"]) == f"Result for: Follow-up {number}"
@@ -246,26 +259,48 @@ def test_session_of_100_calls_under_30_percent_faults_creates_nothing_twice(
 
 
 def test_cli_commands_ride_out_transient_faults(make_server, tmp_path):
-    server = make_server(prompt_duration=0.1, seed=3, fault_rate=0.3,
-                         fault_kinds=TRANSIENT_FAULTS, fault_routes=SAFE_ROUTES,
-                         retry_after="0")
+    server = make_server(
+        prompt_duration=0.1,
+        seed=3,
+        fault_rate=0.3,
+        fault_kinds=TRANSIENT_FAULTS,
+        fault_routes=SAFE_ROUTES,
+        retry_after="0",
+    )
     env = cli_env(server.base_url, KEY)
     retries = ("--max-retries", "8")
     upload_path = tmp_path / "notes.txt"
     upload_path.write_text("some notes\n")
 
     server.inject("POST", CREATE_ROUTE, "429", count=2)
-    created = cli("create", "-p", "Hello under faults", "--file", str(upload_path), *retries,
-                  env=env)
+    created = cli(
+        "create", "-p", "Hello under faults", "--file", str(upload_path), *retries, env=env
+    )
     assert created.returncode == 0, created.stderr
     task_id = created.json()["id"]
     server.inject("POST", PROMPTS_ROUTE, "429")
     results = [created]
-    results.append(cli("follow-up", task_id, "-p", "And again", "--wait", "--interval", "0.1",
-                       *retries, env=env))
-    side_by_side = (["get", task_id], ["list", "--limit", "3"], ["-v", "share", task_id],
-                    ["upload", str(upload_path)], ["wait", task_id, "--interval", "0.1"],
-                    ["result", task_id])
+    results.append(
+        cli(
+            "follow-up",
+            task_id,
+            "-p",
+            "And again",
+            "--wait",
+            "--interval",
+            "0.1",
+            *retries,
+            env=env,
+        )
+    )
+    side_by_side = (
+        ["get", task_id],
+        ["list", "--limit", "3"],
+        ["-v", "share", task_id],
+        ["upload", str(upload_path)],
+        ["wait", task_id, "--interval", "0.1"],
+        ["result", task_id],
+    )
     with ThreadPoolExecutor(max_workers=len(side_by_side)) as pool:
         results += pool.map(lambda args: cli(*args, *retries, env=env), side_by_side)
     results.append(cli("delete", task_id, "--yes", *retries, env=env))
@@ -316,8 +351,15 @@ def test_follow_up_with_unknown_outcome_is_sent_once(server, fault, after):
 @pytest.mark.parametrize("fault", ["502", "reset"])
 def test_cli_create_with_unknown_outcome_exits_6_and_says_how_to_check(server, fault):
     server.inject("POST", CREATE_ROUTE, fault, after=True)
-    result = cli("create", "-p", "Build the thing", "--max-retries", "6", "--no-progress",
-                 base_url=server.base_url)
+    result = cli(
+        "create",
+        "-p",
+        "Build the thing",
+        "--max-retries",
+        "6",
+        "--no-progress",
+        base_url=server.base_url,
+    )
     line = assert_one_error_line(result, 6, says="may have been created")
     assert "rebyte_cli.py list" in line
     assert result.stdout == ""
@@ -329,8 +371,9 @@ def test_cli_create_with_unknown_outcome_exits_6_and_says_how_to_check(server, f
 def test_cli_follow_up_with_unknown_outcome_exits_6(server):
     task = make_task(server)
     server.inject("POST", PROMPTS_ROUTE, "502-html", after=True)
-    result = cli("follow-up", task["id"], "-p", "More", "--max-retries", "6",
-                 base_url=server.base_url)
+    result = cli(
+        "follow-up", task["id"], "-p", "More", "--max-retries", "6", base_url=server.base_url
+    )
     assert_one_error_line(result, 6, says=f"may have been sent.*get {task['id']}")
     assert len(server.requests("POST", PROMPTS_ROUTE)) == 1 and server.prompts_created == 1
 
@@ -534,8 +577,10 @@ def on_get(fault: str, count: int = 1):
 
 def env_with(base_url="server", api_key=KEY):
     def make(ctx: Ctx) -> dict:
-        return {"base_url": ctx.server.base_url if base_url == "server" else base_url,
-                "api_key": api_key}
+        return {
+            "base_url": ctx.server.base_url if base_url == "server" else base_url,
+            "api_key": api_key,
+        }
 
     return make
 
@@ -547,39 +592,110 @@ def batch_file(content: str):
 LONG_PROMPT = "y" * 100_001
 BATTERY = [
     # keys: missing, empty, malformed, rejected
-    Case("key-missing", lambda c: ["list"], 3, "no API key.*REBYTE_API_KEY",
-         env=env_with(api_key=None)),
+    Case(
+        "key-missing",
+        lambda c: ["list"],
+        3,
+        "no API key.*REBYTE_API_KEY",
+        env=env_with(api_key=None),
+    ),
     Case("key-empty", lambda c: ["list"], 3, "no API key", env=env_with(api_key="")),
     Case("key-whitespace", lambda c: ["list"], 3, "no API key", env=env_with(api_key="  \t ")),
-    Case("key-with-space", lambda c: ["get", "t1"], 3, "spaces or control",
-         env=env_with(api_key="rbk_SECRET canary")),
-    Case("key-rejected", lambda c: ["list"], 3, "refused the key.*REBYTE_API_KEY", sends=True,
-         env=env_with(api_key=WRONG_KEY)),
-    Case("key-rejected-on-get", lambda c: ["get", "t1", "--max-retries", "5"], 3,
-         "refused the key", sends=True, env=env_with(api_key=WRONG_KEY)),
+    Case(
+        "key-with-space",
+        lambda c: ["get", "t1"],
+        3,
+        "spaces or control",
+        env=env_with(api_key="rbk_SECRET canary"),
+    ),
+    Case(
+        "key-rejected",
+        lambda c: ["list"],
+        3,
+        "refused the key.*REBYTE_API_KEY",
+        sends=True,
+        env=env_with(api_key=WRONG_KEY),
+    ),
+    Case(
+        "key-rejected-on-get",
+        lambda c: ["get", "t1", "--max-retries", "5"],
+        3,
+        "refused the key",
+        sends=True,
+        env=env_with(api_key=WRONG_KEY),
+    ),
     # plain http:// off loopback
-    Case("http-public-host", lambda c: ["list"], 3, "refusing plain http://.*https://",
-         env=env_with(base_url="http://api.rebyte.ai/v1")),
-    Case("http-private-ip", lambda c: ["get", "t1"], 3, "refusing plain http://",
-         env=env_with(base_url="http://10.0.0.7:8080/v1")),
-    Case("http-loopback-lookalike", lambda c: ["list"], 3, "refusing plain http://",
-         env=env_with(base_url="http://127.0.0.1.nip.io/v1")),
-    Case("http-ipv6", lambda c: ["list", "--base-url", "http://[2001:db8::1]/v1"], 3,
-         "refusing plain http://"),
+    Case(
+        "http-public-host",
+        lambda c: ["list"],
+        3,
+        "refusing plain http://.*https://",
+        env=env_with(base_url="http://api.rebyte.ai/v1"),
+    ),
+    Case(
+        "http-private-ip",
+        lambda c: ["get", "t1"],
+        3,
+        "refusing plain http://",
+        env=env_with(base_url="http://10.0.0.7:8080/v1"),
+    ),
+    Case(
+        "http-loopback-lookalike",
+        lambda c: ["list"],
+        3,
+        "refusing plain http://",
+        env=env_with(base_url="http://127.0.0.1.nip.io/v1"),
+    ),
+    Case(
+        "http-ipv6",
+        lambda c: ["list", "--base-url", "http://[2001:db8::1]/v1"],
+        3,
+        "refusing plain http://",
+    ),
     # malformed base URLs
-    Case("url-not-a-url", lambda c: ["list"], 3, "malformed base URL",
-         env=env_with(base_url="not a url")),
-    Case("url-ftp", lambda c: ["list"], 3, "malformed base URL",
-         env=env_with(base_url="ftp://api.rebyte.ai/v1")),
+    Case(
+        "url-not-a-url",
+        lambda c: ["list"],
+        3,
+        "malformed base URL",
+        env=env_with(base_url="not a url"),
+    ),
+    Case(
+        "url-ftp",
+        lambda c: ["list"],
+        3,
+        "malformed base URL",
+        env=env_with(base_url="ftp://api.rebyte.ai/v1"),
+    ),
     Case("url-no-host", lambda c: ["list", "--base-url", "https://"], 3, "malformed base URL"),
-    Case("url-bad-port", lambda c: ["list"], 3, "malformed base URL",
-         env=env_with(base_url="http://127.0.0.1:99999/v1")),
-    Case("url-query", lambda c: ["list"], 3, "query",
-         env=env_with(base_url="https://api.rebyte.ai/v1?debug=1")),
-    Case("url-key-as-password", lambda c: ["list"], 3, "credentials",
-         env=env_with(base_url=f"https://me:{KEY}@api.rebyte.ai/v1")),
-    Case("url-key-in-query", lambda c: ["list"], 3, "query",
-         env=env_with(base_url=f"https://api.rebyte.ai/v1?api_key={KEY}")),
+    Case(
+        "url-bad-port",
+        lambda c: ["list"],
+        3,
+        "malformed base URL",
+        env=env_with(base_url="http://127.0.0.1:99999/v1"),
+    ),
+    Case(
+        "url-query",
+        lambda c: ["list"],
+        3,
+        "query",
+        env=env_with(base_url="https://api.rebyte.ai/v1?debug=1"),
+    ),
+    Case(
+        "url-key-as-password",
+        lambda c: ["list"],
+        3,
+        "credentials",
+        env=env_with(base_url=f"https://me:{KEY}@api.rebyte.ai/v1"),
+    ),
+    Case(
+        "url-key-in-query",
+        lambda c: ["list"],
+        3,
+        "query",
+        env=env_with(base_url=f"https://api.rebyte.ai/v1?api_key={KEY}"),
+    ),
     # task ids: unknown, path-like (escaped as one segment: 404), impossible (refused locally)
     Case("id-unknown", lambda c: ["get", "no-such-task"], 4, "not found.*list", sends=True),
     Case("id-dotdot-files", lambda c: ["get", "../files"], 4, "not found", sends=True),
@@ -597,41 +713,90 @@ BATTERY = [
     # prompts
     Case("prompt-empty", lambda c: ["create", "-p", ""], 2, "prompt is empty"),
     Case("prompt-whitespace", lambda c: ["create", "-p", " \n\t  "], 2, "prompt is empty"),
-    Case("prompt-whitespace-follow-up", lambda c: ["follow-up", "t1", "-p", "   "], 2,
-         "prompt is empty"),
-    Case("prompt-too-long", lambda c: ["create", "--prompt-file",
-                                        c.file("long.txt", LONG_PROMPT.encode())], 2,
-         "100,001 characters.*100,000"),
+    Case(
+        "prompt-whitespace-follow-up",
+        lambda c: ["follow-up", "t1", "-p", "   "],
+        2,
+        "prompt is empty",
+    ),
+    Case(
+        "prompt-too-long",
+        lambda c: ["create", "--prompt-file", c.file("long.txt", LONG_PROMPT.encode())],
+        2,
+        "100,001 characters.*100,000",
+    ),
     Case("prompt-missing-option", lambda c: ["create"], 2, "--prompt"),
-    Case("prompt-file-missing", lambda c: ["create", "--prompt-file", str(c.tmp / "nope.txt")],
-         2, "no such prompt file"),
-    Case("prompt-file-directory", lambda c: ["create", "--prompt-file", str(c.tmp)], 2,
-         "directory"),
-    Case("prompt-file-unreadable", lambda c: ["create", "--prompt-file",
-                                               unreadable(c, "locked.txt")], 2, "cannot read",
-         skip_if=readable_anyway("locked.txt")),
-    Case("prompt-file-not-utf8", lambda c: ["follow-up", "t1", "--prompt-file",
-                                             c.file("latin1.txt", "café\xff".encode("latin-1"))],
-         2, "not UTF-8"),
+    Case(
+        "prompt-file-missing",
+        lambda c: ["create", "--prompt-file", str(c.tmp / "nope.txt")],
+        2,
+        "no such prompt file",
+    ),
+    Case(
+        "prompt-file-directory", lambda c: ["create", "--prompt-file", str(c.tmp)], 2, "directory"
+    ),
+    Case(
+        "prompt-file-unreadable",
+        lambda c: ["create", "--prompt-file", unreadable(c, "locked.txt")],
+        2,
+        "cannot read",
+        skip_if=readable_anyway("locked.txt"),
+    ),
+    Case(
+        "prompt-file-not-utf8",
+        lambda c: [
+            "follow-up",
+            "t1",
+            "--prompt-file",
+            c.file("latin1.txt", "café\xff".encode("latin-1")),
+        ],
+        2,
+        "not UTF-8",
+    ),
     # upload paths
     Case("upload-missing", lambda c: ["upload", str(c.tmp / "missing.csv")], 2, "no such file"),
     Case("upload-directory", lambda c: ["upload", str(c.tmp)], 2, "not a regular file"),
-    Case("upload-unreadable", lambda c: ["upload", unreadable(c, "locked.bin")], 2,
-         "not readable", skip_if=readable_anyway("locked.bin")),
-    Case("upload-name-too-long", lambda c: ["upload", str(c.tmp / ("n" * 252 + ".csv"))], 2,
-         "256 characters.*255"),
-    Case("upload-one-good-one-missing", lambda c: ["upload", c.file("ok.txt"),
-                                                    str(c.tmp / "gone.txt")], 2,
-         "no such file"),
-    Case("create-file-missing", lambda c: ["create", "-p", "hi", "--file",
-                                           str(c.tmp / "gone.txt")], 2, "no such file"),
-    Case("file-ref-malformed", lambda c: ["create", "-p", "hi", "--file-ref", "no-colon"], 2,
-         "ID:FILENAME"),
+    Case(
+        "upload-unreadable",
+        lambda c: ["upload", unreadable(c, "locked.bin")],
+        2,
+        "not readable",
+        skip_if=readable_anyway("locked.bin"),
+    ),
+    Case(
+        "upload-name-too-long",
+        lambda c: ["upload", str(c.tmp / ("n" * 252 + ".csv"))],
+        2,
+        "256 characters.*255",
+    ),
+    Case(
+        "upload-one-good-one-missing",
+        lambda c: ["upload", c.file("ok.txt"), str(c.tmp / "gone.txt")],
+        2,
+        "no such file",
+    ),
+    Case(
+        "create-file-missing",
+        lambda c: ["create", "-p", "hi", "--file", str(c.tmp / "gone.txt")],
+        2,
+        "no such file",
+    ),
+    Case(
+        "file-ref-malformed",
+        lambda c: ["create", "-p", "hi", "--file-ref", "no-colon"],
+        2,
+        "ID:FILENAME",
+    ),
     # visibility, limit, offset
-    Case("visibility-unknown", lambda c: ["share", "t1", "--visibility", "everyone"], 2,
-         "invalid choice"),
-    Case("visibility-case", lambda c: ["share", "t1", "--visibility", "PUBLIC"], 2,
-         "invalid choice"),
+    Case(
+        "visibility-unknown",
+        lambda c: ["share", "t1", "--visibility", "everyone"],
+        2,
+        "invalid choice",
+    ),
+    Case(
+        "visibility-case", lambda c: ["share", "t1", "--visibility", "PUBLIC"], 2, "invalid choice"
+    ),
     Case("limit-zero", lambda c: ["list", "--limit", "0"], 2, "from 1 to 100"),
     Case("limit-over", lambda c: ["list", "--limit", "101"], 2, "from 1 to 100"),
     Case("limit-word", lambda c: ["list", "--limit", "ten"], 2, "not a whole number"),
@@ -639,52 +804,135 @@ BATTERY = [
     Case("offset-fraction", lambda c: ["list", "--offset", "1.5"], 2, "not a whole number"),
     Case("timeout-zero", lambda c: ["get", "t1", "--timeout", "0"], 2, "more than 0"),
     # GitHub references
-    Case("github-words", lambda c: ["create", "-p", "hi", "--github-url", "not a repo"], 2,
-         "not a GitHub repository"),
-    Case("github-other-host", lambda c: ["create", "-p", "hi", "--github-url",
-                                         "https://gitlab.com/a/b"], 2, "not a GitHub"),
-    Case("github-dotdot", lambda c: ["create", "-p", "hi", "--github-url", "owner/.."], 2,
-         "not a GitHub"),
-    Case("github-three-parts", lambda c: ["create", "-p", "hi", "--dry-run", "--github-url",
-                                          "a/b/c"], 2, "not a GitHub"),
+    Case(
+        "github-words",
+        lambda c: ["create", "-p", "hi", "--github-url", "not a repo"],
+        2,
+        "not a GitHub repository",
+    ),
+    Case(
+        "github-other-host",
+        lambda c: ["create", "-p", "hi", "--github-url", "https://gitlab.com/a/b"],
+        2,
+        "not a GitHub",
+    ),
+    Case(
+        "github-dotdot",
+        lambda c: ["create", "-p", "hi", "--github-url", "owner/.."],
+        2,
+        "not a GitHub",
+    ),
+    Case(
+        "github-three-parts",
+        lambda c: ["create", "-p", "hi", "--dry-run", "--github-url", "a/b/c"],
+        2,
+        "not a GitHub",
+    ),
     # server answers that are not what the contract promises
-    Case("answer-html-200", lambda c: ["get", "t1"], 6, "HTML page", sends=True,
-         setup=on_get("html-200")),
-    Case("answer-empty-200", lambda c: ["get", "t1"], 6, "empty body", sends=True,
-         setup=on_get("empty-200")),
-    Case("answer-truncated-json", lambda c: ["get", "t1"], 6, "expected JSON", sends=True,
-         setup=on_get("truncated-json")),
-    Case("answer-wrong-shape", lambda c: ["get", "t1"], 6, "lacks id", sends=True,
-         setup=on_get("wrong-shape")),
-    Case("answer-204", lambda c: ["get", "t1"], 6, "empty body", sends=True,
-         setup=on_get("204")),
-    Case("answer-short-body", lambda c: ["get", "t1", "--max-retries", "1"], 6, "cut off",
-         sends=True, setup=on_get("short-body", count=5)),
-    Case("answer-502-html", lambda c: ["get", "t1", "--max-retries", "0"], 6,
-         "502.*HTML page.*try again", sends=True, setup=on_get("502-html")),
-    Case("answer-list-wrong-shape", lambda c: ["list"], 6, "lacks data", sends=True,
-         setup=lambda c: c.server.inject("GET", r"/v1/tasks", "wrong-shape")),
+    Case(
+        "answer-html-200",
+        lambda c: ["get", "t1"],
+        6,
+        "HTML page",
+        sends=True,
+        setup=on_get("html-200"),
+    ),
+    Case(
+        "answer-empty-200",
+        lambda c: ["get", "t1"],
+        6,
+        "empty body",
+        sends=True,
+        setup=on_get("empty-200"),
+    ),
+    Case(
+        "answer-truncated-json",
+        lambda c: ["get", "t1"],
+        6,
+        "expected JSON",
+        sends=True,
+        setup=on_get("truncated-json"),
+    ),
+    Case(
+        "answer-wrong-shape",
+        lambda c: ["get", "t1"],
+        6,
+        "lacks id",
+        sends=True,
+        setup=on_get("wrong-shape"),
+    ),
+    Case("answer-204", lambda c: ["get", "t1"], 6, "empty body", sends=True, setup=on_get("204")),
+    Case(
+        "answer-short-body",
+        lambda c: ["get", "t1", "--max-retries", "1"],
+        6,
+        "cut off",
+        sends=True,
+        setup=on_get("short-body", count=5),
+    ),
+    Case(
+        "answer-502-html",
+        lambda c: ["get", "t1", "--max-retries", "0"],
+        6,
+        "502.*HTML page.*try again",
+        sends=True,
+        setup=on_get("502-html"),
+    ),
+    Case(
+        "answer-list-wrong-shape",
+        lambda c: ["list"],
+        6,
+        "lacks data",
+        sends=True,
+        setup=lambda c: c.server.inject("GET", r"/v1/tasks", "wrong-shape"),
+    ),
     # expired upload URL: the storage host answers 403
-    Case("upload-url-expired", lambda c: ["upload", c.file("a.csv"), "--no-progress"], 5,
-         "storage host refused.*expired", sends=True,
-         setup=lambda c: c.server.inject("PUT", r"/upload/.*", "403-expired")),
-    Case("upload-url-ttl-zero", lambda c: ["upload", c.file("b.csv"), "--no-progress"], 5,
-         "storage host refused.*expired", sends=True,
-         setup=lambda c: c.server.configure(upload_url_ttl=0)),
+    Case(
+        "upload-url-expired",
+        lambda c: ["upload", c.file("a.csv"), "--no-progress"],
+        5,
+        "storage host refused.*expired",
+        sends=True,
+        setup=lambda c: c.server.inject("PUT", r"/upload/.*", "403-expired"),
+    ),
+    Case(
+        "upload-url-ttl-zero",
+        lambda c: ["upload", c.file("b.csv"), "--no-progress"],
+        5,
+        "storage host refused.*expired",
+        sends=True,
+        setup=lambda c: c.server.configure(upload_url_ttl=0),
+    ),
     # batch files
     Case("batch-invalid-json", batch_file('[{"prompt": "a"},'), 2, "not valid JSON"),
-    Case("batch-invalid-yaml", batch_file("- prompt: [unclosed\n  - x: y: z\n"), 2,
-         "not valid JSON, JSON Lines or YAML"),
+    Case(
+        "batch-invalid-yaml",
+        batch_file("- prompt: [unclosed\n  - x: y: z\n"),
+        2,
+        "not valid JSON, JSON Lines or YAML",
+    ),
     Case("batch-no-prompt", batch_file('[{"skills": ["pdf"]}]'), 2, "no prompt"),
-    Case("batch-second-has-no-prompt", batch_file('[{"prompt": "ok"}, {"model": "lite"}]'), 2,
-         "#2 has no prompt"),
+    Case(
+        "batch-second-has-no-prompt",
+        batch_file('[{"prompt": "ok"}, {"model": "lite"}]'),
+        2,
+        "#2 has no prompt",
+    ),
     Case("batch-empty", batch_file(""), 2, "no task specs"),
     Case("batch-a-string", batch_file("just some text\n"), 2, "no task specs"),
-    Case("batch-bad-field", batch_file('[{"prompt": "ok", "promt": "typo"}]'), 2,
-         "unknown field 'promt'"),
+    Case(
+        "batch-bad-field",
+        batch_file('[{"prompt": "ok", "promt": "typo"}]'),
+        2,
+        "unknown field 'promt'",
+    ),
     # plain usage
-    Case("wait-prompt-id-two-tasks", lambda c: ["wait", "a", "b", "--prompt-id", "p"], 2,
-         "single TASK_ID"),
+    Case(
+        "wait-prompt-id-two-tasks",
+        lambda c: ["wait", "a", "b", "--prompt-id", "p"],
+        2,
+        "single TASK_ID",
+    ),
     Case("unknown-command", lambda c: ["launch"], 2, "invalid choice"),
 ]
 
@@ -725,8 +973,11 @@ def battery(tmp_path_factory):
             target = case.env(ctx) if case.env else env_with()(ctx)
             result = run_cli(*argv, env=cli_env(target["base_url"], target["api_key"]))
             CLI_RESULTS.append(result)
-            return BatteryRun(result, server.requests(listener=None),
-                              server.tasks_created + server.prompts_created)
+            return BatteryRun(
+                result,
+                server.requests(listener=None),
+                server.tasks_created + server.prompts_created,
+            )
         except Exception as error:  # reported by the case's own test
             return BatteryRun(error=error)
         finally:
@@ -781,8 +1032,12 @@ def test_prompt_of_exactly_100000_characters_is_accepted(server, tmp_path):
 
 
 def test_upload_names_with_spaces_quotes_and_unicode_succeed(server, tmp_path):
-    names = ['my "quoted" file\'s copy.txt', "  lots   of spaces .csv",
-             "données — 日本語 ✓.md", "colon: and; semicolon & amp=1.txt"]
+    names = [
+        'my "quoted" file\'s copy.txt',
+        "  lots   of spaces .csv",
+        "données — 日本語 ✓.md",
+        "colon: and; semicolon & amp=1.txt",
+    ]
     paths = []
     for index, name in enumerate(names):
         path = tmp_path / name
@@ -802,8 +1057,9 @@ def test_upload_names_with_spaces_quotes_and_unicode_succeed(server, tmp_path):
     ref_args = [arg for ref in refs for arg in ("--file-ref", f"{ref['id']}:{ref['filename']}")]
     created = cli("create", "-p", "Use the files", *ref_args, base_url=server.base_url)
     assert created.returncode == 0, created.stderr
-    assert [f["filename"] for f in server.requests("POST", CREATE_ROUTE)[0]["json"]["files"]] \
-        == [ref["filename"] for ref in refs]
+    assert [f["filename"] for f in server.requests("POST", CREATE_ROUTE)[0]["json"]["files"]] == [
+        ref["filename"] for ref in refs
+    ]
 
 
 def test_a_bad_batch_creates_nothing(server, tmp_path):
@@ -826,11 +1082,22 @@ def test_verbose_dry_run_and_error_runs_never_show_the_key(server, tmp_path):
         cli("-v", "get", task["id"], base_url=server.base_url),
         cli("-v", "list", "--max-retries", "2", base_url=server.base_url),
         cli("-v", "upload", str(upload), base_url=server.base_url),
-        cli("-v", "create", "-p", "hi", "--dry-run", "--file", str(upload),
-            base_url=server.base_url),
+        cli(
+            "-v", "create", "-p", "hi", "--dry-run", "--file", str(upload), base_url=server.base_url
+        ),
         cli("-v", "get", "missing-task", base_url=server.base_url),
-        cli("-v", "create", "-p", "Use the report", "--file", str(upload), "--wait",
-            "--interval", "0.05", base_url=server.base_url),
+        cli(
+            "-v",
+            "create",
+            "-p",
+            "Use the report",
+            "--file",
+            str(upload),
+            "--wait",
+            "--interval",
+            "0.05",
+            base_url=server.base_url,
+        ),
     ]
     assert [r.returncode for r in runs] == [0, 0, 0, 0, 4, 0], [r.stderr for r in runs]
     assert "-> 503" in runs[1].stderr and "-> 200" in runs[1].stderr  # verbose logs requests
@@ -864,8 +1131,11 @@ def test_client_errors_and_logs_never_show_the_key(server, caplog, tmp_path):
     raised(client.create_task, "x")
     wrong = rc.RebyteClient(WRONG_KEY, base_url=server.base_url)
     assert isinstance(raised(wrong.list_tasks), rc.AuthenticationError)
-    for bad_url in (f"https://u:{KEY}@api.rebyte.ai/v1", f"https://api.rebyte.ai/v1?k={KEY}",
-                    f"https://u:{KEY}@api.rebyte.ai:bad/v1"):
+    for bad_url in (
+        f"https://u:{KEY}@api.rebyte.ai/v1",
+        f"https://api.rebyte.ai/v1?k={KEY}",
+        f"https://u:{KEY}@api.rebyte.ai:bad/v1",
+    ):
         raised(rc.RebyteClient, KEY, base_url=bad_url)
     assert "attempt 2" in caplog.text
     assert_no_key(caplog.text)
@@ -894,8 +1164,9 @@ def test_ctrl_c_during_upload_exits_130_and_creates_nothing(server, tmp_path, co
     big = tmp_path / "big.bin"
     with open(big, "wb") as handle:
         handle.truncate(4 * 1024**3)  # sparse: 4 GiB that take no disk
-    args = ["upload", str(big)] if command == "upload" else ["create", "-p", "x", "--file",
-                                                             str(big)]
+    args = (
+        ["upload", str(big)] if command == "upload" else ["create", "-p", "x", "--file", str(big)]
+    )
     process = start_cli(*args, env=cli_env(server.base_url, KEY))
     try:
         wait_until(lambda: server.requests("PUT", r"/upload/.*", listener="upload"))

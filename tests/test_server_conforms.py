@@ -46,8 +46,18 @@ class Api:
         """The server's current values of the knobs the spec's x-knob markers name."""
         return {name: getattr(self.server, name) for name in knob_names()}
 
-    def call(self, method: str, path: str, *, body=None, params=None, key=None,
-             raw: bytes | None = None, check_request: bool = True, **kwargs):
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body=None,
+        params=None,
+        key=None,
+        raw: bytes | None = None,
+        check_request: bool = True,
+        **kwargs,
+    ):
         """Send one request to base_url + path; returns (response, parsed body)."""
         if check_request:
             validate_request(method, path, body, params)
@@ -59,20 +69,33 @@ class Api:
             kwargs["data"] = raw
         elif body is not None:
             kwargs["json"] = body
-        response = requests.request(method, self.server.base_url + path, params=params,
-                                    headers=headers, timeout=TIMEOUT, **kwargs)
+        response = requests.request(
+            method,
+            self.server.base_url + path,
+            params=params,
+            headers=headers,
+            timeout=TIMEOUT,
+            **kwargs,
+        )
         parsed = _body(response)
         spec_path = urlsplit(response.url).path
         query = urlsplit(response.url).query
         for strict in (False, True):
-            validate_response(method, spec_path + (f"?{query}" if query else ""),
-                              response.status_code, parsed, headers=dict(response.headers),
-                              content_type=response.headers.get("Content-Type") if parsed
-                              else None, strict=strict, knobs=self.knobs())
+            validate_response(
+                method,
+                spec_path + (f"?{query}" if query else ""),
+                response.status_code,
+                parsed,
+                headers=dict(response.headers),
+                content_type=response.headers.get("Content-Type") if parsed else None,
+                strict=strict,
+                knobs=self.knobs(),
+            )
         self.seen.add((method.upper(), _template(spec_path), response.status_code))
         assert re.fullmatch(r"req_[0-9a-f]+", response.headers.get("X-Request-Id", "")), (
             f"{method} {path}: X-Request-Id missing or malformed: "
-            f"{response.headers.get('X-Request-Id')!r}")
+            f"{response.headers.get('X-Request-Id')!r}"
+        )
         return response, parsed
 
     def error(self, method: str, path: str, status: int, code: str | None = None, **kwargs):
@@ -117,9 +140,12 @@ def _read_events(api: Api, task_id: str) -> str:
     """Read one events connection up to and including its `done` message."""
     validate_request("GET", f"/tasks/{task_id}/events")
     lines = []
-    with requests.get(f"{api.server.base_url}/tasks/{task_id}/events", stream=True,
-                      headers={"API_KEY": api.key, "Accept": "text/event-stream"},
-                      timeout=TIMEOUT) as response:
+    with requests.get(
+        f"{api.server.base_url}/tasks/{task_id}/events",
+        stream=True,
+        headers={"API_KEY": api.key, "Accept": "text/event-stream"},
+        timeout=TIMEOUT,
+    ) as response:
         assert response.status_code == 200, response.text
         assert response.headers["Content-Type"].startswith("text/event-stream")
         seen_done = False
@@ -131,9 +157,15 @@ def _read_events(api: Api, task_id: str) -> str:
                 break
     text = "\n".join(lines) + "\n"
     for strict in (False, True):
-        validate_response("GET", f"/v1/tasks/{task_id}/events", 200, text,
-                          content_type=response.headers["Content-Type"], strict=strict,
-                          knobs=api.knobs())
+        validate_response(
+            "GET",
+            f"/v1/tasks/{task_id}/events",
+            200,
+            text,
+            content_type=response.headers["Content-Type"],
+            strict=strict,
+            knobs=api.knobs(),
+        )
     api.seen.add(("GET", "/tasks/{id}/events", 200))
     return text
 
@@ -149,13 +181,17 @@ def test_full_lifecycle_conforms(api, fake_rebyte):
     assert slot["filename"].endswith(".csv")
     assert urlsplit(slot["uploadUrl"]).netloc != urlsplit(fake_rebyte.base_url).netloc
     content = b"a,b\n1,2\n"
-    upload = requests.put(slot["uploadUrl"], data=content,
-                          headers={"Content-Type": "text/csv"}, timeout=TIMEOUT)
+    upload = requests.put(
+        slot["uploadUrl"], data=content, headers={"Content-Type": "text/csv"}, timeout=TIMEOUT
+    )
     assert 200 <= upload.status_code < 300, upload.text
 
     # Create, with the file, and read it back until it is done.
-    request = {"prompt": "Summarize the CSV", "skills": ["data-analysis-workflow"],
-               "files": [{"id": slot["id"], "filename": slot["filename"]}]}
+    request = {
+        "prompt": "Summarize the CSV",
+        "skills": ["data-analysis-workflow"],
+        "files": [{"id": slot["id"], "filename": slot["filename"]}],
+    }
     response, created = api.call("POST", "/tasks", body=request)
     assert response.status_code == 201
     assert created["status"] == "running"
@@ -175,8 +211,9 @@ def test_full_lifecycle_conforms(api, fake_rebyte):
     assert len(page["data"]) == 1 and page["limit"] == 1 and page["total"] >= 1
 
     # A follow-up: wait on its promptId.
-    response, follow = api.call("POST", f"/tasks/{task_id}/prompts",
-                                body={"prompt": "Now chart it", "skills": ["xlsx"]})
+    response, follow = api.call(
+        "POST", f"/tasks/{task_id}/prompts", body={"prompt": "Now chart it", "skills": ["xlsx"]}
+    )
     assert response.status_code == 201
     task = api.wait_prompt(task_id, follow["promptId"])
     assert [p["id"] for p in task["prompts"]][-1] == follow["promptId"]
@@ -185,8 +222,7 @@ def test_full_lifecycle_conforms(api, fake_rebyte):
     # Visibility: a share link only when public.
     _, shared = api.call("PATCH", f"/tasks/{task_id}/visibility", body={"visibility": "public"})
     assert shared["visibility"] == "public" and shared["shareUrl"]
-    _, private = api.call("PATCH", f"/tasks/{task_id}/visibility",
-                          body={"visibility": "private"})
+    _, private = api.call("PATCH", f"/tasks/{task_id}/visibility", body={"visibility": "private"})
     assert private["visibility"] == "private" and not private.get("shareUrl")
     fake_rebyte.configure(task_view_extras=True)
     try:
@@ -203,7 +239,9 @@ def test_full_lifecycle_conforms(api, fake_rebyte):
     # Content, with and without events.
     _, content_body = api.call("GET", f"/tasks/{task_id}/content")
     assert [p["userPrompt"] for p in content_body["prompts"]] == [
-        "Summarize the CSV", "Now chart it"]
+        "Summarize the CSV",
+        "Now chart it",
+    ]
     assert all("events" not in p for p in content_body["prompts"])
     assert all(isinstance(p["response"], str) for p in content_body["prompts"])
     _, with_events = api.call("GET", f"/tasks/{task_id}/content", params={"include": "events"})
@@ -254,18 +292,29 @@ def test_error_answers_conform(api, fake_rebyte):
     api.error("POST", "/tasks", 400, "validation_error", raw=b"{not json")
     api.error("POST", "/tasks", 400, "validation_error", body={"skills": ["pdf"]})
     api.error("POST", "/tasks", 400, "validation_error", body={"prompt": "x" * 100_001})
-    api.error("POST", "/tasks", 400, "validation_error",
-              body={"prompt": "p", "files": [{"filename": "a.csv"}]})
-    api.error("POST", "/tasks", 400, "validation_error",
-              body={"prompt": "p", "files": [{"id": "nope", "filename": "nope.csv"}]})
+    api.error(
+        "POST",
+        "/tasks",
+        400,
+        "validation_error",
+        body={"prompt": "p", "files": [{"filename": "a.csv"}]},
+    )
+    api.error(
+        "POST",
+        "/tasks",
+        400,
+        "validation_error",
+        body={"prompt": "p", "files": [{"id": "nope", "filename": "nope.csv"}]},
+    )
     api.error("POST", "/files", 400, "validation_error", body={"filename": "a" * 256})
     api.error("GET", "/tasks", 400, "validation_error", params={"limit": "0"})
     api.error("GET", "/tasks", 400, "validation_error", params={"limit": "ten"})
     api.error("GET", "/tasks", 400, "validation_error", params={"offset": "-1"})
     api.error("GET", f"/tasks/{missing}", 404, "not_found")
     api.error("POST", f"/tasks/{missing}/prompts", 404, "not_found", body={"prompt": "p"})
-    api.error("PATCH", f"/tasks/{missing}/visibility", 404, "not_found",
-              body={"visibility": "public"})
+    api.error(
+        "PATCH", f"/tasks/{missing}/visibility", 404, "not_found", body={"visibility": "public"}
+    )
     api.error("POST", f"/tasks/{missing}/cancel", 404, "not_found")
     api.error("GET", f"/tasks/{missing}/content", 404, "not_found")
     api.error("GET", f"/tasks/{missing}/events", 404, "not_found")
@@ -274,13 +323,23 @@ def test_error_answers_conform(api, fake_rebyte):
     api.error("DELETE", "/tasks", 405, "method_not_allowed")
 
     _, created = api.call("POST", "/tasks", body={"prompt": "Hello"})
-    api.error("PATCH", f"/tasks/{created['id']}/visibility", 400, "validation_error",
-              body={"visibility": "secret"})
+    api.error(
+        "PATCH",
+        f"/tasks/{created['id']}/visibility",
+        400,
+        "validation_error",
+        body={"visibility": "secret"},
+    )
     api.error("POST", f"/tasks/{created['id']}/prompts", 400, "validation_error", body={})
     # A file slot that was never uploaded cannot be attached.
     _, slot = api.call("POST", "/files", body={"filename": "empty.txt"})
-    api.error("POST", "/tasks", 400, "validation_error",
-              body={"prompt": "p", "files": [{"id": slot["id"], "filename": slot["filename"]}]})
+    api.error(
+        "POST",
+        "/tasks",
+        400,
+        "validation_error",
+        body={"prompt": "p", "files": [{"id": slot["id"], "filename": slot["filename"]}]},
+    )
 
 
 def test_limit_above_100_is_refused_or_clamped(api):
@@ -296,7 +355,8 @@ def test_every_operation_refuses_a_missing_key(api):
     """401 with the error body on every operation, whatever the body would have been."""
     for method, template in operations():
         path = template.replace("{id}", "00000000-0000-0000-0000-000000000000").replace(
-            "{filename}", "report-1.md")
+            "{filename}", "report-1.md"
+        )
         takes_body = "requestBody" in spec()["paths"][template][method.lower()]
         body = {"prompt": "p"} if takes_body else None
         api.error(method, path, 401, "unauthorized", key="", body=body)
@@ -306,10 +366,17 @@ def test_oversized_body_is_413(api):
     api.error("POST", "/tasks", 413, raw=b'{"prompt": "' + b"x" * (2 * 1024 * 1024) + b'"}')
 
 
-@pytest.mark.parametrize("fault,status", [
-    ("429", 429), ("500", 500), ("502", 502), ("503", 503),
-    ("502-html", 502), ("503-html", 503),
-])
+@pytest.mark.parametrize(
+    "fault,status",
+    [
+        ("429", 429),
+        ("500", 500),
+        ("502", 502),
+        ("503", 503),
+        ("502-html", 502),
+        ("503-html", 503),
+    ],
+)
 def test_injected_failures_conform(api, fake_rebyte, fault, status):
     """Rate limits and server errors: documented status, error body or proxy page, Retry-After."""
     fake_rebyte.inject("GET", r"/v1/tasks", fault)
@@ -337,8 +404,7 @@ def test_failed_prompt_and_question_conform(api):
     types = [data["eventType"] for name, data in messages if name == "event"]
     assert "ask_user_question" in types and types[-1] == "result"
     assert messages[-1][1]["status"] == "failed"
-    _, content = api.call("GET", f"/tasks/{created['id']}/content",
-                          params={"include": "events"})
+    _, content = api.call("GET", f"/tasks/{created['id']}/content", params={"include": "events"})
     assert content["prompts"][0]["response"] is None
 
 
@@ -368,16 +434,22 @@ def test_computers_conform(api, fake_rebyte):
     fake_rebyte.configure(computer_ready_delay=0.2)
     response, computer = api.call("POST", "/agent-computers", body={"name": "Box", "icon": "x"})
     assert response.status_code == 201 and computer["status"] == "provisioning"
-    api.error("POST", "/tasks", 400, "validation_error",
-              body={"prompt": "too early", "workspaceId": computer["id"]})
+    api.error(
+        "POST",
+        "/tasks",
+        400,
+        "validation_error",
+        body={"prompt": "too early", "workspaceId": computer["id"]},
+    )
     assert _wait_computer(api, computer["id"])["status"] == "ready"
     _, failing = api.call("POST", "/agent-computers", body={"name": "x [provision-error]"})
     assert _wait_computer(api, failing["id"])["status"] == "error"
     _, listed = api.call("GET", "/agent-computers", params={"limit": 1, "offset": 0})
     assert [item["id"] for item in listed["data"]] == [failing["id"]]
     assert listed["total"] == 2
-    _, created = api.call("POST", "/tasks",
-                          body={"prompt": "Inside", "workspaceId": computer["id"]})
+    _, created = api.call(
+        "POST", "/tasks", body={"prompt": "Inside", "workspaceId": computer["id"]}
+    )
     assert created["workspaceId"] == computer["id"]
     response, _ = api.call("DELETE", f"/agent-computers/{failing['id']}")
     assert response.status_code == 204
@@ -387,8 +459,9 @@ def test_computers_conform(api, fake_rebyte):
     api.error("GET", "/agent-computers", 400, "validation_error", params={"limit": "0"})
 
 
-@pytest.mark.parametrize("wrapper,name_field", [("data", "filename"), ("artifacts", "name"),
-                                                ("bare", "filename")])
+@pytest.mark.parametrize(
+    "wrapper,name_field", [("data", "filename"), ("artifacts", "name"), ("bare", "filename")]
+)
 def test_artifact_lists_conform(api, fake_rebyte, wrapper, name_field):
     fake_rebyte.configure(artifacts_wrapper=wrapper, artifact_name_field=name_field)
     try:
@@ -419,8 +492,9 @@ def test_artifact_transfers_conform(api, fake_rebyte):
     assert response.headers["Location"].startswith(fake_rebyte.upload_base_url + "/")
 
     validate_request("POST", f"/v1{base}", {"file": [b"x"]}, content_type="multipart/form-data")
-    response, uploaded = api.call("POST", base, check_request=False,
-                                  files=[("file", ("notes.txt", b"hello"))])
+    response, uploaded = api.call(
+        "POST", base, check_request=False, files=[("file", ("notes.txt", b"hello"))]
+    )
     assert response.status_code == 201
     assert [entry["filename"] for entry in uploaded["data"]] == ["notes.txt"]
     response, slot = api.call("POST", f"{base}/upload-url", body={"filename": "big.bin"})
@@ -428,8 +502,14 @@ def test_artifact_transfers_conform(api, fake_rebyte):
     assert requests.put(slot["uploadUrl"], data=b"b" * 1000, timeout=TIMEOUT).status_code == 200
     assert fake_rebyte.artifact_bytes(workspace, "big.bin") == b"b" * 1000
 
-    api.error("POST", base, 413, "payload_too_large", check_request=False,
-              files=[("file", ("huge.bin", b"0" * (8 * 1024 * 1024 + 1)))])
+    api.error(
+        "POST",
+        base,
+        413,
+        "payload_too_large",
+        check_request=False,
+        files=[("file", ("huge.bin", b"0" * (8 * 1024 * 1024 + 1)))],
+    )
     api.error("POST", base, 400, "validation_error", body={"file": "x"})
     api.error("POST", f"{base}/upload-url", 400, "validation_error", body={})
     api.error("GET", f"{base}/missing.txt", 404, "not_found")
@@ -445,24 +525,48 @@ def test_artifact_transfers_conform(api, fake_rebyte):
 def test_webhooks_conform(api, fake_rebyte):
     hooks = []
     for number in range(3):
-        response, hook = api.call("POST", "/webhooks", body={
-            "url": f"https://example.com/hook{number}", "events": ["task.completed"],
-            "secret": "s3cret-value"})
+        response, hook = api.call(
+            "POST",
+            "/webhooks",
+            body={
+                "url": f"https://example.com/hook{number}",
+                "events": ["task.completed"],
+                "secret": "s3cret-value",
+            },
+        )
         assert response.status_code == 201 and hook["hasSecret"] is True
         hooks.append(hook)
     fake_rebyte.configure(webhook_dedupe=True)
     try:
-        response, again = api.call("POST", "/webhooks", body={
-            "url": "https://example.com/hook0", "events": ["task.failed"]})
+        response, again = api.call(
+            "POST",
+            "/webhooks",
+            body={"url": "https://example.com/hook0", "events": ["task.failed"]},
+        )
     finally:
         fake_rebyte.configure(webhook_dedupe=False)
     assert response.status_code == 200 and again["id"] == hooks[0]["id"]
-    api.error("POST", "/webhooks", 400, "limit_exceeded",
-              body={"url": "https://example.com/hook0", "events": ["task.completed"]})
-    api.error("POST", "/webhooks", 400, "limit_exceeded",
-              body={"url": "https://example.com/hook3", "events": ["task.completed"]})
-    api.error("POST", "/webhooks", 400, "validation_error",
-              body={"url": "http://example.com/h", "events": ["task.completed"]})
+    api.error(
+        "POST",
+        "/webhooks",
+        400,
+        "limit_exceeded",
+        body={"url": "https://example.com/hook0", "events": ["task.completed"]},
+    )
+    api.error(
+        "POST",
+        "/webhooks",
+        400,
+        "limit_exceeded",
+        body={"url": "https://example.com/hook3", "events": ["task.completed"]},
+    )
+    api.error(
+        "POST",
+        "/webhooks",
+        400,
+        "validation_error",
+        body={"url": "http://example.com/h", "events": ["task.completed"]},
+    )
     _, listed = api.call("GET", "/webhooks")
     assert [hook["id"] for hook in listed["data"]] == [hook["id"] for hook in hooks]
     fake_rebyte.configure(webhooks_wrapper="webhooks")
@@ -511,24 +615,33 @@ def _sweep(api: Api, server) -> dict:
 
     # Files, and the upload to the storage host.
     _, slot = api.call("POST", "/files", body={"filename": "in.csv", "contentType": "text/csv"})
-    assert requests.put(slot["uploadUrl"], data=b"a\n", headers={"Content-Type": "text/csv"},
-                        timeout=TIMEOUT).status_code == 200
+    assert (
+        requests.put(
+            slot["uploadUrl"], data=b"a\n", headers={"Content-Type": "text/csv"}, timeout=TIMEOUT
+        ).status_code
+        == 200
+    )
     # Tasks: create, read, list, follow up, visibility, cancel, content, events.
-    _, created = api.call("POST", "/tasks", body={
-        "prompt": "Sweep [ask]", "files": [{"id": slot["id"], "filename": slot["filename"]}]})
+    _, created = api.call(
+        "POST",
+        "/tasks",
+        body={"prompt": "Sweep [ask]", "files": [{"id": slot["id"], "filename": slot["filename"]}]},
+    )
     view(created["id"])
     wait(created["id"])
     for params in (None, {"limit": "1", "offset": "0"}):
         _, listing = api.call("GET", "/tasks", params=params)
         rows += listing["data"]
-    _, follow = api.call("POST", f"/tasks/{created['id']}/prompts",
-                         body={"prompt": "Quick question [silent]"})
+    _, follow = api.call(
+        "POST", f"/tasks/{created['id']}/prompts", body={"prompt": "Quick question [silent]"}
+    )
     wait(created["id"], follow["promptId"])
     validate_sse(_read_events(api, created["id"]))
     api.call("GET", f"/tasks/{created['id']}/content")
     api.call("GET", f"/tasks/{created['id']}/content", params={"include": "events"})
-    _, follow = api.call("POST", f"/tasks/{created['id']}/prompts",
-                         body={"prompt": "Now chart it [fail]"})
+    _, follow = api.call(
+        "POST", f"/tasks/{created['id']}/prompts", body={"prompt": "Now chart it [fail]"}
+    )
     wait(created["id"], follow["promptId"])
     validate_sse(_read_events(api, created["id"]))
     api.call("PATCH", f"/tasks/{created['id']}/visibility", body={"visibility": "public"})
@@ -559,18 +672,27 @@ def _sweep(api: Api, server) -> dict:
     _, computer = api.call("POST", "/agent-computers", body={"name": "Sweep box"})
     api.call("POST", "/agent-computers")
     assert _wait_computer(api, computer["id"])["status"] == "ready"
-    _, inside = api.call("POST", "/tasks", body={"prompt": "In the box",
-                                                  "workspaceId": computer["id"]})
+    _, inside = api.call(
+        "POST", "/tasks", body={"prompt": "In the box", "workspaceId": computer["id"]}
+    )
     view(inside["id"])
     api.call("GET", "/agent-computers", params={"limit": "10"})
     api.call("DELETE", f"/agent-computers/{computer['id']}")
 
     # Webhooks (the same url twice: whatever the server does with it must conform).
-    _, hook = api.call("POST", "/webhooks", body={"url": "https://example.com/sweep",
-                                                  "events": ["task.completed"],
-                                                  "secret": "s3cret", "description": "d"})
-    api.call("POST", "/webhooks", body={"url": "https://example.com/sweep",
-                                        "events": ["task.failed"]})
+    _, hook = api.call(
+        "POST",
+        "/webhooks",
+        body={
+            "url": "https://example.com/sweep",
+            "events": ["task.completed"],
+            "secret": "s3cret",
+            "description": "d",
+        },
+    )
+    api.call(
+        "POST", "/webhooks", body={"url": "https://example.com/sweep", "events": ["task.failed"]}
+    )
     api.call("GET", "/webhooks")
     api.call("GET", f"/webhooks/{hook['id']}")
     api.call("GET", "/webhooks/public_key")
@@ -591,41 +713,68 @@ def _sweep(api: Api, server) -> dict:
 
 
 def test_every_endpoint_answers_only_listed_fields_on_default_knobs(api, fake_rebyte):
-    assert all(value == DEFAULT_KNOBS[name] for name, value in api.knobs().items()), (
-        api.knobs())
+    assert all(value == DEFAULT_KNOBS[name] for name, value in api.knobs().items()), api.knobs()
     seen = _sweep(api, fake_rebyte)
-    answered = {(method, template) for method, template, status in api.seen
-                if template is not None and 200 <= status < 400}
+    answered = {
+        (method, template)
+        for method, template, status in api.seen
+        if template is not None and 200 <= status < 400
+    }
     assert answered == set(operations()), sorted(set(operations()) - answered)
 
     # The documented shapes exactly, with none of the local server's extras.
     assert len(seen["views"]) >= 6 and len(seen["rows"]) >= 3
     for task in seen["views"]:
         assert set(task) == TASK_VIEW_KEYS, sorted(task)
-        assert all(set(p) == {"id", "status", "submittedAt", "completedAt"}
-                   for p in task["prompts"])
+        assert all(
+            set(p) == {"id", "status", "submittedAt", "completedAt"} for p in task["prompts"]
+        )
     for row in seen["rows"]:
         assert set(row) == LIST_ROW_KEYS, sorted(row)
     assert not any("x_unknown" in item for item in _objects(seen))
 
 
 DEFAULT_KNOBS = {
-    "task_view_extras": False, "list_status": False, "done_status_words": "prompt",
-    "cancel_answer": "status", "artifact_upload_wrapper": "data",
-    "upload_url_field": "uploadUrl", "public_key_field": "publicKey", "webhook_dedupe": False,
-    "unknown_field": False, "artifacts_wrapper": "data", "artifact_name_field": "filename",
+    "task_view_extras": False,
+    "list_status": False,
+    "done_status_words": "prompt",
+    "cancel_answer": "status",
+    "artifact_upload_wrapper": "data",
+    "upload_url_field": "uploadUrl",
+    "public_key_field": "publicKey",
+    "webhook_dedupe": False,
+    "unknown_field": False,
+    "artifacts_wrapper": "data",
+    "artifact_name_field": "filename",
     "webhooks_wrapper": "data",
 }
-TASK_VIEW_KEYS = {"id", "url", "status", "title", "executor", "model", "createdAt",
-                  "completedAt", "prompts", "finalResult"}
+TASK_VIEW_KEYS = {
+    "id",
+    "url",
+    "status",
+    "title",
+    "executor",
+    "model",
+    "createdAt",
+    "completedAt",
+    "prompts",
+    "finalResult",
+}
 LIST_ROW_KEYS = {"id", "url", "title", "executor", "model", "createdAt", "completedAt"}
 
 # Every alternative shape at once: each must be one the spec marks with its knob.
 ALTERNATIVE_KNOBS = {
-    "task_view_extras": True, "list_status": True, "done_status_words": "task",
-    "cancel_answer": "204", "artifact_upload_wrapper": "bare", "upload_url_field": "url",
-    "public_key_field": "key", "webhook_dedupe": True, "unknown_field": True,
-    "artifacts_wrapper": "bare", "artifact_name_field": "name",
+    "task_view_extras": True,
+    "list_status": True,
+    "done_status_words": "task",
+    "cancel_answer": "204",
+    "artifact_upload_wrapper": "bare",
+    "upload_url_field": "url",
+    "public_key_field": "key",
+    "webhook_dedupe": True,
+    "unknown_field": True,
+    "artifacts_wrapper": "bare",
+    "artifact_name_field": "name",
     "webhooks_wrapper": "webhooks",
 }
 
@@ -635,12 +784,18 @@ def test_the_spec_knobs_are_the_servers(api):
     assert api.knobs() == DEFAULT_KNOBS
 
 
-@pytest.mark.parametrize("knobs", [
-    ALTERNATIVE_KNOBS,
-    {"cancel_answer": "empty", "artifact_upload_wrapper": "artifacts",
-     "artifacts_wrapper": "artifacts"},
-    {"cancel_answer": "ok"},
-])
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        ALTERNATIVE_KNOBS,
+        {
+            "cancel_answer": "empty",
+            "artifact_upload_wrapper": "artifacts",
+            "artifacts_wrapper": "artifacts",
+        },
+        {"cancel_answer": "ok"},
+    ],
+)
 def test_every_endpoint_conforms_with_the_alternative_shapes(api, fake_rebyte, knobs):
     fake_rebyte.configure(**knobs)
     seen = _sweep(api, fake_rebyte)
@@ -650,15 +805,20 @@ def test_every_endpoint_conforms_with_the_alternative_shapes(api, fake_rebyte, k
     for row in seen["rows"]:
         assert ("status" in row) == knobs.get("list_status", False)
     answers = _objects(seen["views"] + seen["rows"])
-    assert all(item.get("x_unknown") == 1 for item in answers) == knobs.get(
-        "unknown_field", False)
+    assert all(item.get("x_unknown") == 1 for item in answers) == knobs.get("unknown_field", False)
 
 
-@pytest.mark.parametrize("knobs", [
-    {"task_read_lag": 1.0}, {"final_result_delay": 1.0}, {"empty_final_result": True},
-    {"content_prompt_ids": False}, {"submitted_equals_completed": True},
-    {"service_executor": "opencode", "service_model": "gemini-3.1-pro"},
-])
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"task_read_lag": 1.0},
+        {"final_result_delay": 1.0},
+        {"empty_final_result": True},
+        {"content_prompt_ids": False},
+        {"submitted_equals_completed": True},
+        {"service_executor": "opencode", "service_model": "gemini-3.1-pro"},
+    ],
+)
 def test_the_real_service_habits_stay_within_the_spec(api, fake_rebyte, knobs):
     """The habits change values and timing, not fields: the default strict check holds."""
     fake_rebyte.configure(**knobs)
@@ -679,15 +839,19 @@ def test_events_route_off_answers_a_listed_404(api, fake_rebyte):
     api.call("GET", f"/tasks/{created['id']}")
 
 
-@pytest.mark.parametrize("knobs,method,path", [
-    ({"task_view_extras": True}, "GET", "/tasks/{id}"),
-    ({"list_status": True}, "GET", "/tasks"),
-    ({"unknown_field": True}, "GET", "/tasks/{id}/content"),
-    ({"cancel_answer": "ok"}, "POST", "/tasks/{id}/cancel"),
-    ({"done_status_words": "task"}, "GET", "/tasks/{id}/events"),
-])
-def test_the_strict_check_catches_a_knob_only_shape_it_was_not_told_of(api, fake_rebyte,
-                                                                        knobs, method, path):
+@pytest.mark.parametrize(
+    "knobs,method,path",
+    [
+        ({"task_view_extras": True}, "GET", "/tasks/{id}"),
+        ({"list_status": True}, "GET", "/tasks"),
+        ({"unknown_field": True}, "GET", "/tasks/{id}/content"),
+        ({"cancel_answer": "ok"}, "POST", "/tasks/{id}/cancel"),
+        ({"done_status_words": "task"}, "GET", "/tasks/{id}/events"),
+    ],
+)
+def test_the_strict_check_catches_a_knob_only_shape_it_was_not_told_of(
+    api, fake_rebyte, knobs, method, path
+):
     """The check has teeth: an extra the server sends while the checker believes the
     defaults are on fails it."""
     _, created = api.call("POST", "/tasks", body={"prompt": "Caught"})
