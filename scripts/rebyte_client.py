@@ -1935,9 +1935,10 @@ class RebyteClient(_Transport):
             answer, latest = _answer_in_view(task, prompt_id)
             if answer or not latest or _prompt_status(task, prompt_id) != "succeeded":
                 break
-            if _past(deadline, delay, self._clock):
+            remaining = deadline - self._clock()
+            if remaining <= 0:
                 break
-            self._sleep(delay)
+            self._sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
             task = self._get_task(task_id)
         if answer:
