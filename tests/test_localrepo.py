@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -217,6 +218,27 @@ def test_refusals_for_folders_that_are_not_snapshots(tmp_path):
     repo = standard_repo(tmp_path / "user")
     with pytest.raises(InputError, match="not a folder to write"):
         make_snapshot(repo, tmp_path / "nowhere")
+
+
+def test_a_shallow_clone_is_refused(tmp_path):
+    repo = standard_repo(tmp_path / "user")
+    write(repo, {"README.md": "second\n"})
+    git(repo, "commit", "-qam", "second")
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", "shallow")
+    with pytest.raises(InputError, match="shallow clone: run `git fetch --unshallow`"):
+        make_snapshot(tmp_path / "shallow", tmp_path)
+
+
+def test_no_scratch_folder_is_left_behind(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    repo = standard_repo(tmp_path / "user")
+    make_snapshot(repo, tmp_path)
+    write(repo, {".env": "A=1\n"})
+    with pytest.raises(SnapshotRefused):
+        make_snapshot(repo, tmp_path)
+    assert list(scratch.iterdir()) == []
 
 
 def test_no_git_is_a_clear_refusal(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Iterable, List, Tuple, Union
 
 from rebyte_client import InputError
 
@@ -194,7 +194,7 @@ class _Scratch:
     directory; `bare` runs git in the scratch repository (for refs and the bundle).
     """
 
-    def __init__(self, root: Path, objects_dir: Path, shallow: Optional[Path]) -> None:
+    def __init__(self, root: Path, objects_dir: Path) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="rebyte-snapshot-"))
         self.bare_dir = self.dir / "snapshot.git"
         base = GitRunner(self.dir)
@@ -202,8 +202,6 @@ class _Scratch:
         info = self.bare_dir / "objects" / "info"
         info.mkdir(parents=True, exist_ok=True)
         (info / "alternates").write_text(str(objects_dir) + "\n", encoding="utf-8")
-        if shallow is not None:
-            shutil.copyfile(shallow, self.bare_dir / "shallow")
         self.bare = GitRunner(self.bare_dir, {"GIT_DIR": str(self.bare_dir)})
         self.user = GitRunner(
             root,
@@ -219,8 +217,8 @@ class _Scratch:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _open_repository(repo_dir: PathLike) -> Tuple[Path, str, Path, Optional[Path]]:
-    """(root, HEAD commit, objects folder, shallow file or None), or a one-line refusal."""
+def _open_repository(repo_dir: PathLike) -> Tuple[Path, str, Path]:
+    """(root, HEAD commit, objects folder), or a one-line refusal."""
     root = work_tree_root(Path(repo_dir))
     runner = GitRunner(root)
     head = runner.run(["rev-parse", "--verify", "-q", "HEAD^{commit}"], check=False)
@@ -230,7 +228,9 @@ def _open_repository(repo_dir: PathLike) -> Tuple[Path, str, Path, Optional[Path
     shallow = Path(runner.line(["rev-parse", "--git-path", "shallow"]))
     objects = objects if objects.is_absolute() else root / objects
     shallow = shallow if shallow.is_absolute() else root / shallow
-    return root, head.stdout.decode().strip(), objects, shallow if shallow.is_file() else None
+    if shallow.is_file():  # a bundle of a shallow history cannot be cloned
+        raise InputError(f"{root} is a shallow clone: run `git fetch --unshallow` first")
+    return root, head.stdout.decode().strip(), objects
 
 
 def _candidate_sizes(scratch: _Scratch, root: Path) -> List[Tuple[str, int]]:
@@ -303,15 +303,16 @@ def make_snapshot(
     """Snapshot the git working folder holding `repo_dir` into a bundle in `dest_dir`.
 
     Refuses (InputError subclasses, nothing written to dest_dir): no git, not a working
-    folder, no commit yet, secrets among the files (unless `allow_secrets`), more than
-    `max_bytes` of files. Ignored files are never included; submodules stay gitlinks;
-    symlinks are sent as git stores them. The user's repository is only read.
+    folder, no commit yet, a shallow clone, secrets among the files (unless
+    `allow_secrets`), more than `max_bytes` of files. Ignored files are never included;
+    submodules stay gitlinks; symlinks are sent as git stores them. The user's
+    repository is only read.
     """
     dest = Path(dest_dir)
     if not dest.is_dir():
         raise InputError(f"{dest} is not a folder to write the bundle into")
-    root, head, objects_dir, shallow = _open_repository(repo_dir)
-    scratch = _Scratch(root, objects_dir, shallow)
+    root, head, objects_dir = _open_repository(repo_dir)
+    scratch = _Scratch(root, objects_dir)
     try:
         scratch.user.run(["read-tree", head])
         total = _check_size(_candidate_sizes(scratch, root), max_bytes)
