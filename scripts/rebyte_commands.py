@@ -566,6 +566,10 @@ class Output:
     def error(self, message: str) -> None:
         self._stderr(f"{PROG}: error: {_one_line(message)}")
 
+    def warn(self, message: str) -> None:
+        """A caution that even -q shows: the command goes on."""
+        self._stderr(f"{PROG}: warning: {_one_line(message)}")
+
     def progress(self, message: str) -> None:
         if self.progress_enabled:
             self._stderr(message)
@@ -1305,8 +1309,8 @@ def warn_if_repeated(out: Output, host: str, prompt_hash: str) -> None:
 
     earlier = record.unanswered_like(host, prompt_hash, REPEAT_WARNING_SECONDS)
     if earlier:
-        out.error(
-            f"warning: the same prompt was sent from here at {earlier[0].get('at')} and no "
+        out.warn(
+            f"the same prompt was sent from here at {earlier[0].get('at')} and no "
             f"answer came back: it may have created a task. See `{RUN} recent` (sending anyway)"
         )
 

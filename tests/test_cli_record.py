@@ -110,5 +110,6 @@ def test_a_rerun_of_an_unanswered_create_warns_before_it_sends(
     assert result.returncode == 0, result.stderr
     warning = [line for line in result.stderr_lines if "warning" in line]
     assert len(warning) == 1 and "recent" in warning[0]
+    assert warning[0].startswith("rebyte_cli.py: warning: ") and "error" not in warning[0]
     other = cli("create", "--prompt", "Something else entirely")
     assert not [line for line in other.stderr_lines if "warning" in line]

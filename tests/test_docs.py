@@ -60,6 +60,7 @@ from docs_support import (
 )
 from fake_rebyte import FakeRebyte
 from openapi_check import operations
+from rebyte import record
 
 KEY = "rbk_docs_test_key"
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -205,8 +206,10 @@ def api(server: FakeRebyte, method: str, path: str, **kwargs):
 
 def placeholder_task(server: FakeRebyte) -> dict:
     """A finished task (its prompt takes no time) for examples that act on one:
-    {"id", "workspaceId", "promptIds"}."""
-    api(server, "POST", "/tasks", json={"prompt": "Docs placeholder [duration=0]"})
+    {"id", "workspaceId", "promptIds"}. Written to the local record as the CLI writes a
+    create of its own: the docs show these commands for tasks this machine created."""
+    created = api(server, "POST", "/tasks", json={"prompt": "Docs placeholder [duration=0]"})
+    record.created(record.begin("task", "127.0.0.1"), "task", created)
     return server.held()["tasks"][-1]
 
 
@@ -542,6 +545,7 @@ def run_script(runs: Runs, block: Block) -> dict:
         log = server.requests(listener=None)
         errors = refused(server)  # before the checks below, whose 404s are expected
         after = {t["id"]: t for t in api(server, "GET", "/tasks", params={"limit": 100})["data"]}
+        server.configure(task_view_extras=True)  # the checks read visibility, not documented
         state = {task_id: _task_or_none(server, task_id) for task_id in after | {task["id"]: 1}}
         return {
             "done": done,
@@ -689,8 +693,8 @@ def client_endpoints(tmp_path) -> set:
         prompt = client.follow_up(task["id"], "And another")["promptId"]
         list(client.iter_events(task["id"], prompt_id=prompt))
         client.get_task_content(task["id"])
-        client.list_artifacts(task["id"])
-        client.download_artifacts(task["id"], dest_dir=str(tmp_path / "artifacts"))
+        client.list_artifacts(task["workspaceId"])
+        client.download_artifacts(task["workspaceId"], dest_dir=str(tmp_path / "artifacts"))
         large = tmp_path / "large.bin"
         with open(large, "wb") as handle:
             handle.truncate(SMALL_ARTIFACT_BYTES + 1)

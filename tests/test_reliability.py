@@ -473,7 +473,9 @@ def check_all_time_out(commands, targets, first_contact) -> None:
         assert "Traceback" not in result.stderr, result.stderr
         assert result.returncode == code, (args, result.returncode, result.stderr)
         assert re.search(says, result.stderr), (args, result.stderr)
-        assert len(result.stderr_lines) <= 2, result.stderr  # a progress line, the error
+        # A progress line and the error; a create repeated from this test's record also warns.
+        lines = [line for line in result.stderr_lines if ": warning: " not in line]
+        assert len(lines) <= 2, result.stderr
         contacted = first_contact(target)
         assert contacted is not None, f"{args} never reached the server"
         if ended - contacted > TIMEOUT + SLACK:
