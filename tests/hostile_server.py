@@ -41,6 +41,10 @@ Modes (MODES lists them; `echo` is the caller's string for the modes that use it
   not-http           every connection gets a few bytes that are not HTTP, then a close
   tls                plain answers, over TLS with the caller's `certfile` and `keyfile`
                      (a self-signed certificate, as a TLS-inspecting proxy presents)
+
+`trickle` sets the pause between the bytes of the trickling modes (sse-trickle,
+json-trickle, put-trickle) in seconds; by default each keeps the rate its line above says.
+Tests pass a shorter one, with timeouts shorter in proportion, to spend less wall time.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+# Seconds between two bytes of a trickling answer, by mode (the `trickle` option overrides).
+TRICKLE = {"sse-trickle": 1.0, "json-trickle": 0.25, "put-trickle": 1.0}
 MODES = (
     "nested-json", "prompts-not-list", "status-list", "seq-list", "upload-url-int",
     "upload-url-object", "upload-url-file", "nan", "no-id", "sse-trickle", "sse-no-blank",
@@ -84,7 +90,7 @@ class HostileServer:
 
     def __init__(self, mode: str, *, echo: str = "", lifetime: float = 30.0,
                  max_bytes: int = 256 * 1024 * 1024, port: int = 0,
-                 certfile: str = "", keyfile: str = ""):
+                 certfile: str = "", keyfile: str = "", trickle: float | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         if (mode == "tls") != bool(certfile and keyfile):
@@ -99,6 +105,9 @@ class HostileServer:
             raise ValueError("echo must not hold CR, LF or NUL (it goes into a header)")
         self.mode, self.echo = mode, echo
         self.lifetime, self.max_bytes, self.port = float(lifetime), int(max_bytes), port
+        if trickle is not None and not trickle > 0:
+            raise ValueError("trickle must be a number of seconds above 0")
+        self.trickle = float(trickle) if trickle is not None else TRICKLE.get(mode, 1.0)
         self.requests: list = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -276,11 +285,11 @@ class HostileServer:
                                              **(headers or {})})
         self._send(connection, body)
 
-    def _trickle(self, connection: socket.socket, data: bytes, interval: float = 1.0) -> None:
-        """One byte every `interval` seconds, until the client leaves or time is up."""
+    def _trickle(self, connection: socket.socket, data: bytes) -> None:
+        """One byte every `self.trickle` seconds, until the client leaves or time is up."""
         for index in range(len(data)):
             self._send(connection, data[index:index + 1])
-            if self._stopping.wait(interval):
+            if self._stopping.wait(self.trickle):
                 raise _Closed()
 
     def _endless(self, connection: socket.socket, prefix: bytes, piece: bytes) -> None:
@@ -323,7 +332,7 @@ class HostileServer:
         elif mode == "json-trickle":
             self._send_head(connection, status, {"Content-Type": "application/json",
                                                  "Content-Length": "64"})
-            self._trickle(connection, b'{"id": "' + b"x" * 52 + b'"}    ', 0.25)
+            self._trickle(connection, b'{"id": "' + b"x" * 52 + b'"}    ')
         elif mode == "huge-length":
             self._send_head(connection, status, {"Content-Type": "application/json",
                                                  "Content-Length": str(HUGE_LENGTH)})

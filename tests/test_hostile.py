@@ -140,9 +140,9 @@ def test_cli_get_of_a_broken_task_exits_6(make_hostile_server, mode):
 def test_wait_on_a_broken_task_says_so_at_its_deadline(make_hostile_server):
     server = make_hostile_server("status-list")
     with Timer() as timer, pytest.raises(rc.WaitTimeoutError) as caught:
-        client_for(server.base_url).wait_for_task("task-1", timeout=1, poll_interval=0.2)
+        client_for(server.base_url).wait_for_task("task-1", timeout=0.4, poll_interval=0.08)
     assert isinstance(caught.value.last_error, rc.MalformedResponseError)
-    assert timer.elapsed < 5
+    assert timer.elapsed < 4.4
 
 
 def test_an_event_with_a_list_for_seq_is_malformed(make_hostile_server):
@@ -227,11 +227,11 @@ def test_cli_memory_stays_bounded_on_a_huge_answer(make_hostile_server, mode):
 
 
 def test_a_call_abandoned_at_its_deadline_closes_its_connection(make_hostile_server):
-    server = make_hostile_server("json-trickle")
-    client = client_for(server.base_url, total_timeout=1)
+    server = make_hostile_server("json-trickle", trickle=0.1)  # 64 bytes: 6.4 s
+    client = client_for(server.base_url, total_timeout=0.4)
     with Timer() as timer, pytest.raises(rc.APITimeoutError):
         client.get_task("task-1")
-    assert timer.elapsed < 3
+    assert timer.elapsed < 2.4
     give_up = time.monotonic() + 5
     while server._connections and time.monotonic() < give_up:
         time.sleep(0.1)
@@ -241,50 +241,56 @@ def test_a_call_abandoned_at_its_deadline_closes_its_connection(make_hostile_ser
 def test_an_upload_whose_answer_trickles_ends_after_the_read_timeout(
     make_hostile_server, tmp_path
 ):
-    server = make_hostile_server("put-trickle", lifetime=40)
+    # A byte every 0.25 s, each well within the 0.5 s read timeout: only a limit on the
+    # whole answer ends it (the 57 bytes would take 14 s).
+    server = make_hostile_server("put-trickle", lifetime=40, trickle=0.25)
     path = tmp_path / "data.csv"
     path.write_bytes(b"x" * 300_000)
     with Timer() as timer, pytest.raises(rc.APITimeoutError):
-        client_for(server.base_url, read_timeout=2).upload_file(path)
-    assert timer.elapsed < 6
+        client_for(server.base_url, read_timeout=0.5).upload_file(path)
+    assert timer.elapsed < 4.5
     with Timer() as timer:
-        result = cli(server.base_url, "upload", str(path), REBYTE_READ_TIMEOUT="2",
+        result = cli(server.base_url, "upload", str(path), REBYTE_READ_TIMEOUT="0.5",
                      REBYTE_MAX_RETRIES="0")
     assert result.returncode == EXIT_NETWORK, result.stderr
-    assert timer.elapsed < 10
+    assert timer.elapsed < 8.5
 
 
 # ---------------------------------------------------------------------------- event streams
 
 
 EXIT_WAIT_TIMEOUT = 7
+# The streams below keep sending within every read timeout (sse-no-blank a line every
+# 0.05 s, sse-trickle a byte every STREAM_TRICKLE s): only the deadline can end the wait.
+# Deadlines are 0.5 s; each bound keeps the slack it had over the 2 s deadline used before.
+STREAM_TRICKLE = 0.1
 
 
 @pytest.mark.parametrize("mode", ["sse-trickle", "sse-no-blank"])
 def test_iter_events_ends_at_its_deadline_whatever_the_stream_does(make_hostile_server, mode):
-    server = make_hostile_server(mode, lifetime=20)
+    server = make_hostile_server(mode, lifetime=20, trickle=STREAM_TRICKLE)
     with Timer() as timer, pytest.raises(rc.WaitTimeoutError):
-        for _ in client_for(server.base_url).iter_events("task-1", timeout=2):
+        for _ in client_for(server.base_url).iter_events("task-1", timeout=0.5):
             pass
-    assert timer.elapsed < 4
+    assert timer.elapsed < 2.5
 
 
 @pytest.mark.parametrize("mode", ["sse-trickle", "sse-no-blank"])
 def test_wait_with_events_ends_at_its_deadline(make_hostile_server, mode):
-    server = make_hostile_server(mode, lifetime=20)
+    server = make_hostile_server(mode, lifetime=20, trickle=STREAM_TRICKLE)
     client = client_for(server.base_url)
     with Timer() as timer, pytest.raises(rc.WaitTimeoutError):
-        client.wait_for_task("task-1", timeout=2, poll_interval=0.5, use_events=True)
-    assert timer.elapsed < 6
+        client.wait_for_task("task-1", timeout=0.5, poll_interval=0.125, use_events=True)
+    assert timer.elapsed < 4.5
 
 
 @pytest.mark.parametrize("mode", ["sse-trickle", "sse-no-blank"])
 def test_cli_watch_ends_at_its_timeout(make_hostile_server, mode):
-    server = make_hostile_server(mode, lifetime=30)
+    server = make_hostile_server(mode, lifetime=30, trickle=STREAM_TRICKLE)
     with Timer() as timer:
-        result = cli(server.base_url, "watch", "task-1", "--wait-timeout", "2")
+        result = cli(server.base_url, "watch", "task-1", "--wait-timeout", "0.5")
     assert result.returncode == EXIT_WAIT_TIMEOUT, result.stderr
-    assert timer.elapsed < 12
+    assert timer.elapsed < 10.5
 
 
 def test_a_4_mib_event_line_is_read_quickly(make_hostile_server):
@@ -631,9 +637,17 @@ def test_a_signal_is_handled_like_ctrl_c(make_hostile_server, signame, mode, arg
     import signal
 
     server = make_hostile_server(mode, lifetime=40)
+    # The signal comes while the CLI is in the middle of the call that takes long: the
+    # create whose answer trickles, or the wait or watch once its event stream is open.
+    aimed = ("POST", "/v1/tasks") if args[0] == "create" else ("GET", "/v1/tasks/task-1/events")
     process = start(args, cli_env(server.base_url, KEY))
     try:
-        time.sleep(2.5)
+        deadline = time.monotonic() + 20
+        while aimed not in [request[:2] for request in list(server.requests)]:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"the CLI never sent {aimed}"
+            time.sleep(0.02)
+        time.sleep(0.3)
         process.send_signal(getattr(signal, signame))
         stdout, stderr = process.communicate(timeout=15)
     finally:

@@ -13,7 +13,7 @@ import socket
 import time
 
 import pytest
-from hostile_server import HUGE_LENGTH, MODES, HostileServer
+from hostile_server import HUGE_LENGTH, MODES, TRICKLE, HostileServer
 
 MIB = 1024 * 1024
 CHUNK = 256 * 1024
@@ -88,12 +88,12 @@ def test_modes_are_named_checked_and_on_loopback():
 
 
 def test_it_stops_itself_after_its_lifetime():
-    server = HostileServer("sse-trickle", lifetime=1.0).start()
+    server = HostileServer("sse-trickle", lifetime=0.5).start()
     try:
         sock = request(server, "GET", "/v1/tasks/task-1/events")
         started = time.monotonic()
         answer = read_for(sock, 5)
-        assert time.monotonic() - started < 3  # cut at the lifetime, not at our 5 s
+        assert time.monotonic() - started < 2.5  # cut at the lifetime, not at our 5 s
         assert answer.startswith(b"HTTP/1.1 200")
         sock.close()
         time.sleep(0.2)
@@ -196,10 +196,25 @@ def test_done_disagrees_with_get():
             assert fetch_json(server, "GET", "/v1/tasks/task-1")[1]["status"] == "running"
 
 
+# The trickling modes are read at a fifth of their pause (`trickle`) for the same number
+# of pauses: the counts are those of their own rates, checked by the first test below.
+FAST = 0.2
+
+
+def test_trickling_modes_keep_their_documented_rates_by_default():
+    assert TRICKLE == {"sse-trickle": 1.0, "json-trickle": 0.25, "put-trickle": 1.0}
+    for mode, pause in TRICKLE.items():
+        assert HostileServer(mode).trickle == pause
+        assert HostileServer(mode, trickle=FAST).trickle == FAST
+    for wrong in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError):
+            HostileServer("sse-trickle", trickle=wrong)
+
+
 def test_sse_trickles_a_byte_a_second_with_no_newline():
-    with HostileServer("sse-trickle") as server:
+    with HostileServer("sse-trickle", trickle=FAST) as server:
         with request(server, "GET", "/v1/tasks/task-1/events") as sock:
-            _, headers, body = split(read_for(sock, 2.5))
+            _, headers, body = split(read_for(sock, 2.5 * FAST))
         assert headers["content-type"] == "text/event-stream"
         assert 1 <= len(body) <= 4 and b"\n" not in body
 
@@ -228,9 +243,10 @@ def test_endless_json_has_no_length_and_does_not_end():
 
 
 def test_json_trickles_a_byte_a_second():
-    with HostileServer("json-trickle") as server:
+    pause = TRICKLE["json-trickle"] * 0.4  # 0.1 s: 2.5 s at its own rate, read in 1 s
+    with HostileServer("json-trickle", trickle=pause) as server:
         with request(server, "GET", "/v1/tasks/task-1") as sock:
-            answer = read_for(sock, 2.5)
+            answer = read_for(sock, 2.5 * 0.4)
         _, headers, body = split(answer)
         assert headers["content-length"] == "64" and 5 <= len(body) <= 12
 
@@ -254,9 +270,9 @@ def test_list_pages_never_end():
 
 
 def test_put_target_trickles_its_answer_after_the_body():
-    with HostileServer("put-trickle") as server:
+    with HostileServer("put-trickle", trickle=FAST) as server:
         with request(server, "PUT", "/upload/slot-1", b"x" * 200_000) as sock:
-            answer = read_for(sock, 2.5)
+            answer = read_for(sock, 2.5 * FAST)
         assert 1 <= len(answer) <= 4 and b"HTTP/1.1 200"[:len(answer)] == answer
         assert server.requests[0][:2] == ("PUT", "/upload/slot-1")
 
