@@ -32,6 +32,23 @@ def pytest_configure(config):
     warm_bytecode_cache(folder)
 
 
+# Under pytest-xdist (make test) each file runs whole in one worker; the files that take
+# longest go out first, so that no long one starts last while the other worker sits idle.
+LONG_FILES = (
+    "test_docs.py", "test_reliability.py", "test_fake_server.py", "test_hostile.py",
+    "test_cli_tasks.py", "test_cli_output.py", "test_client_e2e.py", "test_cli_errors.py",
+    "test_cli_computer.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the others, is kept
+
+
 def pytest_unconfigure(config):
     folder = getattr(config, "_rebyte_pycache", None)
     if folder:
