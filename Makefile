@@ -14,7 +14,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 # In parallel (pytest-xdist): a test file runs whole in one worker, so module fixtures and
 # the audits at the end of a module see all of it. Four workers keep two cores busy: most
 # tests spend their time waiting on a CLI subprocess or a socket, not computing (on two
-# cores, four workers took 35 s where two took 105 s of file time). The ten slowest are listed.
+# cores, the five files that wait most took 35 s in four workers; in two, their times
+# added up to 105 s). The ten slowest tests are listed.
 XDIST := -n 4 --dist loadfile
 test: lint
 	$(PY) -m pytest $(XDIST) --durations=10
