@@ -138,6 +138,12 @@ class HostileServer:
         self._stopping.set()
         with self._lock:
             connections = list(self._connections)
+            listener = self._listener
+        if listener is not None:  # wakes the accept loop now, not at its next 0.05 s tick
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for connection in connections:
             try:
                 connection.shutdown(socket.SHUT_RDWR)
