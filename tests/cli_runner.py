@@ -14,6 +14,24 @@ from typing import Dict, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / "scripts" / "rebyte_cli.py"
+# Set by tests/conftest.py for the session: a folder (outside the checkout) where every CLI
+# run keeps and finds its compiled modules, so that a run does not compile the client again.
+PYCACHE_VARIABLE = "SKILL_TESTS_PYCACHE"
+# What a CLI run imports, compiled once into that folder before the first test.
+WARM_UP = (
+    "rebyte_cli rebyte_client rebyte_commands rebyte_cmd_artifacts rebyte_cmd_computer "
+    "rebyte_cmd_webhook requests urllib3.filepost http.cookiejar email.utils mimetypes "
+    "hashlib ipaddress queue unicodedata shutil signal ssl traceback yaml"
+).split()
+_WARM_UP_SCRIPT = (
+    "import importlib, sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "for name in sys.argv[2:]:\n"
+    "    try:\n"
+    "        importlib.import_module(name)\n"
+    "    except ImportError:\n"
+    "        pass\n"
+)
 
 
 @dataclass
@@ -42,6 +60,10 @@ def cli_env(base_url: Optional[str], api_key: Optional[str], **extra: str) -> Di
     """A clean environment: no stray REBYTE_* from the machine, no proxies for loopback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REBYTE_")}
     env.pop("NO_COLOR", None)
+    pycache = os.environ.get(PYCACHE_VARIABLE)
+    if pycache:  # the session's compiled modules (PYTHONDONTWRITEBYTECODE would forbid them)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = pycache
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,127.0.0.2,localhost,::1"
     if base_url is not None:
         env["REBYTE_BASE_URL"] = base_url
@@ -49,6 +71,16 @@ def cli_env(base_url: Optional[str], api_key: Optional[str], **extra: str) -> Di
         env["REBYTE_API_KEY"] = api_key
     env.update(extra)
     return env
+
+
+def warm_bytecode_cache(folder: str) -> None:
+    """Compile what a CLI run imports into `folder` (a PYTHONPYCACHEPREFIX), once."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = folder
+    subprocess.run(
+        [sys.executable, "-c", _WARM_UP_SCRIPT, str(CLI.parent), *WARM_UP],
+        env=env, capture_output=True, timeout=120, check=False,
+    )
 
 
 def as_documented(text: str) -> str:

@@ -3,11 +3,15 @@ hostile server (tests/hostile_server.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from cli_runner import PYCACHE_VARIABLE, warm_bytecode_cache
 from fake_rebyte import FakeRebyte
 from hostile_server import HostileServer
 
@@ -15,6 +19,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from rebyte_client import RebyteClient  # noqa: E402
 
 API_KEY = "rbk_test_key"
+
+
+def pytest_configure(config):
+    """One bytecode cache for the session's CLI runs, made by the first process (the xdist
+    controller, whose workers inherit it): outside the checkout, removed at the end."""
+    if hasattr(config, "workerinput") or os.environ.get(PYCACHE_VARIABLE):
+        return
+    folder = tempfile.mkdtemp(prefix="rebyte-tests-pycache-")
+    os.environ[PYCACHE_VARIABLE] = folder
+    config._rebyte_pycache = folder
+    warm_bytecode_cache(folder)
+
+
+# Under pytest-xdist (make test) each file runs whole in one worker; the files that take
+# longest go out first, so that no long one starts last while the other worker sits idle.
+LONG_FILES = (
+    "test_docs.py", "test_reliability.py", "test_fake_server.py", "test_hostile.py",
+    "test_cli_tasks.py", "test_cli_output.py", "test_client_e2e.py", "test_cli_errors.py",
+    "test_cli_computer.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the others, is kept
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_rebyte_pycache", None)
+    if folder:
+        os.environ.pop(PYCACHE_VARIABLE, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -41,6 +41,10 @@ Modes (MODES lists them; `echo` is the caller's string for the modes that use it
   not-http           every connection gets a few bytes that are not HTTP, then a close
   tls                plain answers, over TLS with the caller's `certfile` and `keyfile`
                      (a self-signed certificate, as a TLS-inspecting proxy presents)
+
+`trickle` sets the pause between the bytes of the trickling modes (sse-trickle,
+json-trickle, put-trickle) in seconds; by default each keeps the rate its line above says.
+Tests pass a shorter one, with timeouts shorter in proportion, to spend less wall time.
 """
 
 from __future__ import annotations
@@ -54,30 +58,14 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+# Seconds between two bytes of a trickling answer, by mode (the `trickle` option overrides).
+TRICKLE = {"sse-trickle": 1.0, "json-trickle": 0.25, "put-trickle": 1.0}
 MODES = (
-    "nested-json",
-    "prompts-not-list",
-    "status-list",
-    "seq-list",
-    "upload-url-int",
-    "upload-url-object",
-    "upload-url-file",
-    "nan",
-    "no-id",
-    "sse-trickle",
-    "sse-no-blank",
-    "sse-huge-line",
-    "endless-json",
-    "json-trickle",
-    "huge-length",
-    "endless-pages",
-    "put-trickle",
-    "redirect",
-    "echo-error",
-    "done-disagrees",
-    "events-no-key",
-    "not-http",
-    "tls",
+    "nested-json", "prompts-not-list", "status-list", "seq-list", "upload-url-int",
+    "upload-url-object", "upload-url-file", "nan", "no-id", "sse-trickle", "sse-no-blank",
+    "sse-huge-line", "endless-json", "json-trickle", "huge-length", "endless-pages",
+    "put-trickle", "redirect",
+    "echo-error", "done-disagrees", "events-no-key", "not-http", "tls",
 )
 TASK_ID = "task-1"
 WORKSPACE_ID = "ws-1"
@@ -100,17 +88,9 @@ class _Closed(Exception):
 class HostileServer:
     """One listening socket on 127.0.0.1; a thread per connection; stops after `lifetime`."""
 
-    def __init__(
-        self,
-        mode: str,
-        *,
-        echo: str = "",
-        lifetime: float = 30.0,
-        max_bytes: int = 256 * 1024 * 1024,
-        port: int = 0,
-        certfile: str = "",
-        keyfile: str = "",
-    ):
+    def __init__(self, mode: str, *, echo: str = "", lifetime: float = 30.0,
+                 max_bytes: int = 256 * 1024 * 1024, port: int = 0,
+                 certfile: str = "", keyfile: str = "", trickle: float | None = None):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         if (mode == "tls") != bool(certfile and keyfile):
@@ -125,6 +105,9 @@ class HostileServer:
             raise ValueError("echo must not hold CR, LF or NUL (it goes into a header)")
         self.mode, self.echo = mode, echo
         self.lifetime, self.max_bytes, self.port = float(lifetime), int(max_bytes), port
+        if trickle is not None and not trickle > 0:
+            raise ValueError("trickle must be a number of seconds above 0")
+        self.trickle = float(trickle) if trickle is not None else TRICKLE.get(mode, 1.0)
         self.requests: list = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -155,6 +138,12 @@ class HostileServer:
         self._stopping.set()
         with self._lock:
             connections = list(self._connections)
+            listener = self._listener
+        if listener is not None:  # wakes the accept loop now, not at its next 0.05 s tick
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for connection in connections:
             try:
                 connection.shutdown(socket.SHUT_RDWR)
@@ -196,9 +185,8 @@ class HostileServer:
                 continue
             except OSError:
                 return
-            thread = threading.Thread(
-                target=self._serve, args=(connection,), name="hostile-connection", daemon=True
-            )
+            thread = threading.Thread(target=self._serve, args=(connection,),
+                                      name="hostile-connection", daemon=True)
             with self._lock:
                 self._connections.add(connection)
                 self._threads = [t for t in self._threads if t.is_alive()]
@@ -288,39 +276,26 @@ class HostileServer:
             view = view[sent:]
 
     def _send_head(self, connection: socket.socket, status: int, headers: dict) -> None:
-        reason = {
-            200: "OK",
-            201: "Created",
-            204: "No Content",
-            302: "Found",
-            400: "Bad Request",
-            404: "Not Found",
-        }.get(status, "Status")
+        reason = {200: "OK", 201: "Created", 204: "No Content", 302: "Found",
+                  400: "Bad Request", 404: "Not Found"}.get(status, "Status")
         lines = [f"HTTP/1.1 {status} {reason}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         lines += ["Connection: close", "", ""]
         self._send(connection, "\r\n".join(lines).encode("latin-1"))
 
-    def _send_json_text(
-        self, connection: socket.socket, status: int, text: str, headers: dict | None = None
-    ) -> None:
+    def _send_json_text(self, connection: socket.socket, status: int, text: str,
+                        headers: dict | None = None) -> None:
         body = text.encode()
-        self._send_head(
-            connection,
-            status,
-            {
-                "Content-Type": "application/json",
-                "Content-Length": str(len(body)),
-                **(headers or {}),
-            },
-        )
+        self._send_head(connection, status, {"Content-Type": "application/json",
+                                             "Content-Length": str(len(body)),
+                                             **(headers or {})})
         self._send(connection, body)
 
-    def _trickle(self, connection: socket.socket, data: bytes, interval: float = 1.0) -> None:
-        """One byte every `interval` seconds, until the client leaves or time is up."""
+    def _trickle(self, connection: socket.socket, data: bytes) -> None:
+        """One byte every `self.trickle` seconds, until the client leaves or time is up."""
         for index in range(len(data)):
-            self._send(connection, data[index : index + 1])
-            if self._stopping.wait(interval):
+            self._send(connection, data[index:index + 1])
+            if self._stopping.wait(self.trickle):
                 raise _Closed()
 
     def _endless(self, connection: socket.socket, prefix: bytes, piece: bytes) -> None:
@@ -336,11 +311,8 @@ class HostileServer:
     def _answer(self, connection: socket.socket, method: str, path: str) -> None:
         mode = self.mode
         if mode == "redirect":
-            location = (
-                self.echo
-                if re.match(r"https?://", self.echo)
-                else (f"{self.origin}/moved/{self.echo}")
-            )
+            location = self.echo if re.match(r"https?://", self.echo) else (
+                f"{self.origin}/moved/{self.echo}")
             self._send_head(connection, 302, {"Location": location, "Content-Length": "0"})
             return
         if mode == "echo-error":
@@ -353,12 +325,8 @@ class HostileServer:
         if method == "PUT":
             self._upload(connection)
             return
-        status = (
-            201
-            if method == "POST"
-            and (_CREATES.fullmatch(path) or _ARTIFACT_UPLOAD_URL.fullmatch(path))
-            else 200
-        )
+        status = 201 if method == "POST" and (
+            _CREATES.fullmatch(path) or _ARTIFACT_UPLOAD_URL.fullmatch(path)) else 200
         if method == "DELETE":
             self._send_head(connection, 204, {})
             return
@@ -368,16 +336,12 @@ class HostileServer:
             self._send_head(connection, status, {"Content-Type": "application/json"})
             self._endless(connection, b'{"data": [', b'{"id": "x"}, ')
         elif mode == "json-trickle":
-            self._send_head(
-                connection, status, {"Content-Type": "application/json", "Content-Length": "64"}
-            )
-            self._trickle(connection, b'{"id": "' + b"x" * 52 + b'"}    ', 0.25)
+            self._send_head(connection, status, {"Content-Type": "application/json",
+                                                 "Content-Length": "64"})
+            self._trickle(connection, b'{"id": "' + b"x" * 52 + b'"}    ')
         elif mode == "huge-length":
-            self._send_head(
-                connection,
-                status,
-                {"Content-Type": "application/json", "Content-Length": str(HUGE_LENGTH)},
-            )
+            self._send_head(connection, status, {"Content-Type": "application/json",
+                                                 "Content-Length": str(HUGE_LENGTH)})
             self._endless(connection, b'{"id": "', b"x")
         else:
             value = self._value(method, path)
@@ -391,31 +355,20 @@ class HostileServer:
         mode = self.mode
         if method == "POST" and _CREATES.fullmatch(path):
             if path == "/v1/files":
-                return {
-                    "id": None if mode == "no-id" else "file-1",
-                    "filename": "data.csv",
-                    "uploadUrl": self._upload_url(),
-                }
+                return {"id": None if mode == "no-id" else "file-1", "filename": "data.csv",
+                        "uploadUrl": self._upload_url()}
             if path.endswith("/prompts"):
                 return {} if mode == "no-id" else {"promptId": "prompt-2"}
             if path == "/v1/agent-computers":
-                return {**self._computer(), "id": None} if mode == "no-id" else (self._computer())
+                return {**self._computer(), "id": None} if mode == "no-id" else (
+                    self._computer())
             if path == "/v1/webhooks":
-                return {
-                    "id": None if mode == "no-id" else "wh-1",
-                    "url": "https://e.test/h",
-                    "events": ["task.completed"],
-                    "hasSecret": False,
-                    "isActive": True,
-                    "createdAt": CREATED_AT,
-                }
-            return {
-                "id": None if mode == "no-id" else TASK_ID,
-                "workspaceId": WORKSPACE_ID,
-                "url": f"https://app.rebyte.local/run/{TASK_ID}",
-                "status": "running",
-                "createdAt": CREATED_AT,
-            }
+                return {"id": None if mode == "no-id" else "wh-1", "url": "https://e.test/h",
+                        "events": ["task.completed"], "hasSecret": False, "isActive": True,
+                        "createdAt": CREATED_AT}
+            return {"id": None if mode == "no-id" else TASK_ID, "workspaceId": WORKSPACE_ID,
+                    "url": f"https://app.rebyte.local/run/{TASK_ID}", "status": "running",
+                    "createdAt": CREATED_AT}
         if method == "POST" and _ARTIFACT_UPLOAD_URL.fullmatch(path):
             return {"uploadUrl": self._upload_url(), "filename": "big.bin"}
         if method == "GET" and _LISTS.fullmatch(path):
@@ -430,49 +383,26 @@ class HostileServer:
         return {"data": []}
 
     def _upload_url(self):
-        return {
-            "upload-url-int": 5,
-            "upload-url-object": {},
-            "upload-url-file": "file:///etc/passwd",
-        }.get(self.mode, f"{self.origin}/upload/slot-1?signature=abc")
+        return {"upload-url-int": 5, "upload-url-object": {},
+                "upload-url-file": "file:///etc/passwd"}.get(
+                    self.mode, f"{self.origin}/upload/slot-1?signature=abc")
 
     def _computer(self) -> dict:
-        return {
-            "id": "computer-1",
-            "name": "Agent Computer",
-            "status": "provisioning",
-            "sandboxId": None,
-            "icon": None,
-            "url": "https://app.rebyte.local/c/1",
-            "provisionError": None,
-            "createdAt": CREATED_AT,
-            "updatedAt": CREATED_AT,
-        }
+        return {"id": "computer-1", "name": "Agent Computer", "status": "provisioning",
+                "sandboxId": None, "icon": None, "url": "https://app.rebyte.local/c/1",
+                "provisionError": None, "createdAt": CREATED_AT, "updatedAt": CREATED_AT}
 
     def _task(self, task_id: str) -> dict:
         done = self.mode in ("seq-list", "events-no-key")
         status = "completed" if done else "running"
-        task = {
-            "id": task_id,
-            "url": f"https://app.rebyte.local/run/{task_id}",
-            "title": "Hostile task",
-            "executor": "claude",
-            "model": "lite",
-            "createdAt": CREATED_AT,
-            "completedAt": CREATED_AT if done else None,
-            "status": status,
-            "workspaceId": WORKSPACE_ID,
-            "visibility": "shared",
-            "finalResult": "Done." if done else None,
-            "prompts": [
-                {
-                    "id": "prompt-1",
-                    "status": "succeeded" if done else "running",
-                    "submittedAt": CREATED_AT,
-                    "completedAt": CREATED_AT if done else None,
-                }
-            ],
-        }
+        task = {"id": task_id, "url": f"https://app.rebyte.local/run/{task_id}",
+                "title": "Hostile task", "executor": "claude", "model": "lite",
+                "createdAt": CREATED_AT, "completedAt": CREATED_AT if done else None,
+                "status": status, "workspaceId": WORKSPACE_ID, "visibility": "shared",
+                "finalResult": "Done." if done else None,
+                "prompts": [{"id": "prompt-1", "status": "succeeded" if done else "running",
+                             "submittedAt": CREATED_AT,
+                             "completedAt": CREATED_AT if done else None}]}
         if self.mode == "prompts-not-list":
             task["prompts"] = 5
         elif self.mode == "status-list":
@@ -482,54 +412,26 @@ class HostileServer:
     def _list_page(self, path: str) -> dict:
         kind = "computer" if "agent-computers" in path else "task"
         if self.mode != "endless-pages":
-            entry = (
-                self._computer()
-                if kind == "computer"
-                else {
-                    key: value
-                    for key, value in self._task(TASK_ID).items()
-                    if key not in ("status", "prompts", "finalResult", "visibility")
-                }
-            )
+            entry = self._computer() if kind == "computer" else {
+                key: value for key, value in self._task(TASK_ID).items()
+                if key not in ("status", "prompts", "finalResult", "visibility")}
             return {"data": [entry], "total": 1, "limit": 50, "offset": 0}
         with self._lock:
             self._page += 1
             page = self._page
-        entries = [
-            {
-                "id": f"{kind}-{page}-{index}",
-                "url": "https://app.rebyte.local/x",
-                "title": "Again",
-                "executor": "claude",
-                "model": "lite",
-                "name": "c",
-                "status": "ready",
-                "sandboxId": "s",
-                "createdAt": CREATED_AT,
-                "completedAt": CREATED_AT,
-            }
-            for index in range(100)
-        ]
-        return {
-            "data": entries,
-            "total": (page + 1) * 100,
-            "limit": 100,
-            "offset": (page - 1) * 100,
-        }
+        entries = [{"id": f"{kind}-{page}-{index}", "url": "https://app.rebyte.local/x",
+                    "title": "Again", "executor": "claude", "model": "lite", "name": "c",
+                    "status": "ready", "sandboxId": "s", "createdAt": CREATED_AT,
+                    "completedAt": CREATED_AT} for index in range(100)]
+        return {"data": entries, "total": (page + 1) * 100, "limit": 100,
+                "offset": (page - 1) * 100}
 
     def _events(self, connection: socket.socket) -> None:
         mode = self.mode
-        self._send_head(
-            connection, 200, {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        event = {
-            "seq": 0,
-            "timestamp": CREATED_AT,
-            "promptId": "prompt-1",
-            "eventType": "text",
-            "payload": {"text": "hello"},
-            "eventKey": "prompt-1:0",
-        }
+        self._send_head(connection, 200, {"Content-Type": "text/event-stream",
+                                          "Cache-Control": "no-cache"})
+        event = {"seq": 0, "timestamp": CREATED_AT, "promptId": "prompt-1",
+                 "eventType": "text", "payload": {"text": "hello"}, "eventKey": "prompt-1:0"}
         done = {"status": "completed", "lastSeq": 0, "finalResult": "Done."}
         if mode == "sse-trickle":
             self._trickle(connection, b'event: event\ndata: {"seq": 0' + b" " * 100_000)
@@ -560,9 +462,8 @@ class HostileServer:
 
     def _upload(self, connection: socket.socket) -> None:
         if self.mode == "put-trickle":
-            self._trickle(
-                connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
+            self._trickle(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                          b"Connection: close\r\n\r\n")
             return
         self._send_head(connection, 200, {"Content-Length": "0"})
 
@@ -574,7 +475,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lifetime", type=float, default=30.0, metavar="S")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    with HostileServer(args.mode, echo=args.echo, lifetime=args.lifetime, port=args.port) as server:
+    with HostileServer(args.mode, echo=args.echo, lifetime=args.lifetime,
+                       port=args.port) as server:
         print(server.base_url, flush=True)
         try:
             while not server._over():

@@ -54,6 +54,9 @@ def test_every_verb_has_examples_that_run(server, api_key, tmp_path):
         "delete",
     }
     (tmp_path / "scripts").symlink_to(CLI.parent, target_is_directory=True)
+    # The examples wait at the default 2 s interval: computers are ready at once here, so
+    # each wait ends at its first poll (the tests below see provisioning, then ready).
+    server.configure(computer_ready_delay=0)
     for line in EXAMPLES:
         assert line.startswith("python3 scripts/rebyte_cli.py computer "), line
         command = parse_command(Block("help", 0, "bash", line), 0, line)

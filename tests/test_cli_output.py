@@ -38,6 +38,23 @@ def done_task(fake_rebyte, api_key):
     return make
 
 
+@pytest.fixture
+def done_tasks(fake_rebyte, api_key):
+    """done_tasks(prompts): tasks made on the server directly, all started before any is
+    waited on, once each has ended (in the order of the prompts)."""
+
+    def make(prompts) -> list:
+        tasks = [api_task(fake_rebyte, api_key, prompt) for prompt in prompts]
+
+        def ended(task):
+            now = api_get(fake_rebyte, api_key, f"/tasks/{task['id']}")[1]
+            return now if now["status"] != "running" else None
+
+        return [wait_until(lambda task=task: ended(task), what="the task to end") for task in tasks]
+
+    return make
+
+
 def one_compact_line(stdout: str) -> dict:
     """stdout is one JSON document on one line, with no indentation or spaces after separators."""
     assert stdout.endswith("\n") and stdout.count("\n") == 1, stdout
@@ -81,9 +98,9 @@ def test_waited_task_without_an_answer_quiet_prints_its_url(cli, fake_rebyte, ap
 def test_a_quiet_wait_that_times_out_prints_nothing_on_stdout(cli, fake_rebyte, api_key, how):
     """`ANSWER=$(... -q)` must never take the task's URL for its answer; stderr gives it."""
     task = api_task(fake_rebyte, api_key, "Long [duration=30]")
-    limit = ("--wait-timeout", "0.6")
+    limit = ("--wait-timeout", "0.3")
     args = {
-        "wait": ["wait", task["id"], "--timeout", "0.6"],
+        "wait": ["wait", task["id"], "--timeout", "0.3"],
         "create": ["create", "-p", "Long [duration=30]", "--wait", *limit],
         "follow-up": ["follow-up", task["id"], "-p", "More [duration=30]", "--wait", *limit],
         "create-watch": ["create", "-p", "Long [duration=30]", "--watch", *limit],
@@ -163,10 +180,9 @@ def test_list_gives_each_task_its_status_with_a_get_per_task(cli, fake_rebyte, a
     assert len(fake_rebyte.requests("GET", r"/v1/tasks/[^/]+")) == 0
 
 
-def test_list_status_filter_works_with_all(cli, fake_rebyte, api_key, done_task):
-    failed = [done_task(f"Broken {n} [fail]") for n in range(3)]
-    for n in range(3):
-        done_task(f"Fine {n}")
+def test_list_status_filter_works_with_all(cli, fake_rebyte, api_key, done_tasks):
+    failed = done_tasks([f"Broken {n} [fail]" for n in range(3)])
+    done_tasks([f"Fine {n}" for n in range(3)])
     result = cli("list", "--all", "--status", "failed")
     assert result.returncode == 0, result.stderr
     page = result.json()
@@ -281,7 +297,7 @@ def test_batch_quiet_prints_a_line_per_task(cli, fake_rebyte, tmp_path):
 
 def test_batch_wait_prints_each_task_as_it_ends(cli, tmp_path):
     path = tmp_path / "specs.json"
-    specs = [{"prompt": "Slow [duration=3]", "name": "slow"}, {"prompt": "Quick", "name": "quick"}]
+    specs = [{"prompt": "Slow [duration=1]", "name": "slow"}, {"prompt": "Quick", "name": "quick"}]
     path.write_text(json.dumps(specs))
     result = cli("batch", str(path), "-q", "--wait", *FAST)
     assert result.returncode == 0, result.stderr

@@ -51,7 +51,7 @@ def prompt_of(task: dict, prompt_id: str) -> dict:
 def test_follow_up_wait_waits_for_the_follow_up_itself(cli, fake_rebyte, new_task):
     task = new_task("First", done=True)
     assert task["status"] == "completed"
-    prompt = "Now this [duration=1.5]"
+    prompt = "Now this [duration=0.8]"
     started = time.monotonic()
     result = cli("follow-up", task["id"], "--prompt", prompt, "--wait", *FAST)
     elapsed = time.monotonic() - started
@@ -61,7 +61,7 @@ def test_follow_up_wait_waits_for_the_follow_up_itself(cli, fake_rebyte, new_tas
     assert followed["status"] == "succeeded"
     assert shown["status"] == "completed"
     assert shown["result"] == final_result_for(prompt)
-    assert elapsed >= 1.3  # it did wait for the new prompt, not the completed first one
+    assert elapsed >= 0.6  # it did wait for the new prompt, not the completed first one
     [sent] = fake_rebyte.requests("POST", r"/v1/tasks/[^/]+/prompts")
     assert sent["json"] == {"prompt": prompt}
 
@@ -192,13 +192,14 @@ def test_wait_polls_at_its_interval_when_the_event_stream_fails(cli, fake_rebyte
     task = new_task("Long [duration=30]")
     fake_rebyte.inject("GET", r"/v1/tasks/[^/]+/events", "500", count=100)
     polls = {}
-    for interval in ("0.2", "5"):
+    for interval in ("0.1", "5"):  # in a wait of 0.5 s
         fake_rebyte.clear_log()
-        args = ("wait", task["id"], "--timeout", "1", "--interval", interval, "--max-retries", "0")
+        args = ("wait", task["id"], "--timeout", "0.5", "--interval", interval, "--max-retries",
+                "0")
         result = cli(*args)
         assert result.returncode == 7, result.stderr
         polls[interval] = len(fake_rebyte.requests("GET", r"/v1/tasks/[^/]+"))
-    assert polls["0.2"] >= 4 and polls["5"] < polls["0.2"]
+    assert polls["0.1"] >= 4 and polls["5"] < polls["0.1"]
 
 
 def test_create_wait_timeout_exits_7(cli):
@@ -253,16 +254,16 @@ def test_watch_shows_a_question_clearly_with_the_follow_up_hint(cli, new_task):
 def test_watch_gives_up_at_its_wait_timeout_on_a_quiet_stream(cli, new_task):
     task = new_task("Slow [duration=30]")
     started = time.monotonic()
-    result = cli("watch", task["id"], "--wait-timeout", "1.5")
+    result = cli("watch", task["id"], "--wait-timeout", "0.5")
     elapsed = time.monotonic() - started
     assert result.returncode == 7, result.stderr
-    assert elapsed < 1.5 + 2.5
+    assert elapsed < 0.5 + 2.5
     assert result.json()["status"] == "running"  # the task as it stands, for the agent
     assert "timed out" in one_error(result)
 
 
 def test_create_watch_honours_wait_timeout(cli):
-    result = cli("create", "--prompt", "Slow [duration=30]", "--watch", "--wait-timeout", "1")
+    result = cli("create", "--prompt", "Slow [duration=30]", "--watch", "--wait-timeout", "0.5")
     assert result.returncode == 7, result.stderr
     assert result.json()["status"] == "running"
 

@@ -66,7 +66,9 @@ KEY = "rbk_docs_test_key"
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SPEC_KEYS = {"name", "description", "license", "compatibility", "metadata", "allowed-tools"}
 PLACEHOLDER_TASKS = re.compile(r"\bTASK_ID(?:_\d+)?\b")
-WORKERS = 12
+# Examples run at once: many, as most of their time is waiting; fewer when the other test
+# files run beside this one (pytest-xdist), so that their timing checks keep a fair share.
+WORKERS = 4 if os.environ.get("PYTEST_XDIST_WORKER") else 12
 
 # The API as this project knows it: every (method, path) pair, relative to /v1.
 ENDPOINTS = {

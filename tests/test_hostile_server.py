@@ -13,7 +13,7 @@ import socket
 import time
 
 import pytest
-from hostile_server import HUGE_LENGTH, MODES, HostileServer
+from hostile_server import HUGE_LENGTH, MODES, TRICKLE, HostileServer
 
 MIB = 1024 * 1024
 CHUNK = 256 * 1024
@@ -23,16 +23,12 @@ def _port(server: HostileServer) -> int:
     return int(server.origin.rsplit(":", 1)[1])
 
 
-def request(
-    server: HostileServer, method: str, path: str, body: bytes = b"", headers: dict | None = None
-) -> socket.socket:
+def request(server: HostileServer, method: str, path: str, body: bytes = b"",
+            headers: dict | None = None) -> socket.socket:
     """Send one request on a fresh connection; the caller reads the answer."""
     sock = socket.create_connection(("127.0.0.1", _port(server)), timeout=5)
-    lines = [
-        f"{method} {path} HTTP/1.1",
-        f"Host: 127.0.0.1:{_port(server)}",
-        f"Content-Length: {len(body)}",
-    ]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{_port(server)}",
+             f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
     return sock
@@ -55,6 +51,7 @@ def read_for(sock: socket.socket, seconds: float, limit: int = 64 * MIB) -> byte
             break
         data += piece
     return bytes(data)
+
 
 
 def split(answer: bytes) -> tuple:
@@ -91,12 +88,12 @@ def test_modes_are_named_checked_and_on_loopback():
 
 
 def test_it_stops_itself_after_its_lifetime():
-    server = HostileServer("sse-trickle", lifetime=1.0).start()
+    server = HostileServer("sse-trickle", lifetime=0.5).start()
     try:
         sock = request(server, "GET", "/v1/tasks/task-1/events")
         started = time.monotonic()
         answer = read_for(sock, 5)
-        assert time.monotonic() - started < 3  # cut at the lifetime, not at our 5 s
+        assert time.monotonic() - started < 2.5  # cut at the lifetime, not at our 5 s
         assert answer.startswith(b"HTTP/1.1 200")
         sock.close()
         time.sleep(0.2)
@@ -117,12 +114,8 @@ def test_routes_the_mode_does_not_aim_at_answer_plainly():
         assert fetch(server, "PUT", "/upload/slot-1", b"abc")[0] == 200
         assert fetch(server, "DELETE", "/v1/tasks/task-1")[0] == 204
         assert [entry[:2] for entry in server.requests] == [
-            ("POST", "/v1/tasks"),
-            ("GET", "/v1/tasks/task-1"),
-            ("POST", "/v1/files"),
-            ("PUT", "/upload/slot-1"),
-            ("DELETE", "/v1/tasks/task-1"),
-        ]
+            ("POST", "/v1/tasks"), ("GET", "/v1/tasks/task-1"), ("POST", "/v1/files"),
+            ("PUT", "/upload/slot-1"), ("DELETE", "/v1/tasks/task-1")]
 
 
 def test_nested_json():
@@ -133,19 +126,16 @@ def test_nested_json():
             json.loads(raw)
 
 
-@pytest.mark.parametrize(
-    ("mode", "field", "value"),
-    [("prompts-not-list", "prompts", 5), ("status-list", "status", ["completed"])],
-)
+@pytest.mark.parametrize(("mode", "field", "value"), [
+    ("prompts-not-list", "prompts", 5), ("status-list", "status", ["completed"])])
 def test_wrong_typed_task_fields(mode, field, value):
     with HostileServer(mode) as server:
         assert fetch_json(server, "GET", "/v1/tasks/task-1")[1][field] == value
 
 
-@pytest.mark.parametrize(
-    ("mode", "value"),
-    [("upload-url-int", 5), ("upload-url-object", {}), ("upload-url-file", "file:///etc/passwd")],
-)
+@pytest.mark.parametrize(("mode", "value"), [
+    ("upload-url-int", 5), ("upload-url-object", {}),
+    ("upload-url-file", "file:///etc/passwd")])
 def test_wrong_upload_urls(mode, value):
     with HostileServer(mode) as server:
         assert fetch_json(server, "POST", "/v1/files", b"{}")[1]["uploadUrl"] == value
@@ -155,11 +145,8 @@ def test_wrong_upload_urls(mode, value):
 
 def test_nan_in_every_object():
     with HostileServer("nan") as server:
-        for method, path in [
-            ("POST", "/v1/tasks"),
-            ("GET", "/v1/tasks/task-1"),
-            ("GET", "/v1/tasks"),
-        ]:
+        for method, path in [("POST", "/v1/tasks"), ("GET", "/v1/tasks/task-1"),
+                             ("GET", "/v1/tasks")]:
             _, _, raw = fetch(server, method, path)
             assert b"NaN" in raw
             assert math.isnan(json.loads(raw)["cost"])  # Python reads it; JSON has no NaN
@@ -203,18 +190,31 @@ def test_events_without_seq_or_event_key():
 
 def test_done_disagrees_with_get():
     with HostileServer("done-disagrees") as server:
-        assert events_of(server)[-1] == (
-            "done",
-            {"status": "completed", "lastSeq": 0, "finalResult": "Done."},
-        )
+        assert events_of(server)[-1] == ("done", {"status": "completed", "lastSeq": 0,
+                                                   "finalResult": "Done."})
         for _ in range(2):
             assert fetch_json(server, "GET", "/v1/tasks/task-1")[1]["status"] == "running"
 
 
+# The trickling modes are read at a fifth of their pause (`trickle`) for the same number
+# of pauses: the counts are those of their own rates, checked by the first test below.
+FAST = 0.2
+
+
+def test_trickling_modes_keep_their_documented_rates_by_default():
+    assert TRICKLE == {"sse-trickle": 1.0, "json-trickle": 0.25, "put-trickle": 1.0}
+    for mode, pause in TRICKLE.items():
+        assert HostileServer(mode).trickle == pause
+        assert HostileServer(mode, trickle=FAST).trickle == FAST
+    for wrong in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError):
+            HostileServer("sse-trickle", trickle=wrong)
+
+
 def test_sse_trickles_a_byte_a_second_with_no_newline():
-    with HostileServer("sse-trickle") as server:
+    with HostileServer("sse-trickle", trickle=FAST) as server:
         with request(server, "GET", "/v1/tasks/task-1/events") as sock:
-            _, headers, body = split(read_for(sock, 2.5))
+            _, headers, body = split(read_for(sock, 2.5 * FAST))
         assert headers["content-type"] == "text/event-stream"
         assert 1 <= len(body) <= 4 and b"\n" not in body
 
@@ -243,9 +243,10 @@ def test_endless_json_has_no_length_and_does_not_end():
 
 
 def test_json_trickles_a_byte_a_second():
-    with HostileServer("json-trickle") as server:
+    pause = TRICKLE["json-trickle"] * 0.4  # 0.1 s: 2.5 s at its own rate, read in 1 s
+    with HostileServer("json-trickle", trickle=pause) as server:
         with request(server, "GET", "/v1/tasks/task-1") as sock:
-            answer = read_for(sock, 2.5)
+            answer = read_for(sock, 2.5 * 0.4)
         _, headers, body = split(answer)
         assert headers["content-length"] == "64" and 5 <= len(body) <= 12
 
@@ -269,10 +270,10 @@ def test_list_pages_never_end():
 
 
 def test_put_target_trickles_its_answer_after_the_body():
-    with HostileServer("put-trickle") as server:
+    with HostileServer("put-trickle", trickle=FAST) as server:
         with request(server, "PUT", "/upload/slot-1", b"x" * 200_000) as sock:
-            answer = read_for(sock, 2.5)
-        assert 1 <= len(answer) <= 4 and b"HTTP/1.1 200"[: len(answer)] == answer
+            answer = read_for(sock, 2.5 * FAST)
+        assert 1 <= len(answer) <= 4 and b"HTTP/1.1 200"[:len(answer)] == answer
         assert server.requests[0][:2] == ("PUT", "/upload/slot-1")
 
 
@@ -283,8 +284,7 @@ def test_redirect_location_contains_the_echo():
         assert headers["location"] == f"{server.origin}/moved/rbk_secret_key"
     with HostileServer("redirect", echo="http://127.0.0.3:9/x?k=rbk_secret") as server:
         assert fetch(server, "GET", "/v1/tasks")[1]["location"] == (
-            "http://127.0.0.3:9/x?k=rbk_secret"
-        )
+            "http://127.0.0.3:9/x?k=rbk_secret")
 
 
 def test_error_code_and_request_id_echo():

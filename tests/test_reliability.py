@@ -429,7 +429,7 @@ def first_request(server) -> Optional[float]:
     return min((entry["time"] for entry in server.requests(listener=None)), default=None)
 
 
-TIMEOUT = 2.0
+TIMEOUT = 1.0
 SLACK = 2.0  # seconds allowed past --timeout: a last read, printing, exit
 
 
@@ -443,7 +443,7 @@ def every_command(upload: str, spec: str, task_id: str = "task-1") -> list:
         (["list", *t], 6, "no answer"),
         (["list", "--all", *t], 6, "no answer"),
         (["follow-up", task_id, "-p", "x", *t], 6, "may have been sent"),
-        (["wait", task_id, "--timeout", f"{TIMEOUT:g}"], 7, "timed out after 2s"),
+        (["wait", task_id, "--timeout", f"{TIMEOUT:g}"], 7, f"timed out after {TIMEOUT:g}s"),
         (["watch", task_id, *t], 6, "no answer"),
         (["result", task_id, *t], 6, "no answer"),
         (["cancel", task_id, *t], 6, "no answer"),
@@ -504,8 +504,8 @@ def test_every_command_times_out_on_a_server_that_stalls(make_server, upload_and
 def test_upload_times_out_when_the_storage_host_stalls(make_server, upload_and_spec):
     upload, _ = upload_and_spec
     commands = [
-        (["upload", upload, "--timeout", "2"], 6, "no answer"),
-        (["create", "-p", "x", "--file", upload, "--timeout", "2"], 6, "no answer"),
+        (["upload", upload, "--timeout", f"{TIMEOUT:g}"], 6, "no answer"),
+        (["create", "-p", "x", "--file", upload, "--timeout", f"{TIMEOUT:g}"], 6, "no answer"),
     ]
     servers = [make_server() for _ in commands]
     for server in servers:
