@@ -1,0 +1,125 @@
+"""The round trip of a local repository: hand its exact state to cloud agents, take the
+change back as a patch.
+
+The state travels as a git bundle of a snapshot commit (see localrepo.py), uploaded
+once through the files API and attached to each task; the prompt gets a fixed block
+that says where the bundle is and where to leave the patch (`PATCH_NAME` in the
+workspace). The patch comes back through the artifacts endpoints, and patches.py
+checks and applies it. A library: no printing; the CLI words the outcomes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional
+
+from .localrepo import CLONE_DIR, PATCH_NAME, Snapshot, instruction_block
+
+BUNDLE_CONTENT_TYPE = "application/x-git-bundle"
+# Bundles kept in the state folder: `apply` needs the snapshot's files for a three-way
+# merge where the tree has moved on. The oldest go past this many.
+KEPT_BUNDLES = 5
+# A patch is read whole (to check and apply it); one larger than this is refused.
+MAX_PATCH_BYTES = 64 * 1024 * 1024
+
+
+class PatchTooLarge(Exception):
+    """The workspace's patch is larger than MAX_PATCH_BYTES: it was not read."""
+
+
+@dataclass
+class Handoff:
+    """A snapshot uploaded for tasks: the file reference to attach, the prompt to send."""
+
+    snapshot: Snapshot
+    file: dict
+    prompt: str
+
+    def record_fields(self) -> dict:
+        """What the local record keeps of it, for diff, apply and follow-ups."""
+        return {
+            "snapshot": self.snapshot.sha,
+            "snapshotFile": self.file.get("id"),
+            "patchName": PATCH_NAME,
+            "repo": str(self.snapshot.repo_root),
+            "bundle": str(self.snapshot.bundle_path),
+        }
+
+
+@dataclass
+class FetchedPatch:
+    """What a task's workspace holds of its change: the patch (None when it left none) and
+    the names of every file it did leave."""
+
+    data: Optional[bytes]
+    artifacts: List[str] = field(default_factory=list)
+
+
+def hand_off(
+    client: Any,
+    snapshot: Snapshot,
+    prompt: str,
+    *,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Handoff:
+    """Upload the snapshot's bundle and write the prompt that points the agent at it.
+
+    The server may rename an upload (a short suffix), so the block names the file as
+    the upload's answer does.
+    """
+    ref = client.upload_file(
+        str(snapshot.bundle_path), content_type=BUNDLE_CONTENT_TYPE, progress=progress
+    )
+    file = {"id": ref["id"], "filename": ref["filename"]}
+    return Handoff(snapshot, file, prompt + instruction_block(file["filename"], snapshot.sha))
+
+
+def follow_up_prompt(prompt: str, snapshot_sha: str) -> str:
+    """A follow-up to a round-trip task: the same clone, the patch again the whole change."""
+    return (
+        f"{prompt}\n\n---\nKeep working in {CLONE_DIR}. When done, write the WHOLE change "
+        f"against commit {snapshot_sha} again to /code/{PATCH_NAME} (replace the file), "
+        f"as before: `cd {CLONE_DIR} && git add -A && git diff --binary --cached "
+        f"{snapshot_sha} > /code/{PATCH_NAME}`.\n"
+    )
+
+
+def fetch_patch(client: Any, workspace_id: str) -> FetchedPatch:
+    """The task's patch from its workspace, read whole up to MAX_PATCH_BYTES."""
+    names = [entry["name"] for entry in client.list_artifacts(workspace_id)]
+    if PATCH_NAME not in names:
+        return FetchedPatch(None, names)
+    with tempfile.TemporaryDirectory(prefix="rebyte-patch-") as folder:
+        downloaded = client.download_artifact(workspace_id, PATCH_NAME, folder, overwrite=True)
+        path = downloaded["path"]
+        if os.path.getsize(path) > MAX_PATCH_BYTES:
+            raise PatchTooLarge(
+                f"the patch is {os.path.getsize(path)} bytes, more than the "
+                f"{MAX_PATCH_BYTES // (1024 * 1024)} MiB this reads"
+            )
+        with open(path, "rb") as handle:
+            return FetchedPatch(handle.read(), names)
+
+
+def bundle_folder() -> str:
+    """Where snapshots are made and kept: beside the local record, private to the user."""
+    from .record import record_dir
+
+    folder = os.path.join(record_dir(), "snapshots")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
+def prune_bundles(folder: str, keep: int = KEPT_BUNDLES) -> None:
+    """Drop all but the `keep` newest bundles of the folder."""
+    bundles = [
+        os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".bundle")
+    ]
+    bundles.sort(key=os.path.getmtime, reverse=True)
+    for stale in bundles[keep:]:
+        try:
+            os.unlink(stale)
+        except OSError:
+            pass
