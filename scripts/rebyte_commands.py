@@ -1770,13 +1770,16 @@ def cmd_recent(args, out: Output, run: Run) -> int:
     answer never came, the tasks the server shows created since: maybe its task."""
     from rebyte import record
 
-    entries = record.creates()[: args.limit]
+    made = record.creates()[: args.limit]
     client = None if args.offline else make_client(args)
     host = api_host(client) if client is not None else None
+    entries = [_shown_create(entry) for entry in made]
     pending = [
-        e
-        for e in entries
-        if e.get("state") == "pending" and e.get("kind") == "task" and e.get("host") == host
+        shown
+        for shown, entry in zip(entries, made)
+        if entry.get("state") == "pending"
+        and entry.get("kind") == "task"
+        and entry.get("host") == host
     ]
     if pending:
         known = {e.get("id") for e in record.creates() if e.get("id")}
@@ -1809,6 +1812,14 @@ def cmd_recent(args, out: Output, run: Run) -> int:
         out.note(f"the local record is off ({record.RECORD_ENV}): nothing new is written")
     out.result({"data": entries, "record": record.record_path()}, plain)
     return EXIT_OK
+
+
+# What `recent` shows of a create: the record's bookkeeping (ref, hash, answer time) stays in.
+RECENT_FIELDS = ("at", "state", "kind", "id", "url", "workspaceId", "prompt", "name", "batch")
+
+
+def _shown_create(entry: dict) -> dict:
+    return {key: entry[key] for key in RECENT_FIELDS if entry.get(key) is not None}
 
 
 def candidates_for(entry: dict, tasks: list) -> list:

@@ -3,8 +3,10 @@
 Starts tests/fake_rebyte.py on a free loopback port, points the CLI at it
 with REBYTE_BASE_URL, and runs the lifecycle a user would: upload a file,
 create a task with a skill and the file, show its URL, wait, follow up and
-wait for that prompt, share, list, delete. Each step shows the command line
-it runs, then what the CLI printed.
+wait for that prompt, share, list, delete. Then the rest of the API: an Agent
+Computer with a task in it, the files a task leaves (artifacts), a webhook, and
+the local record of what was created. Each step shows the command line it
+runs, then what the CLI printed. The local record goes to a temporary folder.
 """
 
 from __future__ import annotations
@@ -90,6 +92,44 @@ def lifecycle(step, folder: Path, say=print) -> None:
     step("Delete it", "delete", task["id"], "--yes")
 
 
+def the_rest(step, folder: Path, say=print) -> None:
+    """Agent Computers, artifacts, webhooks and the local record, after the lifecycle."""
+    computer = step(
+        "Create an Agent Computer and wait until it is ready",
+        "computer",
+        "create",
+        "--name",
+        "demo-box",
+        "--wait",
+    )
+    task = step(
+        "Run a task in it (no provisioning) and fetch the files it made",
+        "create",
+        "--prompt",
+        "Write the quarterly report",
+        "--computer",
+        computer["id"],
+        "--wait",
+        "--download",
+        str(Path(folder) / "results"),
+    )
+    say(f"\nDownloaded: {', '.join(a['name'] for a in task.get('artifacts', []))}")
+    step("List the files in its workspace", "artifacts", "list", task["id"])
+    hook = step(
+        "Register a webhook for finished tasks",
+        "webhook",
+        "add",
+        "https://example.com/hooks/rebyte",
+        "--event",
+        "task.completed",
+        "task.failed",
+    )
+    step("List the webhooks", "webhook", "list")
+    step("What this machine created (the local record)", "recent", "--limit", "3", "--offline")
+    step("Remove the webhook", "webhook", "delete", hook["id"], "--yes")
+    step("Delete the computer", "computer", "delete", computer["id"], "--yes")
+
+
 def main() -> int:
     server, base_url = start_server()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REBYTE_")}
@@ -97,7 +137,10 @@ def main() -> int:
     print(f"Local Rebyte-compatible server at {base_url} (nothing leaves this machine).")
     try:
         with tempfile.TemporaryDirectory() as folder:
-            lifecycle(lambda title, *args: step(title, *args, env=env), Path(folder))
+            env["XDG_STATE_HOME"] = str(Path(folder) / "state")
+            run = lambda title, *args: step(title, *args, env=env)  # noqa: E731
+            lifecycle(run, Path(folder))
+            the_rest(run, Path(folder))
     finally:
         server.terminate()
         server.wait(timeout=10)
