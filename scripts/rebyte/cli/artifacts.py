@@ -6,7 +6,7 @@ import os
 
 from .errors import EXIT_OK, UsageError
 from .fetching import fetch_artifacts
-from .options import add_workspace_option, command, commands, task_ref
+from .options import add_workspace_option, command, commands, options, task_ref
 from .output import RUN, TransferBar
 from .session import check_upload_paths, confirm, load_client_module, make_client, workspace_for
 
@@ -27,10 +27,14 @@ def _list_arguments(parser) -> None:
     _target_argument(parser)
 
 
+ListOptions = options("ListOptions", "client target workspace")
+
+
 def cmd_list(args, out, run) -> int:
-    client = make_client(args)
-    workspace_id = workspace_for(client, args.target, args.workspace)
-    entries = client.list_artifacts(args.target, workspace_id=workspace_id)
+    opts = ListOptions.of(args)
+    client = make_client(opts.client)
+    workspace_id = workspace_for(client, opts.target, opts.workspace)
+    entries = client.list_artifacts(opts.target, workspace_id=workspace_id)
     out.result({"data": entries}, [entry["name"] for entry in entries])
     return EXIT_OK
 
@@ -52,18 +56,22 @@ def _download_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace files that exist")
 
 
+DownloadOptions = options("DownloadOptions", "client target names out_dir overwrite workspace")
+
+
 def cmd_download(args, out, run) -> int:
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        raise UsageError(f"--out {args.out_dir} is not a folder")
-    client = make_client(args)
+    opts = DownloadOptions.of(args)
+    if os.path.exists(opts.out_dir) and not os.path.isdir(opts.out_dir):
+        raise UsageError(f"--out {opts.out_dir} is not a folder")
+    client = make_client(opts.client)
     files, refused, code = fetch_artifacts(
         client,
         out,
-        args.target,
-        args.names or None,
-        args.out_dir,
-        overwrite=args.overwrite,
-        workspace_id=args.workspace,
+        opts.target,
+        opts.names or None,
+        opts.out_dir,
+        overwrite=opts.overwrite,
+        workspace_id=opts.workspace,
     )
     out.result({"files": files, "refused": refused}, [file["path"] for file in files])
     return code
@@ -74,14 +82,18 @@ def _upload_arguments(parser) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE", help="local files (their names stay)")
 
 
+UploadOptions = options("UploadOptions", "client target paths workspace")
+
+
 def cmd_upload(args, out, run) -> int:
+    opts = UploadOptions.of(args)
     rc = load_client_module()
-    check_upload_paths(rc, args.paths)
-    client = make_client(args)
-    workspace_id = workspace_for(client, args.target, args.workspace)
+    check_upload_paths(rc, opts.paths)
+    client = make_client(opts.client)
+    workspace_id = workspace_for(client, opts.target, opts.workspace)
     bar = TransferBar(out, "uploading")
     try:
-        entries = client.upload_artifacts(workspace_id, args.paths, progress=bar.update)
+        entries = client.upload_artifacts(workspace_id, opts.paths, progress=bar.update)
     finally:
         bar.close()
     out.result({"workspaceId": workspace_id, "data": entries}, [e["name"] for e in entries])
@@ -94,27 +106,31 @@ def _delete_arguments(parser) -> None:
     parser.add_argument("--all", action="store_true", help="delete every artifact of the workspace")
 
 
+DeleteOptions = options("DeleteOptions", "client target names all workspace yes")
+
+
 def cmd_delete(args, out, run) -> int:
-    if bool(args.names) == bool(args.all):
+    opts = DeleteOptions.of(args)
+    if bool(opts.names) == bool(opts.all):
         raise UsageError("name the artifacts to delete, or give --all (not both)")
     what = (
         "every artifact"
-        if args.all
+        if opts.all
         else (
-            f"artifact {args.names[0]}" if len(args.names) == 1 else f"{len(args.names)} artifacts"
+            f"artifact {opts.names[0]}" if len(opts.names) == 1 else f"{len(opts.names)} artifacts"
         )
     )
-    confirm(f"delete {what} of {args.target}", yes=args.yes)
-    client = make_client(args)
-    workspace_id = workspace_for(client, args.target, args.workspace)
-    if args.all:
+    confirm(f"delete {what} of {opts.target}", yes=opts.yes)
+    client = make_client(opts.client)
+    workspace_id = workspace_for(client, opts.target, opts.workspace)
+    if opts.all:
         client.delete_all_artifacts(workspace_id)
         out.result({"workspaceId": workspace_id, "deleted": "all"}, [workspace_id])
         return EXIT_OK
-    for name in args.names:
+    for name in opts.names:
         client.delete_artifact(workspace_id, name)
-    documents = [{"name": name, "deleted": True} for name in args.names]
-    out.result({"workspaceId": workspace_id, "data": documents}, args.names)
+    documents = [{"name": name, "deleted": True} for name in opts.names]
+    out.result({"workspaceId": workspace_id, "data": documents}, opts.names)
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ import os
 
 from .create import create_planned, plan_task, prompt_bytes_cap, split_skills
 from .errors import UsageError, exit_code_for, worst_exit
-from .options import add_wait_options, command, commands, whole
+from .options import add_wait_options, command, commands, options, whole
 from .output import RUN, Output, one_line, tab_line
 from .session import Run, load_client_module, make_client, read_text
 from .waiting import (
@@ -159,14 +159,18 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
     return {**plan, "public": fields.get("public", False), "name": fields.get("name")}
 
 
+BatchOptions = options("BatchOptions", "client spec_file concurrency wait wait_timeout interval")
+
+
 def cmd_batch(args, out: Output, run: Run) -> int:
-    spec_file, concurrency, wait = args.spec_file, args.concurrency, args.wait
-    timeout, interval = args.wait_timeout, args.interval
+    opts = BatchOptions.of(args)
+    spec_file, concurrency, wait = opts.spec_file, opts.concurrency, opts.wait
+    timeout, interval = opts.wait_timeout, opts.interval
     rc = load_client_module()
     specs = load_batch_specs(spec_file)
     base_dir = os.getcwd() if spec_file == "-" else os.path.dirname(spec_file)
     specs = [normalize_spec(rc, i, spec, base_dir) for i, spec in enumerate(specs)]
-    client = make_client(args, concurrency=concurrency)
+    client = make_client(opts.client, concurrency=concurrency)
     silent = Output(quiet=True, progress=False)  # the JSON lines speak for each task
 
     def create(index: int) -> dict:

@@ -7,7 +7,7 @@ A computer is created at once and becomes `ready` on its own; tasks created in i
 from __future__ import annotations
 
 from .errors import EXIT_OK, exit_code_for, explain, worst_exit
-from .options import command, commands, seconds, whole
+from .options import command, commands, options, seconds, whole
 from .output import RUN, Output, one_line
 from .session import (
     COMPUTER_WAIT_TIMEOUT,
@@ -90,48 +90,64 @@ def _wait_one(client, out: Output, computer_id: str, *, timeout: float, interval
         raise
 
 
+CreateOptions = options("CreateOptions", "client name icon wait wait_timeout interval")
+
+
 def cmd_create(args, out: Output, run: Run) -> int:
-    client = make_client(args)
-    computer = create_computer(client, out, run, name=args.name, icon=args.icon)
-    if args.wait:
+    opts = CreateOptions.of(args)
+    client = make_client(opts.client)
+    computer = create_computer(client, out, run, name=opts.name, icon=opts.icon)
+    if opts.wait:
         computer = _wait_one(
-            client, out, computer["id"], timeout=args.wait_timeout, interval=args.interval
+            client, out, computer["id"], timeout=opts.wait_timeout, interval=opts.interval
         )
     out.result(computer, [computer["id"]])
     return EXIT_OK
 
 
+GetOptions = options("GetOptions", "client computer_id")
+
+
 def cmd_get(args, out: Output, run: Run) -> int:
-    computer = make_client(args).get_computer(args.computer_id)
+    opts = GetOptions.of(args)
+    computer = make_client(opts.client).get_computer(opts.computer_id)
     out.result(computer, [computer.get("id")])
     return EXIT_OK
 
 
+ListOptions = options("ListOptions", "client limit offset all")
+
+
 def cmd_list(args, out: Output, run: Run) -> int:
-    client = make_client(args)
-    if args.all:
+    opts = ListOptions.of(args)
+    client = make_client(opts.client)
+    if opts.all:
         computers = list(client.iter_computers())
         page = {"data": computers, "total": len(computers)}
     else:
-        page = client.list_computers(limit=args.limit, offset=args.offset)
+        page = client.list_computers(limit=opts.limit, offset=opts.offset)
     out.result(page, [c.get("id") for c in page["data"] if isinstance(c, dict)])
     return EXIT_OK
 
 
+WaitOptions = options("WaitOptions", "client computer_ids wait_timeout interval")
+
+
 def cmd_wait(args, out: Output, run: Run) -> int:
+    opts = WaitOptions.of(args)
     rc = load_client_module()
-    ids = args.computer_ids
+    ids = opts.computer_ids
     for computer_id in ids:
         rc.check_id(computer_id, "computer id")
-    client = make_client(args)
+    client = make_client(opts.client)
     if len(ids) == 1:
-        computer = _wait_one(client, out, ids[0], timeout=args.wait_timeout, interval=args.interval)
+        computer = _wait_one(client, out, ids[0], timeout=opts.wait_timeout, interval=opts.interval)
         out.result(computer, [computer.get("id")])
         return EXIT_OK
 
     def wait(computer_id: str) -> dict:
         return client.wait_for_computer(
-            computer_id, timeout=args.wait_timeout, poll_interval=args.interval
+            computer_id, timeout=opts.wait_timeout, poll_interval=opts.interval
         )
 
     outcomes = run_concurrently(wait, ids, concurrency=MAX_PARALLEL_WAITS)
@@ -148,14 +164,18 @@ def cmd_wait(args, out: Output, run: Run) -> int:
     return worst_exit(codes)
 
 
+DeleteOptions = options("DeleteOptions", "client computer_ids yes")
+
+
 def cmd_delete(args, out: Output, run: Run) -> int:
+    opts = DeleteOptions.of(args)
     rc = load_client_module()
-    ids = args.computer_ids
+    ids = opts.computer_ids
     for computer_id in ids:
         rc.check_id(computer_id, "computer id")
     what = f"computer {ids[0]}" if len(ids) == 1 else f"{len(ids)} computers"
-    confirm(f"delete {what} and its VM", yes=args.yes)
-    client = make_client(args)
+    confirm(f"delete {what} and its VM", yes=opts.yes)
+    client = make_client(opts.client)
     return delete_many(rc, out, ids, client.delete_computer, "computer")
 
 

@@ -18,6 +18,7 @@ from .options import (
     command,
     commands,
     one_task_argument,
+    options,
 )
 from .output import RUN, Output, UploadBar, format_size
 from .session import (
@@ -80,11 +81,11 @@ def prompt_bytes_cap() -> int:
     return load_client_module().MAX_PROMPT_CHARS * 4
 
 
-def read_prompt(args) -> str:
+def read_prompt(opts) -> str:
     """The prompt from --prompt or --prompt-file (- for stdin), as text."""
-    if args.prompt is not None:
-        return args.prompt
-    return read_text(args.prompt_file, "prompt file", prompt_bytes_cap())
+    if opts.prompt is not None:
+        return opts.prompt
+    return read_text(opts.prompt_file, "prompt file", prompt_bytes_cap())
 
 
 def split_skills(values):
@@ -184,43 +185,51 @@ def warn_if_repeated(out: Output, host: str, prompt_hash: str) -> None:
         )
 
 
+CreateOptions = options(
+    "CreateOptions",
+    "client prompt prompt_file skills files file_refs executor model github_url branch workspace"
+    " new_computer public dry_run wait watch wait_timeout interval download",
+)
+
+
 def cmd_create(args, out: Output, run: Run) -> int:
+    opts = CreateOptions.of(args)
     rc = load_client_module()
-    wait_options = waiting(args)  # its checks come before anything is sent
+    wait_options = waiting(opts)  # its checks come before anything is sent
     plan = plan_task(
         rc,
-        read_prompt(args),
-        paths=args.files or (),
-        refs=parse_file_refs(args.file_refs),
-        executor=args.executor,
-        model=args.model,
-        skills=split_skills(args.skills),
-        github_url=args.github_url,
-        branch_name=args.branch,
-        workspace_id=NEW_COMPUTER if args.new_computer else args.workspace,
+        read_prompt(opts),
+        paths=opts.files or (),
+        refs=parse_file_refs(opts.file_refs),
+        executor=opts.executor,
+        model=opts.model,
+        skills=split_skills(opts.skills),
+        github_url=opts.github_url,
+        branch_name=opts.branch,
+        workspace_id=NEW_COMPUTER if opts.new_computer else opts.workspace,
     )
-    client = make_client(args)
-    if args.dry_run:
+    client = make_client(opts.client)
+    if opts.dry_run:
         request = client.describe_request("POST", "/tasks", plan["body"])
         document = {"dryRun": True, "uploads": plan["paths"], "request": request}
-        if args.new_computer:
+        if opts.new_computer:
             document["computerRequest"] = client.describe_request("POST", "/agent-computers", {})
         out.result(document)
         return EXIT_OK
-    if args.new_computer:
+    if opts.new_computer:
         # Named after its task, so that `computer list` says what it was made for.
         computer = create_computer(client, out, run, name=" ".join(plan["prompt"].split())[:60])
         wait_for_computer(
-            client, out, computer["id"], timeout=COMPUTER_WAIT_TIMEOUT, interval=args.interval
+            client, out, computer["id"], timeout=COMPUTER_WAIT_TIMEOUT, interval=opts.interval
         )
         plan = {**plan, "options": {**plan["options"], "workspace_id": computer["id"]}}
     task = create_planned(client, out, run, plan)
     out.note(f"task {task['id']} is running: {task.get('url')}")
-    if args.public:
+    if opts.public:
         shared = client.set_visibility(task["id"], "public")
         task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
         out.note(f"shared publicly: {shared.get('shareUrl')}")
-    asked = {key: value for key, value in (("executor", args.executor), ("model", args.model))}
+    asked = {key: value for key, value in (("executor", opts.executor), ("model", opts.model))}
     asked = {key: value for key, value in asked.items() if value}
     return finish_with_wait(
         client, out, run, task, prompt_id=None, asked=asked or None, **wait_options
@@ -230,16 +239,24 @@ def cmd_create(args, out: Output, run: Run) -> int:
 NEW_COMPUTER = "<new computer>"  # the workspace of `create --new-computer`, before it exists
 
 
+FollowUpOptions = options(
+    "FollowUpOptions",
+    "client task_id prompt prompt_file skills files file_refs"
+    " wait watch wait_timeout interval download workspace",
+)
+
+
 def cmd_follow_up(args, out: Output, run: Run) -> int:
+    opts = FollowUpOptions.of(args)
     rc = load_client_module()
-    wait_options = waiting(args)  # its checks come before anything is sent
-    task_id, prompt, paths = args.task_id, read_prompt(args), args.files
-    skills = split_skills(args.skills)
+    wait_options = waiting(opts)  # its checks come before anything is sent
+    task_id, prompt, paths = opts.task_id, read_prompt(opts), opts.files
+    skills = split_skills(opts.skills)
     rc.check_task_id(task_id)
     rc.check_prompt(prompt)
     check_upload_paths(rc, paths)
-    refs = parse_file_refs(args.file_refs)
-    client = make_client(args)
+    refs = parse_file_refs(opts.file_refs)
+    client = make_client(opts.client)
     run.remember({"id": task_id})  # so that Ctrl-C names it, URL or not
     files = attach_files(client, out, paths, refs)
     with run.sending("followup"):
@@ -255,15 +272,19 @@ def cmd_follow_up(args, out: Output, run: Run) -> int:
         run,
         summary,
         prompt_id=prompt_id,
-        workspace_id=args.workspace,
+        workspace_id=opts.workspace,
         **wait_options,
     )
 
 
+UploadOptions = options("UploadOptions", "client paths")
+
+
 def cmd_upload(args, out: Output, run: Run) -> int:
+    opts = UploadOptions.of(args)
     rc = load_client_module()
-    check_upload_paths(rc, args.paths)
-    refs = upload_all(make_client(args), out, args.paths)
+    check_upload_paths(rc, opts.paths)
+    refs = upload_all(make_client(opts.client), out, opts.paths)
     document = refs[0] if len(refs) == 1 else refs
     out.result(document, [f"{ref['id']}:{ref['filename']}" for ref in refs])
     return EXIT_OK

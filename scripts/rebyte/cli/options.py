@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections  # already loaded by argparse: free at start-up
 import re  # already loaded by argparse: free at start-up
 
 
@@ -168,3 +169,36 @@ def command(
 def commands(*rows: Command) -> dict:
     """A module's table of commands: path -> Command, in --help order."""
     return {row.path: row for row in rows}
+
+
+# ---------------------------------------------------------------- a command's options
+
+
+class ClientOptions(
+    collections.namedtuple("ClientOptions", "base_url timeout max_retries verbose")
+):
+    """The global options a command's client is made with (see session.make_client)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, args) -> ClientOptions:
+        # --timeout is the top-level one's value (None) where the command has its own --timeout.
+        return cls(args.base_url, getattr(args, "timeout", None), args.max_retries, args.verbose)
+
+
+def options(name: str, fields: str):
+    """A command's options: a namedtuple of `fields`, made by `of(args)` from the parsed
+    flags of the same names in the handler's first line, so that nothing below it reads
+    argparse's namespace; the field `client` holds the global options (ClientOptions)."""
+
+    def of(cls, args):
+        return cls(
+            *(ClientOptions.of(args) if f == "client" else getattr(args, f) for f in cls._fields)
+        )
+
+    return type(
+        name,
+        (collections.namedtuple(name, fields),),
+        {"__slots__": (), "of": classmethod(of), "__doc__": f"The options of {name[:-7]}."},
+    )

@@ -72,10 +72,11 @@ def load_client_module():
     return rebyte_client
 
 
-def make_client(args, *, concurrency: int = 0):
-    """The client for the global options; `concurrency`: requests this command sends at once."""
+def make_client(given, *, concurrency: int = 0):
+    """The client for the global options (`given`, a ClientOptions); `concurrency`: requests
+    this command sends at once."""
     rc = load_client_module()
-    if args.verbose:
+    if given.verbose:
         import logging
 
         handler = logging.StreamHandler(sys.stderr)
@@ -83,13 +84,13 @@ def make_client(args, *, concurrency: int = 0):
         logger = logging.getLogger("rebyte")
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
-    timeout = getattr(args, "timeout", None)
+    timeout = given.timeout
     return rc.RebyteClient(
-        base_url=args.base_url,
+        base_url=given.base_url,
         read_timeout=timeout,
         create_timeout=timeout,
         total_timeout=timeout,
-        max_retries=args.max_retries,
+        max_retries=given.max_retries,
         # A connection per concurrent request: a full pool would drop some, with a warning.
         pool_size=max(16, concurrency, MAX_PARALLEL_WAITS),
     )

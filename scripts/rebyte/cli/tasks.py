@@ -20,6 +20,7 @@ from .options import (
     commands,
     many_tasks_argument,
     one_task_argument,
+    options,
     whole,
 )
 from .output import RUN, Output, one_line, tab_line
@@ -91,28 +92,36 @@ def _recent_arguments(recent: argparse.ArgumentParser) -> None:
     )
 
 
+GetOptions = options("GetOptions", "client task_id")
+
+
 def cmd_get(args, out: Output, run: Run) -> int:
-    task = answer_once(make_client(args).get_task(args.task_id))
+    opts = GetOptions.of(args)
+    task = answer_once(make_client(opts.client).get_task(opts.task_id))
     out.result(task, [task.get("url")])
     return EXIT_OK
 
 
+ListOptions = options("ListOptions", "client limit offset all status no_status")
+
+
 def cmd_list(args, out: Output, run: Run) -> int:
-    if args.no_status and args.status:
+    opts = ListOptions.of(args)
+    if opts.no_status and opts.status:
         raise UsageError("--status needs the statuses: drop --no-status")
-    client = make_client(args, concurrency=STATUS_FETCHES)
-    if args.all:
+    client = make_client(opts.client, concurrency=STATUS_FETCHES)
+    if opts.all:
         tasks = list(client.iter_tasks())
         page = {"data": tasks, "total": len(tasks)}
     else:
-        page = client.list_tasks(limit=args.limit, offset=args.offset)
+        page = client.list_tasks(limit=opts.limit, offset=opts.offset)
     tasks = [task for task in page["data"] if isinstance(task, dict)]
-    if not args.no_status:
+    if not opts.no_status:
         tasks = with_statuses(client, tasks)
-        if args.status:
-            tasks = [task for task in tasks if task.get("status") == args.status]
+        if opts.status:
+            tasks = [task for task in tasks if task.get("status") == opts.status]
     page = {**page, "data": tasks}
-    if args.all:
+    if opts.all:
         page["total"] = len(tasks)
     plain = [tab_line(t.get("id"), t.get("status") or "-", t.get("title")) for t in tasks]
     out.result(page, plain)
@@ -154,14 +163,18 @@ def with_statuses(client, tasks: list) -> list:
     ]
 
 
+WaitOptions = options("WaitOptions", "client task_ids prompt_id wait_timeout interval")
+
+
 def cmd_wait(args, out: Output, run: Run) -> int:
-    task_ids, prompt_id = args.task_ids, args.prompt_id
+    opts = WaitOptions.of(args)
+    task_ids, prompt_id = opts.task_ids, opts.prompt_id
     if prompt_id and len(task_ids) > 1:
         raise UsageError("--prompt-id goes with a single TASK_ID")
     rc = load_client_module()
     for task_id in task_ids:
         rc.check_task_id(task_id)
-    client = make_client(args)
+    client = make_client(opts.client)
     for task_id in task_ids:
         run.remember({"id": task_id})
     finished = wait_many(
@@ -170,8 +183,8 @@ def cmd_wait(args, out: Output, run: Run) -> int:
         run,
         task_ids,
         prompt_id=prompt_id,
-        timeout=args.wait_timeout,
-        interval=args.interval,
+        timeout=opts.wait_timeout,
+        interval=opts.interval,
     )
     documents = [task if task is not None else {"id": task_id} for task_id, task, _ in finished]
     errors = [error for _, _, error in finished if error is not None]
@@ -197,16 +210,20 @@ def cmd_wait(args, out: Output, run: Run) -> int:
     return worst_exit([outcome_code(doc, prompt_id) for doc in documents])
 
 
+WatchOptions = options("WatchOptions", "client task_id prompt_id json wait_timeout")
+
+
 def cmd_watch(args, out: Output, run: Run) -> int:
-    task_id, prompt_id, as_json = args.task_id, args.prompt_id, args.json
-    client = make_client(args)
+    opts = WatchOptions.of(args)
+    task_id, prompt_id, as_json = opts.task_id, opts.prompt_id, opts.json
+    client = make_client(opts.client)
     run.remember({"id": task_id})
     run.remember(client.get_task(task_id))  # its URL, for Ctrl-C; 404 before streaming
     final = watch_events(
         client,
         out,
         task_id,
-        timeout=args.wait_timeout,
+        timeout=opts.wait_timeout,
         prompt_id=prompt_id,
         as_json=as_json,
     )
@@ -216,9 +233,13 @@ def cmd_watch(args, out: Output, run: Run) -> int:
     return outcome_code(final, prompt_id)
 
 
+ResultOptions = options("ResultOptions", "client task_id prompt_id")
+
+
 def cmd_result(args, out: Output, run: Run) -> int:
-    task_id, prompt_id = args.task_id, args.prompt_id
-    client = make_client(args)
+    opts = ResultOptions.of(args)
+    task_id, prompt_id = opts.task_id, opts.prompt_id
+    client = make_client(opts.client)
     task = client.get_task(task_id)
     status = task.get("status")
     if prompt_id:
@@ -245,43 +266,59 @@ def cmd_result(args, out: Output, run: Run) -> int:
     return EXIT_OK
 
 
+CancelOptions = options("CancelOptions", "client task_id")
+
+
 def cmd_cancel(args, out: Output, run: Run) -> int:
-    client = make_client(args)
-    answer = client.cancel_task(args.task_id)
-    document = {"id": args.task_id, **answer}
+    opts = CancelOptions.of(args)
+    client = make_client(opts.client)
+    answer = client.cancel_task(opts.task_id)
+    document = {"id": opts.task_id, **answer}
     if not isinstance(document.get("status"), str):  # the answer's shape is undocumented
-        document["status"] = client.get_task(args.task_id).get("status")
+        document["status"] = client.get_task(opts.task_id).get("status")
     out.result(document, [document.get("status")])
     return EXIT_OK
 
 
+ShareOptions = options("ShareOptions", "client task_id visibility")
+
+
 def cmd_share(args, out: Output, run: Run) -> int:
-    answer = make_client(args).set_visibility(args.task_id, args.visibility)
-    document = {"id": args.task_id, **answer}
+    opts = ShareOptions.of(args)
+    answer = make_client(opts.client).set_visibility(opts.task_id, opts.visibility)
+    document = {"id": opts.task_id, **answer}
     out.result(document, [answer.get("shareUrl") or answer.get("visibility")])
     return EXIT_OK
 
 
+DeleteOptions = options("DeleteOptions", "client task_ids yes")
+
+
 def cmd_delete(args, out: Output, run: Run) -> int:
-    task_ids, yes = args.task_ids, args.yes
+    opts = DeleteOptions.of(args)
+    task_ids, yes = opts.task_ids, opts.yes
     rc = load_client_module()
     for task_id in task_ids:
         rc.check_task_id(task_id)
     what = f"task {task_ids[0]}" if len(task_ids) == 1 else f"{len(task_ids)} tasks"
     confirm(f"delete {what}", yes=yes)
-    return delete_many(rc, out, task_ids, make_client(args).delete_task, "task")
+    return delete_many(rc, out, task_ids, make_client(opts.client).delete_task, "task")
 
 
 CANDIDATE_CLOCK_SKEW = 120.0  # seconds a server's createdAt may run ahead of ours
 
 
+RecentOptions = options("RecentOptions", "client limit offline")
+
+
 def cmd_recent(args, out: Output, run: Run) -> int:
     """What this machine created lately (the local record), and, for each create whose
     answer never came, the tasks the server shows created since: maybe its task."""
+    opts = RecentOptions.of(args)
     from rebyte import record
 
-    entries = record.creates()[: args.limit]
-    client = None if args.offline else make_client(args)
+    entries = record.creates()[: opts.limit]
+    client = None if opts.offline else make_client(opts.client)
     host = api_host(client) if client is not None else None
     pending = [
         e

@@ -342,19 +342,20 @@ def format_event(out: Output, event: dict, task_id: str) -> str:
     return f"[{kind}] {_clip(_payload_text(payload))}"
 
 
-def waiting(args) -> dict:
-    """How `create` and `follow-up` were asked to wait, as finish_with_wait's keywords."""
-    if args.download is not None:
-        if not (args.wait or args.watch):
+def waiting(opts) -> dict:
+    """How `create` and `follow-up` were asked to wait (their options: wait, watch, wait_timeout,
+    interval, download), as finish_with_wait's keywords."""
+    if opts.download is not None:
+        if not (opts.wait or opts.watch):
             raise UsageError("--download needs --wait or --watch (the files come when it ends)")
-        if os.path.exists(args.download) and not os.path.isdir(args.download):
-            raise UsageError(f"--download {args.download} is not a folder")
+        if os.path.exists(opts.download) and not os.path.isdir(opts.download):
+            raise UsageError(f"--download {opts.download} is not a folder")
     return {
-        "wait": args.wait,
-        "watch": args.watch,
-        "timeout": args.wait_timeout,
-        "interval": args.interval,
-        "download": args.download,
+        "wait": opts.wait,
+        "watch": opts.watch,
+        "timeout": opts.wait_timeout,
+        "interval": opts.interval,
+        "download": opts.download,
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from .errors import EXIT_API, EXIT_OK, TaskOutcome, UsageError
-from .options import command, commands
+from .options import command, commands, options
 from .output import RUN, Output
 from .session import Run, confirm, delete_many, load_client_module, make_client, read_text
 
@@ -59,46 +59,52 @@ def _no_arguments(parser) -> None:
     pass
 
 
-def read_secret(args):
+def read_secret(opts):
     """The secret from --secret-file or --secret-env (None when neither is given).
 
     A file's final line break is dropped, as `echo secret > file` adds one. No
     message here shows the secret.
     """
-    if args.secret_file is not None:
-        secret = read_text(args.secret_file, "secret file").rstrip("\r\n")
+    if opts.secret_file is not None:
+        secret = read_text(opts.secret_file, "secret file").rstrip("\r\n")
         if not secret:
-            raise UsageError(f"secret file {args.secret_file} is empty")
+            raise UsageError(f"secret file {opts.secret_file} is empty")
         return secret
-    if args.secret_env is not None:
-        secret = os.environ.get(args.secret_env)
+    if opts.secret_env is not None:
+        secret = os.environ.get(opts.secret_env)
         if not secret:
             raise UsageError(
-                f"environment variable {args.secret_env} is not set or empty: ask the user to "
+                f"environment variable {opts.secret_env} is not set or empty: ask the user to "
                 "export it (never put the secret on the command line), or use --secret-file PATH"
             )
         return secret
     return None
 
 
+AddOptions = options(
+    "AddOptions", "client url events description allow_duplicate secret_file secret_env"
+)
+
+
 def cmd_add(args, out: Output, run: Run) -> int:
-    if args.url is None:
-        if any("://" in value for value in args.events):
+    opts = AddOptions.of(args)
+    if opts.url is None:
+        if any("://" in value for value in opts.events):
             raise UsageError("put the URL before --event (webhook add URL --event E...)")
         raise UsageError(
             f"the following arguments are required: URL (see `{RUN} webhook add --help`)"
         )
     rc = load_client_module()
-    events = [e.strip() for value in args.events for e in value.split(",") if e.strip()]
-    secret = read_secret(args)
-    client = make_client(args)
+    events = [e.strip() for value in opts.events for e in value.split(",") if e.strip()]
+    secret = read_secret(opts)
+    client = make_client(opts.client)
     try:
         hook = client.add_webhook(
-            args.url,
+            opts.url,
             events,
-            description=args.description,
+            description=opts.description,
             secret=secret,
-            allow_duplicate=args.allow_duplicate,
+            allow_duplicate=opts.allow_duplicate,
         )
     except rc.ValidationError as error:
         if error.code != "limit_exceeded":
@@ -119,31 +125,47 @@ def cmd_add(args, out: Output, run: Run) -> int:
     return EXIT_OK
 
 
+ListOptions = options("ListOptions", "client")
+
+
 def cmd_list(args, out: Output, run: Run) -> int:
-    hooks = make_client(args).list_webhooks()
+    opts = ListOptions.of(args)
+    hooks = make_client(opts.client).list_webhooks()
     out.result({"data": hooks}, [hook.get("id") for hook in hooks])
     return EXIT_OK
 
 
+GetOptions = options("GetOptions", "client webhook_id")
+
+
 def cmd_get(args, out: Output, run: Run) -> int:
-    hook = make_client(args).get_webhook(args.webhook_id)
+    opts = GetOptions.of(args)
+    hook = make_client(opts.client).get_webhook(opts.webhook_id)
     out.result(hook, [hook.get("id")])
     return EXIT_OK
 
 
+DeleteOptions = options("DeleteOptions", "client webhook_ids yes")
+
+
 def cmd_delete(args, out: Output, run: Run) -> int:
+    opts = DeleteOptions.of(args)
     rc = load_client_module()
-    ids = args.webhook_ids
+    ids = opts.webhook_ids
     for webhook_id in ids:
         rc.check_id(webhook_id, "webhook id")
     what = f"webhook {ids[0]}" if len(ids) == 1 else f"{len(ids)} webhooks"
-    confirm(f"delete {what}", yes=args.yes)
-    client = make_client(args)
+    confirm(f"delete {what}", yes=opts.yes)
+    client = make_client(opts.client)
     return delete_many(rc, out, ids, client.delete_webhook, "webhook")
 
 
+PublicKeyOptions = options("PublicKeyOptions", "client")
+
+
 def cmd_public_key(args, out: Output, run: Run) -> int:
-    key = make_client(args).get_webhook_public_key()
+    opts = PublicKeyOptions.of(args)
+    key = make_client(opts.client).get_webhook_public_key()
     out.result(key, [key.get("publicKey", "").strip()])
     return EXIT_OK
 
