@@ -69,6 +69,33 @@ def test_a_group_verbs_help_ends_with_its_examples_not_the_epilog(path):
     assert all(line == invoked or line.startswith(invoked + " ") for line in lines)
 
 
+@pytest.mark.parametrize("name", list(app.GROUPS))
+def test_a_groups_help_ends_with_an_example_of_each_verb(name):
+    result = run_cli(name, "--help", env=cli_env(None, None))
+    assert result.returncode == 0, result.stderr
+    assert "exit codes:" not in result.stdout
+    shown = result.stdout.rstrip("\n").split("\nexamples:\n")
+    assert len(shown) == 2, result.stdout
+    lines = [as_documented(line.strip()) for line in shown[1].splitlines()]
+    assert lines == [row.examples[0] for row in app.group_rows(name).values()]
+    assert all(line.startswith(f"python3 scripts/rebyte_cli.py {name} ") for line in lines)
+
+
+def test_create_help_stays_short_and_says_where_the_rest_is():
+    """`create --help` is what an agent reads first: under 2,600 bytes at 80 columns, with
+    each option, what -q prints, examples, and where the longer explanations are."""
+    result = run_cli("create", "--help", env=cli_env(None, None, COLUMNS="80"))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.encode("utf-8")) < 2600, len(result.stdout.encode("utf-8"))
+    for option in ("--prompt", "--prompt-file", "--file", "--file-ref", "--skills", "--wait"):
+        assert f"  {option} " in result.stdout, option
+    for option in ("--watch", "--download", "--workspace", "--new-computer", "--dry-run"):
+        assert f"  {option} " in result.stdout, option
+    assert "with -q: " in result.stdout and "\nexamples:\n" in result.stdout
+    assert "references/examples.md" in result.stdout
+    assert (ROOT / "references" / "examples.md").exists()
+
+
 def _task(server, key: str) -> dict:
     """A finished task (its prompt takes no time) for examples that act on one, created
     through the CLI as a user's is, so that its local record knows its workspace."""

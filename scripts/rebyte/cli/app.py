@@ -239,13 +239,18 @@ def build_parser(path=None) -> argparse.ArgumentParser:
         chosen = path is None or path == (word,)
         _add_command(commands, word, summary, rows()[(word,)] if chosen else None)
     for name, (summary, _) in GROUPS.items():
+        rows = group_rows(name) if path is None or path[:1] == (name,) else None
         sub = commands.add_parser(
-            name, help=summary, description=summary, formatter_class=_HelpFormatter
+            name,
+            help=summary,
+            description=summary,
+            epilog=_group_epilog(rows) if rows else None,
+            formatter_class=_HelpFormatter,
         )
-        if path is None or path[:1] == (name,):
+        if rows is not None:
             _add_global_options(sub, on_command=True)
             verbs = _add_commands(sub, "verb")
-            for verb_path, row in group_rows(name).items():
+            for verb_path, row in rows.items():
                 chosen = path is None or path == verb_path
                 _add_command(verbs, verb_path[1], row.help, row if chosen else None)
     return parser
@@ -258,6 +263,11 @@ def group_rows(name: str) -> dict:
         if len(path) != 2 or path[0] != name:
             raise ValueError(f"group {name!r} declares a command {path!r} outside it")
     return rows
+
+
+def _group_epilog(rows: dict) -> str:
+    """A group's examples, as its verbs' help ends with theirs: the first of each verb."""
+    return "examples:\n" + "".join(f"  {row.examples[0]}\n" for row in rows.values())
 
 
 def _add_commands(parser: argparse.ArgumentParser, dest: str):
@@ -273,6 +283,7 @@ def _add_command(commands, word: str, summary: str, row) -> None:
         help=summary,
         description=summary,
         epilog=row.epilog() if row is not None else None,
+        usage=row.usage if row is not None else None,
         formatter_class=_HelpFormatter,
     )
     if row is not None:

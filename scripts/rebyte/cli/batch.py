@@ -163,6 +163,8 @@ BatchOptions = options("BatchOptions", "client spec_file concurrency wait wait_t
 
 
 def cmd_batch(args, out: Output, run: Run) -> int:
+    # Over 60 lines: its say, reported and ended share the specs, the exit codes and -q's
+    # line format; apart, each would take all of them as arguments.
     opts = BatchOptions.of(args)
     spec_file, concurrency, wait = opts.spec_file, opts.concurrency, opts.wait
     timeout, interval = opts.wait_timeout, opts.interval

@@ -42,7 +42,7 @@ def _wait_options(parser, *names: str) -> None:
         type=seconds,
         default=2.0,
         metavar="SECONDS",
-        help="first pause between polls; it grows to 10 s (default 2)",
+        help="first pause between polls (default 2); grows to 10 s",
     )
 
 

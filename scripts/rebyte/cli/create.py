@@ -7,6 +7,7 @@ is sent, create_planned uploads its files and creates it with its local record.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 from .errors import EXIT_OK, UsageError
@@ -20,7 +21,7 @@ from .options import (
     one_task_argument,
     options,
 )
-from .output import RUN, Output, UploadBar, format_size
+from .output import RUN, Output, TransferBar, format_size
 from .session import (
     COMPUTER_WAIT_TIMEOUT,
     Run,
@@ -110,9 +111,10 @@ def upload_all(client, out: Output, paths) -> list:
     for path in paths or ():
         name = os.path.basename(path)
         size = os.path.getsize(path)
-        bar = UploadBar(out, name, size)
+        bar = TransferBar(out, "uploading")  # one per file: closed before "uploaded" is said
+        bar.start(name, size)
         try:
-            ref = client.upload_file(path, progress=bar.update)
+            ref = client.upload_file(path, progress=functools.partial(bar.update, name))
         finally:
             bar.close()
         out.progress(f"uploaded {name} ({format_size(size)}) as {ref['filename']}")
@@ -301,6 +303,9 @@ COMMANDS = commands(
         ],
         quiet="the task's URL; with --wait or --watch, the agent's answer\n"
         "  (its URL when there is none; nothing when the wait times out)",
+        # argparse's usage would list every option again: 700 of --help's bytes.
+        usage="%(prog)s (--prompt TEXT | --prompt-file PATH) [options]",
+        details="more: references/examples.md, in this skill's folder",
     ),
     command(
         ["follow-up"],

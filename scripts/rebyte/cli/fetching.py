@@ -28,6 +28,8 @@ def fetch_artifacts(
     outcome must not read as a command that sent nothing. A name that is unsafe or
     collides with another (the server's doing): exit 5.
     """
+    # Over 60 lines: mostly the keywords of the two downloads (a refused name is retried
+    # without it, here and only here) and the docstring.
     rc = load_client_module()
     workspace_id = workspace_for(client, task_or_workspace, workspace_id)
     if names is None:

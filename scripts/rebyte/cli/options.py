@@ -56,7 +56,7 @@ def add_prompt_options(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         action="extend",
         metavar="SKILL",
-        help="skill slugs, e.g. deep-research pdf (also comma-separated)",
+        help="slugs, e.g. deep-research pdf (or comma-separated)",
     )
     parser.add_argument(
         "--file",
@@ -88,7 +88,7 @@ def add_wait_options(parser: argparse.ArgumentParser, *, flags=("wait", "watch")
         type=seconds,
         default=2.0,
         metavar="SECONDS",
-        help="first pause between polls; it grows to 10 s (default 2)",
+        help="first pause between polls (default 2); grows to 10 s",
     )
 
 
@@ -137,33 +137,44 @@ class Command:
     `arguments(parser)` adds its own options; `handler(args, out, run)` runs it.
     `help`: a group verb's one-line help (a top-level command's is in app's table).
     `timeout=False` for a command whose own --timeout is not the global one;
-    `destroys=True` gives it --yes (see session.confirm); `quiet` says what -q prints.
+    `destroys=True` gives it --yes (see session.confirm); `quiet` says what -q prints;
+    `usage` replaces argparse's usage line, `details` says where the rest is explained.
     """
 
     __slots__ = (
-        "path", "help", "arguments", "handler", "examples", "timeout", "destroys", "quiet"
+        "path", "help", "arguments", "handler", "examples", "timeout", "destroys", "quiet",
+        "usage", "details",
     )  # fmt: skip
 
-    def __init__(self, path, help, arguments, handler, examples, timeout, destroys, quiet) -> None:
-        self.path, self.help, self.arguments, self.handler = path, help, arguments, handler
-        self.examples, self.timeout, self.destroys = examples, timeout, destroys
-        self.quiet = quiet
+    def __init__(self, path, arguments, handler, examples, **fields) -> None:
+        self.path, self.arguments, self.handler, self.examples = path, arguments, handler, examples
+        self.help, self.quiet, self.usage, self.details = (
+            fields.get(name) for name in ("help", "quiet", "usage", "details")
+        )
+        self.timeout = fields.get("timeout", True)
+        self.destroys = fields.get("destroys", False)
 
     def epilog(self) -> str:
         quiet = f"with -q: {self.quiet}\n\n" if self.quiet else ""
-        return quiet + "examples:\n" + "".join(f"  {line}\n" for line in self.examples)
+        details = f"{self.details}\n\n" if self.details else ""
+        return quiet + details + "examples:\n" + "".join(f"  {line}\n" for line in self.examples)
 
 
-def command(
-    path, arguments, handler, *, examples, help=None, timeout=True, destroys=False, quiet=None
-) -> Command:
-    """Declare a command: `["create"]`, or a group's verb `["computer", "create"]` with its help."""
+COMMAND_FIELDS = ("help", "timeout", "destroys", "quiet", "usage", "details")
+
+
+def command(path, arguments, handler, *, examples, **fields) -> Command:
+    """Declare a command: `["create"]`, or a group's verb `["computer", "create"]` with its
+    help; `fields` are Command's (help, timeout, destroys, quiet, usage, details)."""
     path = tuple(path)
-    if len(path) not in (1, 2) or (len(path) == 2) != (help is not None):
+    unknown = set(fields) - set(COMMAND_FIELDS)
+    if unknown:
+        raise TypeError(f"command {path!r}: unknown fields {sorted(unknown)}")
+    if len(path) not in (1, 2) or (len(path) == 2) != (fields.get("help") is not None):
         raise ValueError(f"command {path!r}: a group's verb has a help, a top-level command none")
     if not examples:
         raise ValueError(f"command {path!r} needs an example for its --help")
-    return Command(path, help, arguments, handler, tuple(examples), timeout, destroys, quiet)
+    return Command(path, arguments, handler, tuple(examples), **fields)
 
 
 def commands(*rows: Command) -> dict:

@@ -168,52 +168,12 @@ def format_size(count: float) -> str:
     return f"{count:.1f} GiB"
 
 
-class UploadBar:
-    """A byte bar with rate on a terminal; nothing per chunk elsewhere."""
-
-    WIDTH = 24
-
-    def __init__(self, out: Output, name: str, total: int) -> None:
-        import time
-
-        self._time = time
-        self._out = out
-        self._name = name
-        self._total = total
-        self._sent = 0
-        self._started = time.monotonic()
-        self._drawn_at = 0.0
-        self._line = out.live(self._render) if out.progress_enabled and out.tty else None
-        if self._line is None:
-            out.progress(f"uploading {name} ({format_size(total)})")
-
-    def update(self, sent: int, total: int) -> None:
-        self._sent = sent
-        now = self._time.monotonic()
-        if self._line is not None and (now - self._drawn_at >= 0.1 or sent >= total):
-            self._drawn_at = now
-            self._line.update()
-
-    def close(self) -> None:
-        if self._line is not None:
-            self._line.close()
-
-    def _render(self, line) -> str:
-        fraction = self._sent / self._total if self._total else 1.0
-        filled = int(fraction * self.WIDTH)
-        elapsed = max(self._time.monotonic() - self._started, 1e-6)
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        return (
-            f"uploading {self._name} [{bar}] {format_size(self._sent)} / {format_size(self._total)}"
-            f"  {format_size(self._sent / elapsed)}/s"
-        )
-
-
 # ------------------------------------------------------------------------ progress
 
 
 class TransferBar:
-    """Bytes moved per file: a bar redrawn in place on a terminal, a line per file elsewhere."""
+    """Bytes moved per file, uploads and downloads alike (`verb`: "uploading", "downloading"):
+    a bar with the rate redrawn in place on a terminal, a line per file elsewhere."""
 
     WIDTH = 24
 
@@ -226,9 +186,14 @@ class TransferBar:
         self._started = self._drawn_at = 0.0
         self._line = None
 
-    def update(self, name: str, done: int, total) -> None:
+    def start(self, name: str, total) -> None:
+        """Say a file's transfer has begun, before its first bytes move (else the first
+        update says so)."""
         if name != self._name:
             self._start(name, total)
+
+    def update(self, name: str, done: int, total) -> None:
+        self.start(name, total)
         self._done, self._total = done, total
         now = self._time.monotonic()
         if self._line is not None and (now - self._drawn_at >= 0.1 or done == total):
@@ -243,6 +208,7 @@ class TransferBar:
     def _start(self, name: str, total) -> None:
         self.close()
         self._name, self._started = name, self._time.monotonic()
+        self._done, self._total = 0, total
         if self._out.progress_enabled and self._out.tty:
             self._line = self._out.live(self._render)
         else:

@@ -381,6 +381,7 @@ def finish_with_wait(
     `workspace_id`, else the create answer's (`task`), else as workspace_for finds it.
     `asked`: the executor and model the user asked for, checked against what runs.
     """
+    # Over 60 lines: mostly keyword arguments passed on one per line, and the docstring.
     if not (wait or watch):
         task = without_answer(task)
         if asked:
