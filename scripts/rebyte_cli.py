@@ -7,7 +7,7 @@
 
     python3 scripts/rebyte_cli.py --help
 
-The commands live in rebyte_commands.py beside this file (imported, so that
+The commands live in the package rebyte/cli/ beside this file (imported, so that
 Python caches their bytecode), and the HTTP client in rebyte_client.py.
 """
 
@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rebyte_commands import build_parser, main  # noqa: E402
+from rebyte.cli.app import build_parser, main  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 

@@ -19,8 +19,9 @@ CLI = ROOT / "scripts" / "rebyte_cli.py"
 PYCACHE_VARIABLE = "SKILL_TESTS_PYCACHE"
 # What a CLI run imports, compiled once into that folder before the first test.
 WARM_UP = (
-    "rebyte_cli rebyte_client rebyte_commands rebyte_cmd_artifacts rebyte_cmd_computer "
-    "rebyte_cmd_webhook requests urllib3.filepost http.cookiejar email.utils mimetypes "
+    "rebyte_cli rebyte_client rebyte.cli.app rebyte.cli.create rebyte.cli.tasks rebyte.cli.batch "
+    "rebyte.cli.artifacts rebyte.cli.computer rebyte.cli.webhook rebyte.record "
+    "requests urllib3.filepost http.cookiejar email.utils mimetypes "
     "hashlib ipaddress queue unicodedata shutil signal ssl traceback yaml"
 ).split()
 _WARM_UP_SCRIPT = (

@@ -12,12 +12,9 @@ from cli_runner import CLI, ROOT, cli_env, run_cli
 from docs_support import Block, parse_command
 
 sys.path.insert(0, str(CLI.parent))
-import rebyte_commands  # noqa: E402
+from rebyte.cli import artifacts  # noqa: E402
 
-rebyte_commands.load_group("artifacts")
-ARTIFACT_COMMANDS = {
-    path: row for path, row in rebyte_commands.COMMANDS.items() if path[0] == "artifacts"
-}
+ARTIFACT_COMMANDS = artifacts.COMMANDS
 EXAMPLES = [(path, line) for path, row in ARTIFACT_COMMANDS.items() for line in row.examples]
 
 

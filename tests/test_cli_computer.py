@@ -13,12 +13,11 @@ from cli_runner import CLI, CliResult, cli_env, run_cli, start_cli
 from docs_support import Block, parse_command
 
 sys.path.insert(0, str(CLI.parent))
-import rebyte_cmd_computer  # noqa: E402, F401 - declares the group's rows
-import rebyte_commands  # noqa: E402
+from rebyte.cli import computer  # noqa: E402
 
 EXAMPLES = [
     line
-    for path, row in rebyte_commands.COMMANDS.items()
+    for path, row in computer.COMMANDS.items()
     if path[0] == "computer"
     for line in row.examples
 ]
@@ -46,7 +45,7 @@ def computer_posts(server) -> list:
 
 
 def test_every_verb_has_examples_that_run(server, api_key, tmp_path):
-    assert {path[1] for path in rebyte_commands.COMMANDS if path[0] == "computer"} == {
+    assert {path[1] for path in computer.COMMANDS if path[0] == "computer"} == {
         "create",
         "get",
         "list",

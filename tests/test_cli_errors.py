@@ -430,13 +430,13 @@ def test_on_a_terminal_one_live_line_and_no_color_respected(fake_rebyte, api_key
 BROKEN_COMMAND = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import rebyte_commands
+from rebyte.cli import app, tasks
 
 def broken(args, out, run):
     raise ZeroDivisionError("a bug in the CLI")
 
-rebyte_commands.COMMANDS[("list",)].handler = broken
-sys.exit(rebyte_commands.main(sys.argv[2:]))
+tasks.COMMANDS[("list",)].handler = broken
+sys.exit(app.main(sys.argv[2:]))
 """
 
 

@@ -2,10 +2,10 @@
 
 - Each subcommand's --help ends with its examples (not the exit-code block, which
   stays in the top-level --help), and every example runs against the local server.
-- A group of commands (`GROUP VERB`), declared by a module of its own, is imported
-  only when a command line names it; global options work before and after the
-  command at every level; a group's verb and a top-level command of the same name
-  never share options.
+- Each command is declared in a module of its own (rebyte/cli/*.py), imported only
+  when a command line names it (`--help` lists them from app's tables alone);
+  global options work before and after the command at every level; a group's verb
+  and a top-level command of the same name never share options.
 """
 
 from __future__ import annotations
@@ -21,17 +21,15 @@ from cli_runner import CLI, ROOT, as_documented, cli_env, run_cli
 from docs_support import Block, parse_command
 
 sys.path.insert(0, str(CLI.parent))
-import rebyte_commands  # noqa: E402
+from rebyte.cli import app  # noqa: E402
 
-TOP_LEVEL = [path[0] for path in rebyte_commands.COMMANDS if len(path) == 1]
-for _group in list(rebyte_commands.GROUPS):
-    rebyte_commands.load_group(_group)
-GROUP_VERBS = [path for path in rebyte_commands.COMMANDS if len(path) == 2]
+TOP_LEVEL = list(app.COMMANDS)
+ROWS = {(word,): rows()[(word,)] for word, (_, rows) in app.COMMANDS.items()}
+for _group in app.GROUPS:
+    ROWS.update(app.group_rows(_group))
+GROUP_VERBS = [path for path in ROWS if len(path) == 2]
 EXAMPLES = [
-    (path[0], line)
-    for path, row in rebyte_commands.COMMANDS.items()
-    if len(path) == 1
-    for line in row.examples
+    (path[0], line) for path, row in ROWS.items() if len(path) == 1 for line in row.examples
 ]
 BATCH_SPECS = '{"prompt": "Review the API docs"}\n{"prompt": "Review the CLI docs"}\n'
 
@@ -53,7 +51,7 @@ def test_a_subcommand_help_ends_with_its_examples_not_the_epilog(name):
     assert len(shown) == 2, result.stdout
     lines = [as_documented(line.strip()) for line in shown[1].splitlines()]
     assert 1 <= len(lines) <= 2
-    assert lines == list(rebyte_commands.COMMANDS[(name,)].examples)
+    assert lines == list(ROWS[(name,)].examples)
     assert all(line.startswith(f"python3 scripts/rebyte_cli.py {name} ") for line in lines)
 
 
@@ -66,9 +64,36 @@ def test_a_group_verbs_help_ends_with_its_examples_not_the_epilog(path):
     assert len(shown) == 2, result.stdout
     lines = [as_documented(line.strip()) for line in shown[1].splitlines()]
     assert 1 <= len(lines) <= 2
-    assert lines == list(rebyte_commands.COMMANDS[path].examples)
+    assert lines == list(ROWS[path].examples)
     invoked = f"python3 scripts/rebyte_cli.py {' '.join(path)}"
     assert all(line == invoked or line.startswith(invoked + " ") for line in lines)
+
+
+@pytest.mark.parametrize("name", list(app.GROUPS))
+def test_a_groups_help_ends_with_an_example_of_each_verb(name):
+    result = run_cli(name, "--help", env=cli_env(None, None))
+    assert result.returncode == 0, result.stderr
+    assert "exit codes:" not in result.stdout
+    shown = result.stdout.rstrip("\n").split("\nexamples:\n")
+    assert len(shown) == 2, result.stdout
+    lines = [as_documented(line.strip()) for line in shown[1].splitlines()]
+    assert lines == [row.examples[0] for row in app.group_rows(name).values()]
+    assert all(line.startswith(f"python3 scripts/rebyte_cli.py {name} ") for line in lines)
+
+
+def test_create_help_stays_short_and_says_where_the_rest_is():
+    """`create --help` is what an agent reads first: under 2,600 bytes at 80 columns, with
+    each option, what -q prints, examples, and where the longer explanations are."""
+    result = run_cli("create", "--help", env=cli_env(None, None, COLUMNS="80"))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.encode("utf-8")) < 2600, len(result.stdout.encode("utf-8"))
+    for option in ("--prompt", "--prompt-file", "--file", "--file-ref", "--skills", "--wait"):
+        assert f"  {option} " in result.stdout, option
+    for option in ("--watch", "--download", "--workspace", "--new-computer", "--dry-run"):
+        assert f"  {option} " in result.stdout, option
+    assert "with -q: " in result.stdout and "\nexamples:\n" in result.stdout
+    assert "references/examples.md" in result.stdout
+    assert (ROOT / "references" / "examples.md").exists()
 
 
 def _task(server, key: str) -> dict:
@@ -112,7 +137,7 @@ def test_every_help_example_runs(fake_rebyte, api_key, tmp_path, name, line):
 GROUP_MODULE = """
 import json
 
-import rebyte_commands
+from rebyte.cli.options import command, commands
 
 
 def _arguments(parser):
@@ -133,24 +158,33 @@ def _show(args, out, run):
     return 0
 
 
-rebyte_commands.command(
-    ["demo-group", "delete"], "delete a demo thing", _arguments, _show,
-    examples=["python3 scripts/rebyte_cli.py demo-group delete NAME --force"],
-)
-rebyte_commands.command(
-    ["demo-group", "list"], "list demo things", lambda parser: None, _show,
-    examples=["python3 scripts/rebyte_cli.py demo-group list"],
+COMMANDS = commands(
+    command(
+        ["demo-group", "delete"], _arguments, _show, help="delete a demo thing",
+        examples=["python3 scripts/rebyte_cli.py demo-group delete NAME --force"],
+    ),
+    command(
+        ["demo-group", "list"], lambda parser: None, _show, help="list demo things",
+        examples=["python3 scripts/rebyte_cli.py demo-group list"],
+    ),
 )
 """
 
 RUN_WITH_GROUP = """
 import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-import rebyte_commands
+from rebyte.cli import app
 
-rebyte_commands.group("demo-group", "demo things", module="cli_test_demo_group")
+
+def demo_rows():
+    import cli_test_demo_group
+
+    return cli_test_demo_group.COMMANDS
+
+
+app.GROUPS["demo-group"] = ("demo things", demo_rows)
 try:
-    code = rebyte_commands.main(sys.argv[3:])
+    code = app.main(sys.argv[3:])
 except SystemExit as exit:
     code = exit.code
 print(json.dumps({"imported": "cli_test_demo_group" in sys.modules}), file=sys.stderr)
@@ -244,18 +278,18 @@ def test_only_the_command_in_use_gets_its_options():
             parser = action.choices[word]
         return {o for a in parser._actions for o in a.option_strings}
 
-    parser = rebyte_commands.build_parser(("get",))
+    parser = app.build_parser(("get",))
     assert "--base-url" in options(parser, "get")
     assert options(parser, "create") == {"-h", "--help"}
     assert "--yes" not in options(parser, "get")
-    every = rebyte_commands.build_parser()
+    every = app.build_parser()
     assert {"--prompt", "--wait"} <= options(every, "create")
     assert {"--yes", "-y"} <= options(every, "delete")
 
 
 def test_help_imports_nothing_beyond_what_the_module_needs():
-    """What --help loads beyond rebyte_commands' own imports and argparse's help would slow
-    every run that shows help."""
+    """What --help loads beyond the CLI's own modules and argparse's help would slow every
+    run that shows help; the top-level --help imports no command's module."""
     probe = textwrap.dedent(
         """
         import sys
@@ -269,19 +303,24 @@ def test_help_imports_nothing_beyond_what_the_module_needs():
             except SystemExit:
                 pass
         before = set(sys.modules)
-        import rebyte_commands
+        from rebyte.cli import app
         for args in (["--help"], ["get", "--help"]):
             try:
-                rebyte_commands.main(args)
+                app.main(args)
             except SystemExit:
                 pass
-        print(" ".join(sorted(set(sys.modules) - before)), file=sys.stderr)
+            print(" ".join(sorted(set(sys.modules) - before)), file=sys.stderr)
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", probe, str(CLI.parent)], capture_output=True, text=True, timeout=30
     )
-    assert done.stderr.split() == ["rebyte_commands"], done.stderr
+    top, get = (line.split() for line in done.stderr.splitlines())
+    assert top == ["rebyte", "rebyte.cli", "rebyte.cli.app"] + [
+        f"rebyte.cli.{name}" for name in ("options", "output")
+    ], done.stderr
+    assert all(name.startswith("rebyte.cli.") for name in set(get) - set(top)), done.stderr
+    assert "rebyte.cli.tasks" in get and "rebyte.cli.create" not in get
 
 
 @pytest.mark.parametrize(
@@ -299,8 +338,8 @@ def test_help_imports_nothing_beyond_what_the_module_needs():
     ],
 )
 def test_the_command_path_skips_global_options(monkeypatch, argv, path):
-    monkeypatch.setitem(rebyte_commands.GROUPS, "demo-group", ("demo things", None))
-    assert rebyte_commands.command_path(argv) == path
+    monkeypatch.setitem(app.GROUPS, "demo-group", ("demo things", dict))
+    assert app.command_path(argv) == path
 
 
 def test_help_and_hints_name_the_cli_as_it_was_run(fake_rebyte, api_key, tmp_path):

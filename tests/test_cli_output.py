@@ -12,7 +12,8 @@ from fake_rebyte import final_result_for
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import rebyte_client  # noqa: E402
-import rebyte_commands  # noqa: E402
+from rebyte.cli import app  # noqa: E402
+from rebyte.cli import tasks as task_commands  # noqa: E402
 
 FAST = ("--interval", "0.2")
 
@@ -223,7 +224,7 @@ def test_list_statuses_use_the_entrys_own_and_drop_tasks_deleted_meanwhile():
     client = _Tasks({"b": "failed", "c": None, "d e": "bad id"})
     entries = [{"id": "a", "status": "running"}, {"id": "b"}, {"id": "c"}, {"title": "no id"}]
     entries.append({"id": "d e"})
-    shown = rebyte_commands.with_statuses(client, entries)
+    shown = task_commands.with_statuses(client, entries)
     assert sorted(client.asked) == ["b", "c", "d e"]  # `a` carried its status; one has no id
     assert shown == [
         {"id": "a", "status": "running"}, {"id": "b", "status": "failed"}, entries[3], entries[4]
@@ -328,7 +329,7 @@ def test_batch_done_lines_do_not_repeat_the_created_line(cli, tmp_path):
 # ---------------------------------------------------------------------------- help
 
 
-@pytest.mark.parametrize("name", [path[0] for path in rebyte_commands.COMMANDS if len(path) == 1])
+@pytest.mark.parametrize("name", list(app.COMMANDS))
 def test_each_command_help_says_what_quiet_prints(name):
     result = run_cli(name, "--help")
     assert result.returncode == 0, result.stderr

@@ -17,16 +17,12 @@ from cli_runner import CLI, cli_env, run_cli
 from docs_support import Block, parse_command
 
 sys.path.insert(0, str(CLI.parent))
-import rebyte_cmd_webhook  # noqa: E402, F401 - declares the group's rows
-import rebyte_commands  # noqa: E402
+from rebyte.cli import webhook  # noqa: E402
 
 SECRET = "whsec_cli-9Tq2-never-shown"
 HOOK = "https://example.com/hooks/rebyte"
 EXAMPLES = [
-    line
-    for path, row in rebyte_commands.COMMANDS.items()
-    if path[0] == "webhook"
-    for line in row.examples
+    line for path, row in webhook.COMMANDS.items() if path[0] == "webhook" for line in row.examples
 ]
 
 
@@ -63,7 +59,7 @@ def assert_secret_hidden(result) -> None:
 
 
 def test_every_verb_has_examples_that_run(server, api_key, tmp_path):
-    assert {path[1] for path in rebyte_commands.COMMANDS if path[0] == "webhook"} == {
+    assert {path[1] for path in webhook.COMMANDS if path[0] == "webhook"} == {
         "add",
         "list",
         "get",

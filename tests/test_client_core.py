@@ -18,7 +18,7 @@ if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
 import rebyte_client as rc  # noqa: E402
-import rebyte_commands  # noqa: E402
+from rebyte.cli import errors as cli_errors  # noqa: E402
 from rebyte_client import (  # noqa: E402
     FINAL_POLL_GRACE,
     MAX_ID_CHARS,
@@ -433,7 +433,7 @@ def test_outcome_unknown_carries_operation_and_says_it_in_library_terms(client, 
 
 
 def explain(error) -> str:
-    return rebyte_commands.explain(rc, error)
+    return cli_errors.explain(rc, error)
 
 
 @pytest.mark.parametrize(
@@ -456,7 +456,7 @@ def test_explain_words_not_found_by_resource(resource, advice):
     assert text.startswith(f"{error}; ")
     assert advice in text
     assert ("list tasks" in text) == (resource in ("task", "workspace"))
-    assert rebyte_commands.exit_code_for(rc, error) == rebyte_commands.EXIT_NOT_FOUND
+    assert cli_errors.exit_code_for(rc, error) == cli_errors.EXIT_NOT_FOUND
 
 
 @pytest.mark.parametrize(
@@ -490,7 +490,7 @@ def test_explain_words_outcome_unknown_by_operation(operation, resource_id, advi
     assert text.startswith("POST /v1/x: connection failed; ")
     assert advice in text
     assert "library words" not in text
-    assert rebyte_commands.exit_code_for(rc, error) == rebyte_commands.EXIT_NETWORK
+    assert cli_errors.exit_code_for(rc, error) == cli_errors.EXIT_NETWORK
 
 
 def test_explain_keeps_the_library_hint_for_an_unknown_operation():

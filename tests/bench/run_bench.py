@@ -844,7 +844,7 @@ def bench_start_up(report: Report) -> None:
         f"{', '.join(extra) or 'nothing'}. "
         f"Where the extra time goes (medians of 5 fresh processes, tests/bench/startup_probe.py): "
         f"importing the {launcher_lines:,}-line launcher (run as __main__ it is compiled on "
-        f"every run, so it stays small) with its top level, which imports rebyte_commands "
+        f"every run, so it stays small) with its top level, which imports rebyte.cli.app "
         f"from cached bytecode, {parts['top level']:.1f} ms, "
         f"build_parser() {parts['build_parser']:.1f} ms, "
         f"format_help() {parts['format_help']:.1f} ms. For scale: a one-parser argparse "

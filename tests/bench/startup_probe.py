@@ -2,7 +2,7 @@
 
     python tests/bench/startup_probe.py SCRIPTS_DIR
 
-Imports rebyte_cli as a module (its top level imports rebyte_commands), builds the parser
+Imports rebyte_cli as a module (its top level imports rebyte.cli.app), builds the parser
 and formats the help, and prints the seconds each took as JSON. Run in a fresh process
 per sample, so nothing is imported already.
 """

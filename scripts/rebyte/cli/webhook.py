@@ -2,26 +2,18 @@
 
 A signing secret is read from a file or an environment variable, never from the
 command line (where `ps` and shell history would show it), and is never printed.
-Imported only when a command line names the group (see rebyte_commands.group).
 """
 
 from __future__ import annotations
 
 import os
 
-import rebyte_commands as cli
-from rebyte_commands import (
-    EXIT_API,
-    EXIT_OK,
-    Output,
-    Run,
-    TaskOutcome,
-    UsageError,
-    command,
-    make_client,
-)
+from .errors import EXIT_API, EXIT_OK, TaskOutcome, UsageError
+from .options import command, commands, options
+from .output import RUN, Output
+from .session import Run, confirm, delete_many, load_client_module, make_client, read_text
 
-_RUN = cli.RUN + " webhook"
+_RUN = RUN + " webhook"
 MAX_WEBHOOKS = 3
 
 
@@ -67,46 +59,52 @@ def _no_arguments(parser) -> None:
     pass
 
 
-def read_secret(args):
+def read_secret(opts):
     """The secret from --secret-file or --secret-env (None when neither is given).
 
     A file's final line break is dropped, as `echo secret > file` adds one. No
     message here shows the secret.
     """
-    if args.secret_file is not None:
-        secret = cli.read_text(args.secret_file, "secret file").rstrip("\r\n")
+    if opts.secret_file is not None:
+        secret = read_text(opts.secret_file, "secret file").rstrip("\r\n")
         if not secret:
-            raise UsageError(f"secret file {args.secret_file} is empty")
+            raise UsageError(f"secret file {opts.secret_file} is empty")
         return secret
-    if args.secret_env is not None:
-        secret = os.environ.get(args.secret_env)
+    if opts.secret_env is not None:
+        secret = os.environ.get(opts.secret_env)
         if not secret:
             raise UsageError(
-                f"environment variable {args.secret_env} is not set or empty: ask the user to "
+                f"environment variable {opts.secret_env} is not set or empty: ask the user to "
                 "export it (never put the secret on the command line), or use --secret-file PATH"
             )
         return secret
     return None
 
 
+AddOptions = options(
+    "AddOptions", "client url events description allow_duplicate secret_file secret_env"
+)
+
+
 def cmd_add(args, out: Output, run: Run) -> int:
-    if args.url is None:
-        if any("://" in value for value in args.events):
+    opts = AddOptions.of(args)
+    if opts.url is None:
+        if any("://" in value for value in opts.events):
             raise UsageError("put the URL before --event (webhook add URL --event E...)")
         raise UsageError(
-            f"the following arguments are required: URL (see `{cli.RUN} webhook add --help`)"
+            f"the following arguments are required: URL (see `{RUN} webhook add --help`)"
         )
-    rc = cli.load_client_module()
-    events = [e.strip() for value in args.events for e in value.split(",") if e.strip()]
-    secret = read_secret(args)
-    client = make_client(args)
+    rc = load_client_module()
+    events = [e.strip() for value in opts.events for e in value.split(",") if e.strip()]
+    secret = read_secret(opts)
+    client = make_client(opts.client)
     try:
         hook = client.add_webhook(
-            args.url,
+            opts.url,
             events,
-            description=args.description,
+            description=opts.description,
             secret=secret,
-            allow_duplicate=args.allow_duplicate,
+            allow_duplicate=opts.allow_duplicate,
         )
     except rc.ValidationError as error:
         if error.code != "limit_exceeded":
@@ -114,7 +112,7 @@ def cmd_add(args, out: Output, run: Run) -> int:
         raise TaskOutcome(
             EXIT_API,
             f"{error}; an organization has at most {MAX_WEBHOOKS} webhooks: remove one with "
-            f"`{cli.RUN} webhook delete WEBHOOK_ID --yes` (see `{cli.RUN} webhook list`)",
+            f"`{RUN} webhook delete WEBHOOK_ID --yes` (see `{RUN} webhook list`)",
         ) from None
     if hook.get("alreadyRegistered"):
         differs = sorted(set(hook.get("events") or ()) ^ set(events))
@@ -127,71 +125,90 @@ def cmd_add(args, out: Output, run: Run) -> int:
     return EXIT_OK
 
 
+ListOptions = options("ListOptions", "client")
+
+
 def cmd_list(args, out: Output, run: Run) -> int:
-    hooks = make_client(args).list_webhooks()
+    opts = ListOptions.of(args)
+    hooks = make_client(opts.client).list_webhooks()
     out.result({"data": hooks}, [hook.get("id") for hook in hooks])
     return EXIT_OK
 
 
+GetOptions = options("GetOptions", "client webhook_id")
+
+
 def cmd_get(args, out: Output, run: Run) -> int:
-    hook = make_client(args).get_webhook(args.webhook_id)
+    opts = GetOptions.of(args)
+    hook = make_client(opts.client).get_webhook(opts.webhook_id)
     out.result(hook, [hook.get("id")])
     return EXIT_OK
 
 
+DeleteOptions = options("DeleteOptions", "client webhook_ids yes")
+
+
 def cmd_delete(args, out: Output, run: Run) -> int:
-    rc = cli.load_client_module()
-    ids = args.webhook_ids
+    opts = DeleteOptions.of(args)
+    rc = load_client_module()
+    ids = opts.webhook_ids
     for webhook_id in ids:
         rc.check_id(webhook_id, "webhook id")
     what = f"webhook {ids[0]}" if len(ids) == 1 else f"{len(ids)} webhooks"
-    cli.confirm(f"delete {what}", yes=args.yes)
-    client = make_client(args)
-    return cli.delete_many(rc, out, ids, client.delete_webhook, "webhook")
+    confirm(f"delete {what}", yes=opts.yes)
+    client = make_client(opts.client)
+    return delete_many(rc, out, ids, client.delete_webhook, "webhook")
+
+
+PublicKeyOptions = options("PublicKeyOptions", "client")
 
 
 def cmd_public_key(args, out: Output, run: Run) -> int:
-    key = make_client(args).get_webhook_public_key()
+    opts = PublicKeyOptions.of(args)
+    key = make_client(opts.client).get_webhook_public_key()
     out.result(key, [key.get("publicKey", "").strip()])
     return EXIT_OK
 
 
-command(
-    ["webhook", "add"],
-    "send task events to an https URL (at most 3 per organization)",
-    _add_arguments,
-    cmd_add,
-    examples=[
-        f"{_RUN} add https://example.com/hooks/rebyte --event task.completed task.failed -q",
-        f"{_RUN} add https://example.com/hooks/ci --event task.completed --secret-env HOOK_SECRET",
-    ],
-)
-command(
-    ["webhook", "list"],
-    "list the organization's webhooks",
-    _no_arguments,
-    cmd_list,
-    examples=[f"{_RUN} list", f"{_RUN} list -q"],
-)
-command(
-    ["webhook", "get"],
-    "show a webhook (its secret is never shown: hasSecret says if one is set)",
-    _one_webhook,
-    cmd_get,
-    examples=[f"{_RUN} get WEBHOOK_ID"],
-)
-command(
-    ["webhook", "delete"],
-    "delete webhooks (asks first on a terminal; --yes elsewhere)",
-    _many_webhooks,
-    cmd_delete,
-    examples=[f"{_RUN} delete WEBHOOK_ID --yes"],
-    destroys=True,
-)
-command(
-    ["webhook", "public-key"],
-    "print the public key that verifies webhook signatures (Ed25519, PEM)",
-    _no_arguments,
-    cmd_public_key,
-    examples=[f"{_RUN} public-key -q"],
+COMMANDS = commands(
+    command(
+        ["webhook", "add"],
+        _add_arguments,
+        cmd_add,
+        help="send task events to an https URL (at most 3 per organization)",
+        examples=[
+            f"{_RUN} add https://example.com/hooks/rebyte --event task.completed task.failed -q",
+            f"{_RUN} add https://example.com/hooks/ci --event task.completed"
+            " --secret-env HOOK_SECRET",
+        ],
+    ),
+    command(
+        ["webhook", "list"],
+        _no_arguments,
+        cmd_list,
+        help="list the organization's webhooks",
+        examples=[f"{_RUN} list", f"{_RUN} list -q"],
+    ),
+    command(
+        ["webhook", "get"],
+        _one_webhook,
+        cmd_get,
+        help="show a webhook (its secret is never shown: hasSecret says if one is set)",
+        examples=[f"{_RUN} get WEBHOOK_ID"],
+    ),
+    command(
+        ["webhook", "delete"],
+        _many_webhooks,
+        cmd_delete,
+        help="delete webhooks (asks first on a terminal; --yes elsewhere)",
+        examples=[f"{_RUN} delete WEBHOOK_ID --yes"],
+        destroys=True,
+    ),
+    command(
+        ["webhook", "public-key"],
+        _no_arguments,
+        cmd_public_key,
+        help="print the public key that verifies webhook signatures (Ed25519, PEM)",
+        examples=[f"{_RUN} public-key -q"],
+    ),
 )
