@@ -31,6 +31,8 @@ SCRIPTS = ROOT / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
+import rebyte.netio  # noqa: E402
+import rebyte.retries  # noqa: E402
 import rebyte_client  # noqa: E402
 from rebyte_client import (  # noqa: E402
     API_KEY_URL,
@@ -569,7 +571,7 @@ def test_upload_file_creates_a_slot_then_streams_the_file(client, requests_mock,
     # Streamed: the transport got a reader, never one bytes object, and read it in bounded chunks.
     (attempt,) = attempts
     # (the send path wraps the reader to time the answer after the body's last byte)
-    assert attempt["body_type"] is rebyte_client._TrackedReader
+    assert attempt["body_type"] is rebyte.netio._TrackedReader
     assert attempt["data"] == content
     assert len(attempt["chunks"]) > 1
     assert max(len(c) for c in attempt["chunks"]) <= rebyte_client.UPLOAD_CHUNK_BYTES
@@ -1293,7 +1295,7 @@ def test_backoff_is_exponential_with_jitter(requests_mock, clock):
 def test_backoff_jitter_takes_off_up_to_a_quarter(
     requests_mock, clock, monkeypatch, draw, expected
 ):
-    monkeypatch.setattr(rebyte_client.random, "random", lambda: draw)
+    monkeypatch.setattr(rebyte.retries.random, "random", lambda: draw)
     client = make_client(clock)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=502)
     with pytest.raises(ServerError):
@@ -1302,7 +1304,7 @@ def test_backoff_jitter_takes_off_up_to_a_quarter(
 
 
 def test_backoff_is_capped(requests_mock, clock, monkeypatch):
-    monkeypatch.setattr(rebyte_client.random, "random", lambda: 0.0)
+    monkeypatch.setattr(rebyte.retries.random, "random", lambda: 0.0)
     client = make_client(clock, max_retries=7)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=500)
     with pytest.raises(ServerError):
@@ -2122,7 +2124,7 @@ def test_import_from_the_scripts_directory(tmp_path):
     )
     result = _python(code, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["rebyte_client", "True"]
+    assert result.stdout.split() == ["rebyte.client", "True"]
 
 
 def test_import_from_the_skill_root():
@@ -2135,7 +2137,7 @@ def test_import_from_the_skill_root():
     )
     result = _python(code, ROOT)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["scripts.rebyte_client", "scripts.rebyte_client"]
+    assert result.stdout.split() == ["scripts.rebyte.client", "scripts.rebyte.errors"]
 
 
 def test_one_client_can_be_shared_by_eight_threads(client, requests_mock):

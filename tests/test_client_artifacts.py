@@ -407,13 +407,13 @@ def test_delete_one_and_delete_all(server, client):
 
 
 def test_names_windows_refuses_are_recognised():
-    import rebyte_client
+    from rebyte.checks import _refused_by_windows
 
     refused = ["CON", "con.txt", "lpt1", "a.", "b ", "x:y", 'q"', "star*"]
     for name in refused:
-        assert rebyte_client._refused_by_windows(name), name
+        assert _refused_by_windows(name), name
     for name in ["console.txt", "report-1.md", "é.txt", "con-notes"]:
-        assert not rebyte_client._refused_by_windows(name), name
+        assert not _refused_by_windows(name), name
 
 
 def test_a_file_where_a_folder_must_go_is_a_clear_error(server, client, tmp_path):

@@ -213,9 +213,9 @@ def test_an_artifact_upload_answer_that_is_not_json_is_still_a_success(
 def test_the_upload_url_answer_may_name_its_url_differently(
     client, requests_mock, tmp_path, monkeypatch, field
 ):
-    import rebyte_client
+    import rebyte.client
 
-    monkeypatch.setattr(rebyte_client, "SMALL_ARTIFACT_BYTES", 2)
+    monkeypatch.setattr(rebyte.client, "SMALL_ARTIFACT_BYTES", 2)
     path = tmp_path / "big.bin"
     path.write_bytes(b"abcdef")
     requests_mock.post(

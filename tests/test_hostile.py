@@ -16,7 +16,9 @@ from cli_runner import ROOT, cli_env, run_cli
 if str(ROOT / "scripts") not in sys.path:
     sys.path.insert(0, str(ROOT / "scripts"))
 
+import rebyte.client  # noqa: E402
 import rebyte_client as rc  # noqa: E402
+from rebyte import failures, streaming  # noqa: E402
 
 KEY = "rbk_SECRET_hostile_5c1e2"
 SECRET_PARTS = (KEY, KEY[4:])
@@ -112,7 +114,7 @@ def test_exception_walk_skips_string_reasons():
     error.reason = "WRONG_VERSION_NUMBER"  # a string, as the ssl module sets it
     outer = OSError("wrapped")
     outer.__cause__ = error
-    chain = list(rc._exception_chain(outer))
+    chain = list(failures._exception_chain(outer))
     assert all(isinstance(item, BaseException) for item in chain)
     assert error in chain
 
@@ -309,13 +311,13 @@ def test_the_line_splitter_is_linear():
     # The work of this thread (its CPU time), not the wall clock: the other test files run
     # beside this one and would count their share of the cores against the splitter.
     started = time.thread_time()
-    lines = [line for line in rc._sse_lines(pieces) if line is not None]
+    lines = [line for line in streaming._sse_lines(pieces) if line is not None]
     assert time.thread_time() - started < 4
     assert len(lines[0]) == size + 6 and lines[1] == ""
 
 
 def test_an_event_over_the_size_cap_is_malformed(make_hostile_server, monkeypatch):
-    monkeypatch.setattr(rc, "MAX_EVENT_BYTES", 1024 * 1024)
+    monkeypatch.setattr(streaming, "MAX_EVENT_BYTES", 1024 * 1024)
     server = make_hostile_server("sse-huge-line")
     with Timer() as timer, pytest.raises(rc.MalformedResponseError) as caught:
         list(client_for(server.base_url).iter_events("task-1", timeout=20))
@@ -566,7 +568,7 @@ def test_a_file_that_shrinks_before_the_upload_is_a_clear_error(
     path = tmp_path / "data.csv"
     path.write_bytes(b"x" * 1000)
     real_check = rc.check_upload_path
-    monkeypatch.setattr(rc, "check_upload_path", lambda p: (*real_check(p)[:2], 5000))
+    monkeypatch.setattr(rebyte.client, "check_upload_path", lambda p: (*real_check(p)[:2], 5000))
     with Timer() as timer, pytest.raises(rc.InputError) as caught:
         client_for(server.base_url).upload_file(path)
     assert "changed" in str(caught.value)
@@ -586,7 +588,7 @@ def test_a_file_deleted_before_the_upload_is_a_clear_error(
         path.unlink()
         return checked
 
-    monkeypatch.setattr(rc, "check_upload_path", check_then_delete)
+    monkeypatch.setattr(rebyte.client, "check_upload_path", check_then_delete)
     with pytest.raises(rc.InputError) as caught:
         client_for(server.base_url).upload_file(path)
     assert "data.csv" in str(caught.value)
