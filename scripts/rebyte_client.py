@@ -2,10 +2,18 @@
 
     from rebyte_client import RebyteClient
     client = RebyteClient()                      # key from REBYTE_API_KEY
-    task = client.create_task("Add unit tests", skills=["deep-research"])
+    task = client.tasks.create("Add unit tests", skills=["deep-research"])
     print(task["url"])                           # live at once: give it to the user
-    done = client.wait_for_task(task["id"])
-    print(done["status"], client.get_result(task["id"]))
+    done = client.tasks.wait(task["id"])
+    print(done["status"], client.tasks.result(task["id"]))
+
+The endpoints are grouped by resource, one way to do each thing: `client.tasks`
+(create, get, list, iter, follow_up, set_visibility, cancel, delete, content,
+result, wait, events, workspace_of), `client.files` (upload), `client.artifacts`
+(list, download, download_all, upload, delete, delete_all: a workspace id each),
+`client.computers` (create, get, list, iter, wait, delete) and `client.webhooks`
+(create, list, get, delete, public_key). `Tasks.body(...)` builds and checks a
+create's JSON body without a client (for dry runs).
 
 A library: it never prints or exits. Every failure is a subclass of `RebyteError`.
 Only `requests` is needed, and it is imported on first use, so importing this
@@ -21,16 +29,19 @@ if __package__:  # `from scripts.rebyte_client import ...`, from the skill's roo
     from .rebyte import client as _client
     from .rebyte import constants as _constants
     from .rebyte import errors as _errors
+    from .rebyte import tasks as _tasks
     from .rebyte import taskstate as _taskstate
 else:  # scripts/ on sys.path: how the CLI and the tests import it
     from rebyte import checks as _checks
     from rebyte import client as _client
     from rebyte import constants as _constants
     from rebyte import errors as _errors
+    from rebyte import tasks as _tasks
     from rebyte import taskstate as _taskstate
 
 __all__ = [
     "RebyteClient",
+    "Tasks",
     "RebyteError",
     "InputError",
     "ConfigurationError",
@@ -65,6 +76,7 @@ __all__ = [
 ]
 
 RebyteClient = _client.RebyteClient
+Tasks = _tasks.Tasks
 
 RebyteError = _errors.RebyteError
 InputError = _errors.InputError

@@ -94,22 +94,18 @@ def fetch_artifacts(
     rc = cli.load_client_module()
     workspace_id = cli.workspace_for(client, task_or_workspace, workspace_id)
     if names is None:
-        names = [
-            entry["name"]
-            for entry in client.list_artifacts(task_or_workspace, workspace_id=workspace_id)
-        ]
+        names = [entry["name"] for entry in client.artifacts.list(workspace_id)]
     bar = TransferBar(out, "downloading")
     refused, existing, codes = [], [], []
     try:
         try:
             files = (
-                client.download_artifacts(
-                    task_or_workspace,
+                client.artifacts.download_all(
+                    workspace_id,
                     names,
                     dest,
                     overwrite=overwrite,
                     progress=bar.update,
-                    workspace_id=workspace_id,
                 )
                 if names
                 else []
@@ -120,13 +116,12 @@ def fetch_artifacts(
             skipped = {item["name"] for item in refused}
             remaining = [name for name in names if name not in skipped]
             files = (
-                client.download_artifacts(
-                    task_or_workspace,
+                client.artifacts.download_all(
+                    workspace_id,
                     remaining,
                     dest,
                     overwrite=overwrite,
                     progress=bar.update,
-                    workspace_id=workspace_id,
                 )
                 if remaining
                 else []
@@ -167,7 +162,7 @@ def _list_arguments(parser) -> None:
 def cmd_list(args, out, run) -> int:
     client = make_client(args)
     workspace_id = cli.workspace_for(client, args.target, args.workspace)
-    entries = client.list_artifacts(args.target, workspace_id=workspace_id)
+    entries = client.artifacts.list(workspace_id)
     out.result({"data": entries}, [entry["name"] for entry in entries])
     return EXIT_OK
 
@@ -218,7 +213,7 @@ def cmd_upload(args, out, run) -> int:
     workspace_id = cli.workspace_for(client, args.target, args.workspace)
     bar = TransferBar(out, "uploading")
     try:
-        entries = client.upload_artifacts(workspace_id, args.paths, progress=bar.update)
+        entries = client.artifacts.upload(workspace_id, args.paths, progress=bar.update)
     finally:
         bar.close()
     out.result({"workspaceId": workspace_id, "data": entries}, [e["name"] for e in entries])
@@ -245,11 +240,11 @@ def cmd_delete(args, out, run) -> int:
     client = make_client(args)
     workspace_id = cli.workspace_for(client, args.target, args.workspace)
     if args.all:
-        client.delete_all_artifacts(workspace_id)
+        client.artifacts.delete_all(workspace_id)
         out.result({"workspaceId": workspace_id, "deleted": "all"}, [workspace_id])
         return EXIT_OK
     for name in args.names:
-        client.delete_artifact(workspace_id, name)
+        client.artifacts.delete(workspace_id, name)
     documents = [{"name": name, "deleted": True} for name in args.names]
     out.result({"workspaceId": workspace_id, "data": documents}, args.names)
     return EXIT_OK

@@ -71,7 +71,7 @@ def _wait_one(client, out: Output, computer_id: str, *, timeout: float, interval
         out.progress(f"computer {computer_id}: {computer.get('status')}")
 
     try:
-        return client.wait_for_computer(
+        return client.computers.wait(
             computer_id, timeout=timeout, poll_interval=interval, on_status=noted
         )
     except rc.ProvisionError as error:
@@ -95,7 +95,7 @@ def cmd_create(args, out: Output, run: Run) -> int:
 
 
 def cmd_get(args, out: Output, run: Run) -> int:
-    computer = make_client(args).get_computer(args.computer_id)
+    computer = make_client(args).computers.get(args.computer_id)
     out.result(computer, [computer.get("id")])
     return EXIT_OK
 
@@ -103,10 +103,10 @@ def cmd_get(args, out: Output, run: Run) -> int:
 def cmd_list(args, out: Output, run: Run) -> int:
     client = make_client(args)
     if args.all:
-        computers = list(client.iter_computers())
+        computers = list(client.computers.iter())
         page = {"data": computers, "total": len(computers)}
     else:
-        page = client.list_computers(limit=args.limit, offset=args.offset)
+        page = client.computers.list(limit=args.limit, offset=args.offset)
     out.result(page, [c.get("id") for c in page["data"] if isinstance(c, dict)])
     return EXIT_OK
 
@@ -123,7 +123,7 @@ def cmd_wait(args, out: Output, run: Run) -> int:
         return EXIT_OK
 
     def wait(computer_id: str) -> dict:
-        return client.wait_for_computer(
+        return client.computers.wait(
             computer_id, timeout=args.wait_timeout, poll_interval=args.interval
         )
 
@@ -149,7 +149,7 @@ def cmd_delete(args, out: Output, run: Run) -> int:
     what = f"computer {ids[0]}" if len(ids) == 1 else f"{len(ids)} computers"
     cli.confirm(f"delete {what} and its VM", yes=args.yes)
     client = make_client(args)
-    return cli.delete_many(rc, out, ids, client.delete_computer, "computer")
+    return cli.delete_many(rc, out, ids, client.computers.delete, "computer")
 
 
 command(

@@ -101,7 +101,7 @@ def cmd_add(args, out: Output, run: Run) -> int:
     secret = read_secret(args)
     client = make_client(args)
     try:
-        hook = client.add_webhook(
+        hook = client.webhooks.create(
             args.url,
             events,
             description=args.description,
@@ -128,13 +128,13 @@ def cmd_add(args, out: Output, run: Run) -> int:
 
 
 def cmd_list(args, out: Output, run: Run) -> int:
-    hooks = make_client(args).list_webhooks()
+    hooks = make_client(args).webhooks.list()
     out.result({"data": hooks}, [hook.get("id") for hook in hooks])
     return EXIT_OK
 
 
 def cmd_get(args, out: Output, run: Run) -> int:
-    hook = make_client(args).get_webhook(args.webhook_id)
+    hook = make_client(args).webhooks.get(args.webhook_id)
     out.result(hook, [hook.get("id")])
     return EXIT_OK
 
@@ -147,11 +147,11 @@ def cmd_delete(args, out: Output, run: Run) -> int:
     what = f"webhook {ids[0]}" if len(ids) == 1 else f"{len(ids)} webhooks"
     cli.confirm(f"delete {what}", yes=args.yes)
     client = make_client(args)
-    return cli.delete_many(rc, out, ids, client.delete_webhook, "webhook")
+    return cli.delete_many(rc, out, ids, client.webhooks.delete, "webhook")
 
 
 def cmd_public_key(args, out: Output, run: Run) -> int:
-    key = make_client(args).get_webhook_public_key()
+    key = make_client(args).webhooks.public_key()
     out.result(key, [key.get("publicKey", "").strip()])
     return EXIT_OK
 

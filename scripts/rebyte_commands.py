@@ -821,7 +821,7 @@ def upload_all(client, out: Output, paths) -> list:
         size = os.path.getsize(path)
         bar = UploadBar(out, name, size)
         try:
-            ref = client.upload_file(path, progress=bar.update)
+            ref = client.files.upload(path, progress=bar.update)
         finally:
             bar.close()
         out.progress(f"uploaded {name} ({_size(size)}) as {ref['filename']}")
@@ -964,7 +964,7 @@ def with_result(client, task: dict, prompt_id=None, settle=None) -> dict:
     rc = load_client_module()
     options = {} if settle is None else {"settle": settle}
     try:
-        answer = client.get_result(task["id"], prompt_id=prompt_id, **options)
+        answer = client.tasks.result(task["id"], prompt_id=prompt_id, **options)
     except rc.RebyteError:  # the answer is a bonus: failing to fetch it does not fail the task
         return _without_answer(task)
     task = _without_answer(task)  # its finalResult may answer an earlier prompt than prompt_id
@@ -1004,7 +1004,7 @@ def wait_many(
 
     def wait_one(task_id):
         try:
-            task = client.wait_for_task(
+            task = client.tasks.wait(
                 task_id,
                 prompt_id=prompt_id,
                 timeout=max(deadline - time.monotonic(), 0.001),
@@ -1095,7 +1095,7 @@ def watch_events(
     """
     rc = load_client_module()
     done = None
-    events = client.iter_events(task_id, prompt_id=prompt_id, timeout=timeout)
+    events = client.tasks.events(task_id, prompt_id=prompt_id, timeout=timeout)
     try:
         for event in events:
             if event.get("eventType") == "done":
@@ -1103,8 +1103,8 @@ def watch_events(
             else:
                 show_event(out, event, task_id, as_json)
     except rc.WaitTimeoutError as error:
-        return report_wait_failure(out, None if as_json else client.get_task(task_id), error)
-    task = agree_with_done(client.get_task(task_id), done, prompt_id)
+        return report_wait_failure(out, None if as_json else client.tasks.get(task_id), error)
+    task = agree_with_done(client.tasks.get(task_id), done, prompt_id)
     final = with_result(client, task, prompt_id)
     if done and done.get("finalResult") and not final.get("result"):
         final.pop("resultAvailable", None)
@@ -1222,7 +1222,7 @@ def plan_task(rc, prompt: str, *, paths, refs, **options) -> dict:
     planned = refs + [
         {"id": f"<upload of {path}>", "filename": os.path.basename(path)} for path in paths
     ]
-    body = rc.RebyteClient.task_body(prompt, files=planned or None, **options)
+    body = rc.Tasks.body(prompt, files=planned or None, **options)
     return {"prompt": prompt, "paths": list(paths), "refs": refs, "options": options, "body": body}
 
 
@@ -1246,7 +1246,7 @@ def create_planned(client, out: Output, run: Run, plan: dict) -> dict:
     options = plan["options"]
     with run.sending("create"):
         task = send_recorded(
-            lambda: client.create_task(plan["prompt"], files=files or None, **options),
+            lambda: client.tasks.create(plan["prompt"], files=files or None, **options),
             "task",
             host,
             **fingerprint,
@@ -1285,7 +1285,7 @@ def workspace_for(client, target: str, given=None) -> str:
     rc = load_client_module()
     if given:
         return rc.check_id(given, "workspace id")
-    return client.resolve_workspace_id(target, known=record.workspace_of(target))
+    return client.tasks.workspace_of(target, known=record.workspace_of(target))
 
 
 def api_host(client) -> str:
@@ -1348,7 +1348,7 @@ def cmd_create(args, out: Output, run: Run) -> int:
     task = create_planned(client, out, run, plan)
     out.note(f"task {task['id']} is running: {task.get('url')}")
     if args.public:
-        shared = client.set_visibility(task["id"], "public")
+        shared = client.tasks.set_visibility(task["id"], "public")
         task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
         out.note(f"shared publicly: {shared.get('shareUrl')}")
     asked = {key: value for key, value in (("executor", args.executor), ("model", args.model))}
@@ -1367,7 +1367,7 @@ def create_computer(client, out: Output, run: Run, *, name=None, icon=None) -> d
     outlives this command, so an interrupted run must leave nothing unknown."""
     with run.sending("computer_create"):
         computer = send_recorded(
-            lambda: client.create_computer(name=name, icon=icon),
+            lambda: client.computers.create(name=name, icon=icon),
             "computer",
             api_host(client),
             name=name,
@@ -1386,7 +1386,7 @@ def wait_for_computer(client, out: Output, computer_id: str, *, timeout, interva
     def seen(computer: dict) -> None:
         out.progress(f"computer {computer_id}: {computer.get('status')}")
 
-    return client.wait_for_computer(
+    return client.computers.wait(
         computer_id, timeout=timeout, poll_interval=interval, on_status=seen
     )
 
@@ -1489,7 +1489,7 @@ def what_runs(client, out: Output, task: dict, asked: dict) -> dict:
     view = task
     if not all(key in task for key in asked):
         try:
-            view = client.get_task(task["id"])
+            view = client.tasks.get(task["id"])
         except rc.RebyteError:  # only a check: the task exists and runs either way
             return {"requested": asked}
     runs = {key: view.get(key) for key in asked if isinstance(view.get(key), str)}
@@ -1523,7 +1523,7 @@ def report_wait_failure(out: Output, last_task, error) -> int:
 
 
 def cmd_get(args, out: Output, run: Run) -> int:
-    task = answer_once(make_client(args).get_task(args.task_id))
+    task = answer_once(make_client(args).tasks.get(args.task_id))
     out.result(task, [task.get("url")])
     return EXIT_OK
 
@@ -1533,10 +1533,10 @@ def cmd_list(args, out: Output, run: Run) -> int:
         raise UsageError("--status needs the statuses: drop --no-status")
     client = make_client(args, concurrency=STATUS_FETCHES)
     if args.all:
-        tasks = list(client.iter_tasks())
+        tasks = list(client.tasks.iter())
         page = {"data": tasks, "total": len(tasks)}
     else:
-        page = client.list_tasks(limit=args.limit, offset=args.offset)
+        page = client.tasks.list(limit=args.limit, offset=args.offset)
     tasks = [task for task in page["data"] if isinstance(task, dict)]
     if not args.no_status:
         tasks = with_statuses(client, tasks)
@@ -1564,7 +1564,7 @@ def with_statuses(client, tasks: list) -> list:
 
     def status_of(index: int):
         try:
-            status = client.get_task(tasks[index]["id"]).get("status")
+            status = client.tasks.get(tasks[index]["id"]).get("status")
         except rc.InputError:  # an id the server sent that no request path can hold
             return None
         return status if isinstance(status, str) else None
@@ -1598,9 +1598,9 @@ def cmd_follow_up(args, out: Output, run: Run) -> int:
     run.remember({"id": task_id})  # so that Ctrl-C names it, URL or not
     files = attach_files(client, out, paths, refs)
     with run.sending("followup"):
-        answer = client.follow_up(task_id, prompt, skills=skills, files=files or None)
+        answer = client.tasks.follow_up(task_id, prompt, skills=skills, files=files or None)
     prompt_id = answer["promptId"]
-    task = client.get_task(task_id)
+    task = client.tasks.get(task_id)
     run.remember(task)
     out.note(f"follow-up {prompt_id} sent to task {task_id}: {task.get('url')}")
     summary = {**task, "promptId": prompt_id}
@@ -1662,7 +1662,7 @@ def cmd_watch(args, out: Output, run: Run) -> int:
     task_id, prompt_id, as_json = args.task_id, args.prompt_id, args.json
     client = make_client(args)
     run.remember({"id": task_id})
-    run.remember(client.get_task(task_id))  # its URL, for Ctrl-C; 404 before streaming
+    run.remember(client.tasks.get(task_id))  # its URL, for Ctrl-C; 404 before streaming
     final = watch_events(
         client,
         out,
@@ -1680,7 +1680,7 @@ def cmd_watch(args, out: Output, run: Run) -> int:
 def cmd_result(args, out: Output, run: Run) -> int:
     task_id, prompt_id = args.task_id, args.prompt_id
     client = make_client(args)
-    task = client.get_task(task_id)
+    task = client.tasks.get(task_id)
     status = task.get("status")
     if prompt_id:
         matches = [p for p in task.get("prompts") or [] if p.get("id") == prompt_id]
@@ -1693,7 +1693,7 @@ def cmd_result(args, out: Output, run: Run) -> int:
             EXIT_WAIT_TIMEOUT,
             f"task {task_id} is still running; wait for it with: {RUN} wait {task_id}",
         )
-    answer = client.get_result(task_id, prompt_id=prompt_id)
+    answer = client.tasks.result(task_id, prompt_id=prompt_id)
     document = {"id": task["id"], "url": task.get("url"), "status": status, "result": answer}
     if prompt_id:
         document["promptId"] = prompt_id
@@ -1708,16 +1708,16 @@ def cmd_result(args, out: Output, run: Run) -> int:
 
 def cmd_cancel(args, out: Output, run: Run) -> int:
     client = make_client(args)
-    answer = client.cancel_task(args.task_id)
+    answer = client.tasks.cancel(args.task_id)
     document = {"id": args.task_id, **answer}
     if not isinstance(document.get("status"), str):  # the answer's shape is undocumented
-        document["status"] = client.get_task(args.task_id).get("status")
+        document["status"] = client.tasks.get(args.task_id).get("status")
     out.result(document, [document.get("status")])
     return EXIT_OK
 
 
 def cmd_share(args, out: Output, run: Run) -> int:
-    answer = make_client(args).set_visibility(args.task_id, args.visibility)
+    answer = make_client(args).tasks.set_visibility(args.task_id, args.visibility)
     document = {"id": args.task_id, **answer}
     out.result(document, [answer.get("shareUrl") or answer.get("visibility")])
     return EXIT_OK
@@ -1780,7 +1780,7 @@ def cmd_recent(args, out: Output, run: Run) -> int:
     ]
     if pending:
         known = {e.get("id") for e in record.creates() if e.get("id")}
-        page = client.list_tasks(limit=100)["data"]
+        page = client.tasks.list(limit=100)["data"]
         listed = [t for t in page if isinstance(t, dict) and t.get("id") not in known]
         for entry in pending:
             entry["candidates"] = candidates_for(entry, listed)
@@ -1845,7 +1845,7 @@ def cmd_delete(args, out: Output, run: Run) -> int:
         rc.check_task_id(task_id)
     what = f"task {task_ids[0]}" if len(task_ids) == 1 else f"{len(task_ids)} tasks"
     confirm(f"delete {what}", yes=yes)
-    return delete_many(rc, out, task_ids, make_client(args).delete_task, "task")
+    return delete_many(rc, out, task_ids, make_client(args).tasks.delete, "task")
 
 
 def delete_many(rc, out: Output, ids, delete, noun: str) -> int:
@@ -2017,7 +2017,7 @@ def cmd_batch(args, out: Output, run: Run) -> int:
         task = create_planned(client, silent, run, spec)
         if spec["public"]:
             try:
-                shared = client.set_visibility(task["id"], "public")
+                shared = client.tasks.set_visibility(task["id"], "public")
                 task = {**task, "shareUrl": shared.get("shareUrl")}
             except rc.RebyteError as error:
                 task = {**task, "shareError": _one_line(str(error))}

@@ -118,7 +118,7 @@ def _check_string_list(values: Any, what: str) -> List[str]:
 
 def _check_file_refs(files: Any) -> List[Dict[str, str]]:
     if not isinstance(files, (list, tuple)):
-        raise InputError('files must be a list of {"id", "filename"} from upload_file()')
+        raise InputError('files must be a list of {"id", "filename"} from files.upload()')
     refs = []
     for ref in files:
         if not (
@@ -129,7 +129,7 @@ def _check_file_refs(files: Any) -> List[Dict[str, str]]:
             and ref.get("filename")
         ):
             raise InputError(
-                f'each file must be {{"id", "filename"}} as returned by upload_file(), got {ref!r}'
+                f'each file must be {{"id", "filename"}} as returned by files.upload(), got {ref!r}'
             )
         refs.append({"id": ref["id"], "filename": ref["filename"]})
     return refs

@@ -133,3 +133,13 @@ class _Loops:
                 return
             if not fresh:
                 return
+
+    def _list_page(self, path: str, limit: int, offset: int, what: str) -> dict:
+        params = {
+            "limit": _check_int(limit, "limit", 1, MAX_PAGE_SIZE),
+            "offset": _check_int(offset, "offset", 0),
+        }
+        page = self._expect_fields(self._request("GET", path, params=params), ("data",), what)
+        if not isinstance(page["data"], list):
+            raise MalformedResponseError(f"{what}: `data` is not a list", status=200)
+        return page

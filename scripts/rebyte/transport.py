@@ -11,7 +11,6 @@ from typing import (
     Callable,
     ContextManager,
     Dict,
-    Iterator,
     Optional,
     Tuple,
     TypeVar,
@@ -33,7 +32,6 @@ from .config import (
     _without_query,
 )
 from .constants import (
-    ANSWER_CHUNK_BYTES,
     API_KEY_ENV,
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -46,27 +44,28 @@ from .constants import (
 )
 from .errors import (
     APIConnectionError,
-    APITimeoutError,
     ConfigurationError,
     MalformedResponseError,
     OutcomeUnknownError,
     RebyteError,
     ServerError,
 )
-from .failures import _urllib3_error
 from .loops import _Loops
-from .netio import _Abandon, _BodyProgress, _no_body, _no_credentials, _socket_of, _TrackedReader
+from .netio import _Abandon, _BodyProgress, _no_body, _no_credentials, _TrackedReader
 from .retries import _Retries
+from .streaming import _Streams
+from .transfers import _Transfers
 
 _Self = TypeVar("_Self", bound="_Transport")
 
 
-class _Transport(_Answers, _Retries, _Loops):
+class _Transport(_Answers, _Retries, _Loops, _Streams, _Transfers):
     """Configuration, the session, and the one send path: retries, deadlines, error mapping.
 
     Every HTTP request goes through `_send`, which refuses redirects, gives the
     API key only to the API host, keeps the deadline and maps transport errors.
-    The endpoint verbs live in `RebyteClient`, over `_request` and `_send_once_only`.
+    The endpoints live in the resources (rebyte/tasks.py, ...), over `_request`
+    and `_send_once_only`.
     """
 
     def __init__(
@@ -115,7 +114,7 @@ class _Transport(_Answers, _Retries, _Loops):
         self.total_timeout = (
             _check_positive(total_timeout, "total timeout") if total_timeout is not None else None
         )
-        # How long get_result reads a succeeded prompt again for an answer that lags its status.
+        # How long tasks.result reads a succeeded prompt again for an answer that lags its status.
         self.result_settle = (
             _check_positive(result_settle, "result settle time", allow_zero=True)
             if result_settle is not None
@@ -270,38 +269,6 @@ class _Transport(_Answers, _Retries, _Loops):
             watchdog=watchdog,
             answer_limit=(lambda: sent.answer_due(answer_due)) if body is not None else None,
         )
-
-    def _iter_stream(
-        self, method: str, url: str, response: Any, deadline: Optional[float]
-    ) -> Iterator[bytes]:
-        """The bytes of a long-lived answer as they arrive, whatever size each read is.
-
-        Each read waits at most the read timeout, and never past `deadline`: a stream
-        that trickles a byte now and then, or never ends a line, cannot hold a caller
-        that checks its time per chunk. After the deadline, APITimeoutError.
-        """
-        read1 = getattr(response.raw, "read1", None)
-        sock = _socket_of(response)
-        if read1 is None or sock is None:  # an older urllib3: small reads, still bounded
-            yield from self._iter_body(method, url, response, chunk_size=1)
-            return
-        errors = (self._requests.exceptions.RequestException, OSError, _urllib3_error())
-        while True:
-            wait = self.read_timeout
-            if deadline is not None:
-                wait = min(wait, deadline - self._clock())
-                if wait <= 0:
-                    raise APITimeoutError(
-                        f"{method} {_without_query(url)}: the stream outlived its deadline"
-                    )
-            try:
-                sock.settimeout(wait)
-                chunk = read1(ANSWER_CHUNK_BYTES)
-            except errors as error:
-                raise self._connection_error(method, url, error) from None
-            if not chunk:
-                return
-            yield chunk
 
     def _request(
         self,
