@@ -31,6 +31,8 @@ SCRIPTS = ROOT / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
+import rebyte.netio  # noqa: E402
+import rebyte.retries  # noqa: E402
 import rebyte_client  # noqa: E402
 from rebyte_client import (  # noqa: E402
     API_KEY_URL,
@@ -152,7 +154,7 @@ def catch_all(requests_mock):
 
 def test_create_task_sends_only_the_prompt_when_nothing_else_is_given(client, requests_mock):
     requests_mock.post(f"{BASE}/tasks", status_code=201, json=CREATED)
-    assert client.create_task("Add unit tests") == CREATED
+    assert client.tasks.create("Add unit tests") == CREATED
     (req,) = requests_mock.request_history
     assert req.method == "POST"
     assert req.url == f"{BASE}/tasks"
@@ -164,7 +166,7 @@ def test_create_task_sends_only_the_prompt_when_nothing_else_is_given(client, re
 
 def test_create_task_sends_every_given_field_under_its_api_name(client, requests_mock):
     requests_mock.post(f"{BASE}/tasks", status_code=201, json=CREATED)
-    client.create_task(
+    client.tasks.create(
         "Analyse the data",
         executor="claude",
         model="lite",
@@ -198,7 +200,7 @@ def test_create_task_sends_every_given_field_under_its_api_name(client, requests
 )
 def test_create_task_normalises_the_github_repository(client, requests_mock, given, sent):
     requests_mock.post(f"{BASE}/tasks", status_code=201, json=CREATED)
-    client.create_task("p", github_url=given)
+    client.tasks.create("p", github_url=given)
     assert requests_mock.last_request.json()["githubUrl"] == sent
 
 
@@ -237,20 +239,20 @@ def test_normalize_github_repo_refuses_what_is_not_a_repository(bad):
 )
 def test_create_task_validates_its_fields_before_sending(client, catch_all, kwargs):
     with pytest.raises(InputError):
-        client.create_task("p", **kwargs)
+        client.tasks.create("p", **kwargs)
     assert not catch_all.called
 
 
 def test_create_task_uses_the_long_create_timeout(client, requests_mock):
     requests_mock.post(f"{BASE}/tasks", status_code=201, json=CREATED)
-    client.create_task("p")
+    client.tasks.create("p")
     assert requests_mock.last_request.timeout == (10.0, 600.0)
 
 
 def test_get_task(client, requests_mock):
     body = task("completed", [("p1", "succeeded")], finalResult="done")
     requests_mock.get(f"{BASE}/tasks/t1", json=body)
-    assert client.get_task("t1") == body
+    assert client.tasks.get("t1") == body
     (req,) = requests_mock.request_history
     assert req.method == "GET"
     assert req.url == f"{BASE}/tasks/t1"
@@ -263,13 +265,13 @@ def test_get_task(client, requests_mock):
 def test_get_task_without_an_id_is_malformed(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1", json={"status": "running"})
     with pytest.raises(MalformedResponseError):
-        client.get_task("t1")
+        client.tasks.get("t1")
 
 
 def test_list_tasks_defaults(client, requests_mock):
     page = {"data": [{"id": "t2"}, {"id": "t1"}], "total": 2, "limit": 50, "offset": 0}
     requests_mock.get(f"{BASE}/tasks", json=page)
-    assert client.list_tasks() == page
+    assert client.tasks.list() == page
     req = requests_mock.last_request
     assert req.method == "GET"
     assert url_path(req) == "/v1/tasks"
@@ -279,7 +281,7 @@ def test_list_tasks_defaults(client, requests_mock):
 
 def test_list_tasks_sends_limit_and_offset(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks", json={"data": [], "total": 0})
-    client.list_tasks(limit=100, offset=200)
+    client.tasks.list(limit=100, offset=200)
     assert requests_mock.last_request.qs == {"limit": ["100"], "offset": ["200"]}
 
 
@@ -287,7 +289,7 @@ def test_list_tasks_sends_limit_and_offset(client, requests_mock):
 def test_list_tasks_refuses_a_page_without_a_data_list(client, requests_mock, body):
     requests_mock.get(f"{BASE}/tasks", json=body)
     with pytest.raises(MalformedResponseError):
-        client.list_tasks()
+        client.tasks.list()
 
 
 def _pages(requests_mock, answer):
@@ -309,7 +311,7 @@ def test_iter_tasks_pages_until_a_short_page(client, requests_mock):
         requests_mock,
         lambda limit, offset: {"data": [{"id": i} for i in ids[offset : offset + limit]]},
     )
-    assert [t["id"] for t in client.iter_tasks(page_size=3)] == ids
+    assert [t["id"] for t in client.tasks.iter(page_size=3)] == ids
     assert asked == [(3, 0), (3, 3), (3, 6)]
 
 
@@ -322,7 +324,7 @@ def test_iter_tasks_stops_at_total_without_asking_for_an_empty_page(client, requ
             "total": len(ids),
         },
     )
-    assert [t["id"] for t in client.iter_tasks(page_size=2)] == ids
+    assert [t["id"] for t in client.tasks.iter(page_size=2)] == ids
     assert asked == [(2, 0), (2, 2)]
 
 
@@ -335,20 +337,20 @@ def test_iter_tasks_does_not_repeat_a_task_that_shifted_to_the_next_page(client,
         return {"data": [{"id": i} for i in ids[offset : offset + limit]], "total": len(ids)}
 
     asked = _pages(requests_mock, answer)
-    assert [t["id"] for t in client.iter_tasks(page_size=2)] == ["a", "b", "c", "d", "e"]
+    assert [t["id"] for t in client.tasks.iter(page_size=2)] == ["a", "b", "c", "d", "e"]
     assert asked == [(2, 0), (2, 2), (2, 4)]
 
 
 @pytest.mark.parametrize("page_size", [0, 101, "5", True])
 def test_iter_tasks_validates_page_size(client, catch_all, page_size):
     with pytest.raises(InputError):
-        next(client.iter_tasks(page_size=page_size))
+        next(client.tasks.iter(page_size=page_size))
     assert not catch_all.called
 
 
 def test_follow_up(client, requests_mock):
     requests_mock.post(f"{BASE}/tasks/t1/prompts", status_code=201, json={"promptId": "p2"})
-    assert client.follow_up("t1", "Now the docs", skills=["pdf"]) == {"promptId": "p2"}
+    assert client.tasks.follow_up("t1", "Now the docs", skills=["pdf"]) == {"promptId": "p2"}
     (req,) = requests_mock.request_history
     assert req.method == "POST"
     assert req.url == f"{BASE}/tasks/t1/prompts"
@@ -360,9 +362,9 @@ def test_follow_up(client, requests_mock):
 
 def test_follow_up_sends_only_given_fields_and_files(client, requests_mock):
     requests_mock.post(f"{BASE}/tasks/t1/prompts", status_code=201, json={"promptId": "p2"})
-    client.follow_up("t1", "again")
+    client.tasks.follow_up("t1", "again")
     assert requests_mock.last_request.json() == {"prompt": "again"}
-    client.follow_up("t1", "with a file", files=[{"id": "f1", "filename": "a-1.csv"}])
+    client.tasks.follow_up("t1", "with a file", files=[{"id": "f1", "filename": "a-1.csv"}])
     assert requests_mock.last_request.json() == {
         "prompt": "with a file",
         "files": [{"id": "f1", "filename": "a-1.csv"}],
@@ -375,7 +377,7 @@ def test_set_visibility(client, requests_mock, visibility):
     if visibility == "public":
         answer["shareUrl"] = "https://app.rebyte.ai/share/t1"
     requests_mock.patch(f"{BASE}/tasks/t1/visibility", json=answer)
-    assert client.set_visibility("t1", visibility) == answer
+    assert client.tasks.set_visibility("t1", visibility) == answer
     (req,) = requests_mock.request_history
     assert req.method == "PATCH"
     assert req.url == f"{BASE}/tasks/t1/visibility"
@@ -387,13 +389,13 @@ def test_set_visibility(client, requests_mock, visibility):
 @pytest.mark.parametrize("visibility", ["secret", "PUBLIC", "", None, 1])
 def test_set_visibility_validates_before_sending(client, catch_all, visibility):
     with pytest.raises(InputError):
-        client.set_visibility("t1", visibility)
+        client.tasks.set_visibility("t1", visibility)
     assert not catch_all.called
 
 
 def test_delete_task(client, requests_mock):
     requests_mock.delete(f"{BASE}/tasks/t1", status_code=204)
-    assert client.delete_task("t1") is None
+    assert client.tasks.delete("t1") is None
     (req,) = requests_mock.request_history
     assert req.method == "DELETE"
     assert req.url == f"{BASE}/tasks/t1"
@@ -407,7 +409,7 @@ def test_delete_task_retry_that_finds_it_gone_counts_as_done(client, requests_mo
         f"{BASE}/tasks/t1",
         [{"status_code": 503}, {"status_code": 404, "json": api_error("not_found", "gone")}],
     )
-    assert client.delete_task("t1") is None
+    assert client.tasks.delete("t1") is None
     assert requests_mock.call_count == 2
     assert len(clock.sleeps) == 1
 
@@ -417,7 +419,7 @@ def test_delete_task_after_a_dropped_connection_finding_404_counts_as_done(clien
         f"{BASE}/tasks/t1",
         [{"exc": requests.exceptions.ConnectionError}, {"status_code": 404}],
     )
-    assert client.delete_task("t1") is None
+    assert client.tasks.delete("t1") is None
     assert requests_mock.call_count == 2
 
 
@@ -426,13 +428,13 @@ def test_delete_task_first_attempt_404_raises(client, requests_mock):
         f"{BASE}/tasks/t1", status_code=404, json=api_error("not_found", "Task not found")
     )
     with pytest.raises(NotFoundError):
-        client.delete_task("t1")
+        client.tasks.delete("t1")
     assert requests_mock.call_count == 1
 
 
 def test_cancel_task(client, requests_mock):
     requests_mock.post(f"{BASE}/tasks/t1/cancel", json={"id": "t1", "status": "canceled"})
-    assert client.cancel_task("t1") == {"id": "t1", "status": "canceled"}
+    assert client.tasks.cancel("t1") == {"id": "t1", "status": "canceled"}
     (req,) = requests_mock.request_history
     assert req.method == "POST"
     assert req.url == f"{BASE}/tasks/t1/cancel"
@@ -443,12 +445,12 @@ def test_cancel_task(client, requests_mock):
 def test_get_task_content(client, requests_mock):
     content = {"id": "t1", "prompts": [{"id": "p1", "userPrompt": "hi", "response": "hello"}]}
     requests_mock.get(f"{BASE}/tasks/t1/content", json=content)
-    assert client.get_task_content("t1") == content
+    assert client.tasks.content("t1") == content
     req = requests_mock.last_request
     assert req.method == "GET"
     assert url_path(req) == "/v1/tasks/t1/content"
     assert req.qs == {}
-    client.get_task_content("t1", include_events=True)
+    client.tasks.content("t1", include_events=True)
     assert requests_mock.last_request.qs == {"include": ["events"]}
 
 
@@ -457,8 +459,8 @@ def test_get_result_prefers_final_result(client, requests_mock):
         f"{BASE}/tasks/t1", json=task("completed", [("p1", "succeeded")], finalResult="42")
     )
     content = requests_mock.get(f"{BASE}/tasks/t1/content", json={"prompts": []})
-    assert client.get_result("t1") == "42"
-    assert client.get_result("t1", prompt_id="p1") == "42"
+    assert client.tasks.result("t1") == "42"
+    assert client.tasks.result("t1", prompt_id="p1") == "42"
     assert not content.called
 
 
@@ -477,7 +479,7 @@ def test_get_result_falls_back_to_the_content_response(client, requests_mock):
             ],
         },
     )
-    assert client.get_result("t1") == "second answer"
+    assert client.tasks.result("t1") == "second answer"
 
 
 def test_get_result_by_prompt_id_reads_that_prompt(client, requests_mock):
@@ -494,14 +496,14 @@ def test_get_result_by_prompt_id_reads_that_prompt(client, requests_mock):
             ]
         },
     )
-    assert client.get_result("t1", prompt_id="p1") == "first answer"
-    assert client.get_result("t1", prompt_id="p9") is None
+    assert client.tasks.result("t1", prompt_id="p1") == "first answer"
+    assert client.tasks.result("t1", prompt_id="p9") is None
 
 
 def test_get_result_is_none_when_there_is_none(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task("running", [("p1", "running")]))
     requests_mock.get(f"{BASE}/tasks/t1/content", status_code=404)
-    assert client.get_result("t1") is None
+    assert client.tasks.result("t1") is None
 
 
 # --------------------------------------------------------------------------- upload
@@ -549,7 +551,7 @@ def test_upload_file_creates_a_slot_then_streams_the_file(client, requests_mock,
     attempts = _storage(requests_mock)
     progress = []
 
-    result = client.upload_file(path, progress=lambda sent, total: progress.append((sent, total)))
+    result = client.files.upload(path, progress=lambda sent, total: progress.append((sent, total)))
 
     assert result == {"id": "file_1", "filename": "report-550e.csv"}
     post, put = requests_mock.request_history
@@ -569,7 +571,7 @@ def test_upload_file_creates_a_slot_then_streams_the_file(client, requests_mock,
     # Streamed: the transport got a reader, never one bytes object, and read it in bounded chunks.
     (attempt,) = attempts
     # (the send path wraps the reader to time the answer after the body's last byte)
-    assert attempt["body_type"] is rebyte_client._TrackedReader
+    assert attempt["body_type"] is rebyte.netio._TrackedReader
     assert attempt["data"] == content
     assert len(attempt["chunks"]) > 1
     assert max(len(c) for c in attempt["chunks"]) <= rebyte_client.UPLOAD_CHUNK_BYTES
@@ -588,7 +590,7 @@ def test_upload_file_retried_put_sends_the_whole_file_again(
     slot = _slot(requests_mock)
     attempts = _storage(requests_mock, statuses=(503, 200))
     progress = []
-    client.upload_file(path, progress=lambda sent, total: progress.append(sent))
+    client.files.upload(path, progress=lambda sent, total: progress.append(sent))
     assert slot.call_count == 1
     assert [a["data"] for a in attempts] == [content, content]
     assert len(clock.sleeps) == 1
@@ -608,7 +610,7 @@ def test_upload_file_expired_url_raises_upload_error(client, requests_mock, data
         headers={"Content-Type": "application/xml"},
     )
     with pytest.raises(UploadError) as caught:
-        client.upload_file(path)
+        client.files.upload(path)
     error = caught.value
     assert error.status == 403
     assert "expired" in str(error)
@@ -625,7 +627,7 @@ def test_upload_file_redirect_from_storage_is_not_success(client, requests_mock,
         STORAGE, status_code=307, headers={"Location": "https://elsewhere.example.test/x"}
     )
     with pytest.raises(UploadError) as caught:
-        client.upload_file(path)
+        client.files.upload(path)
     assert caught.value.status == 307
 
 
@@ -646,7 +648,7 @@ def test_upload_file_guesses_content_type_from_the_name(
     path.write_bytes(b"x" * 10)
     _slot(requests_mock, filename=name)
     _storage(requests_mock)
-    client.upload_file(str(path))
+    client.files.upload(str(path))
     post, put = requests_mock.request_history
     assert post.json() == {"filename": name, "contentType": content_type}
     assert put.headers["Content-Type"] == content_type
@@ -657,7 +659,7 @@ def test_upload_file_explicit_content_type_wins(client, requests_mock, tmp_path)
     path.write_text("# hi")
     _slot(requests_mock)
     _storage(requests_mock)
-    client.upload_file(path, content_type="text/markdown")
+    client.files.upload(path, content_type="text/markdown")
     post, put = requests_mock.request_history
     assert post.json()["contentType"] == "text/markdown"
     assert put.headers["Content-Type"] == "text/markdown"
@@ -668,7 +670,7 @@ def test_upload_empty_file(client, requests_mock, tmp_path):
     path.write_bytes(b"")
     _slot(requests_mock)
     requests_mock.put(STORAGE, status_code=200)
-    client.upload_file(path)
+    client.files.upload(path)
     put = requests_mock.last_request
     assert put.headers["Content-Length"] == "0"
     assert put.body in (b"", None)
@@ -678,7 +680,7 @@ def test_upload_slot_without_upload_url_is_malformed(client, requests_mock, data
     path, _ = data_file
     requests_mock.post(f"{BASE}/files", status_code=201, json={"id": "f", "filename": "x"})
     with pytest.raises(MalformedResponseError):
-        client.upload_file(path)
+        client.files.upload(path)
 
 
 def test_upload_streams_over_a_real_socket_with_content_length(tmp_path):
@@ -724,7 +726,7 @@ def test_upload_streams_over_a_real_socket_with_content_length(tmp_path):
     try:
         port = server.server_address[1]
         with make_client(base_url=f"http://127.0.0.1:{port}/v1") as client:
-            assert client.upload_file(path) == {"id": "file_1", "filename": "big-1.bin"}
+            assert client.files.upload(path) == {"id": "file_1", "filename": "big-1.bin"}
     finally:
         server.shutdown()
         server.server_close()
@@ -743,7 +745,7 @@ def test_upload_streams_over_a_real_socket_with_content_length(tmp_path):
 def test_upload_validates_the_path_before_sending(client, catch_all, tmp_path):
     for bad in (tmp_path / "missing.csv", tmp_path, "", None, 42):
         with pytest.raises(InputError):
-            client.upload_file(bad)
+            client.files.upload(bad)
     assert not catch_all.called
 
 
@@ -755,7 +757,7 @@ def test_upload_refuses_an_unreadable_file(client, catch_all, tmp_path):
         if os.access(path, os.R_OK):
             pytest.skip("running with privileges that read any file (root)")
         with pytest.raises(InputError, match="not readable"):
-            client.upload_file(path)
+            client.files.upload(path)
     finally:
         path.chmod(0o600)
     assert not catch_all.called
@@ -771,14 +773,14 @@ def test_upload_refuses_an_unreadable_file_as_reported_by_access(
         os, "access", lambda p, mode, **kw: False if str(p) == str(path) else real_access(p, mode)
     )
     with pytest.raises(InputError, match="not readable"):
-        client.upload_file(path)
+        client.files.upload(path)
     assert not catch_all.called
 
 
 def test_upload_refuses_a_name_over_255_characters(client, catch_all, tmp_path):
     # No common file system holds such a name: the length is what the error must name.
     with pytest.raises(InputError, match="255"):
-        client.upload_file(tmp_path / ("n" * 252 + ".csv"))
+        client.files.upload(tmp_path / ("n" * 252 + ".csv"))
     assert not catch_all.called
 
 
@@ -788,7 +790,7 @@ def test_upload_accepts_a_name_of_exactly_255_characters(client, requests_mock, 
     path.write_text("a,b\n")
     _slot(requests_mock)
     _storage(requests_mock)
-    client.upload_file(path)
+    client.files.upload(path)
     assert requests_mock.request_history[0].json()["filename"] == name
 
 
@@ -823,7 +825,7 @@ def test_each_status_raises_its_error_kind(requests_mock, status, kind):
         headers=JSON_ERROR_HEADERS,
     )
     with pytest.raises(RebyteError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     error = caught.value
     assert type(error) is kind
     assert isinstance(error, APIError)
@@ -846,7 +848,7 @@ def test_rate_limit_error_carries_retry_after(requests_mock):
         headers={"Retry-After": "7"},
     )
     with pytest.raises(RateLimitError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert caught.value.retry_after == 7.0
 
 
@@ -855,7 +857,7 @@ def test_error_message_from_other_json_shapes(requests_mock, body):
     client = make_client(max_retries=0)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=400, json=body)
     with pytest.raises(ValidationError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert caught.value.message == "plain words"
 
 
@@ -874,7 +876,7 @@ def test_html_error_page_gives_a_short_message(requests_mock):
         headers={"Content-Type": "text/html", "X-Request-Id": "req_html"},
     )
     with pytest.raises(ServerError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     text = str(caught.value)
     assert "spectacular" not in text and "<html" not in text
     assert "HTML" in text and "502" in text
@@ -887,7 +889,7 @@ def test_empty_error_body_gives_a_short_message(requests_mock):
     client = make_client(max_retries=0)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=500, content=b"")
     with pytest.raises(ServerError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert "empty" in str(caught.value)
     assert "Internal Server Error" in str(caught.value)
 
@@ -903,7 +905,7 @@ def test_empty_error_body_gives_a_short_message(requests_mock):
 def test_success_status_with_a_non_json_body_is_malformed(client, requests_mock, kwargs):
     requests_mock.get(f"{BASE}/tasks/t1", status_code=200, **kwargs)
     with pytest.raises(MalformedResponseError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert caught.value.status == 200
     assert "captive portal" not in str(caught.value)
     assert len(str(caught.value)) < 200
@@ -917,7 +919,7 @@ def test_redirect_is_not_followed_and_the_key_stays_home(client, requests_mock):
     )
     evil = requests_mock.get("https://evil.example.test/steal", json=task("running"))
     with pytest.raises(APIError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert type(caught.value) is APIError
     assert caught.value.status == 302
     assert "evil.example.test" in str(caught.value)
@@ -937,7 +939,7 @@ def test_connection_failures_raise_connection_errors(requests_mock, exc, kind, m
     client = make_client(max_retries=0)
     requests_mock.get(f"{BASE}/tasks/t1", exc=exc)
     with pytest.raises(APIConnectionError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert type(caught.value) is kind
     assert caught.value.maybe_sent is maybe_sent
     assert f"{BASE}/tasks/t1" in str(caught.value)
@@ -954,7 +956,7 @@ def test_refused_connection_is_known_to_be_unsent(requests_mock):
     )
     requests_mock.get(f"{BASE}/tasks/t1", exc=refused)
     with pytest.raises(APIConnectionError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert type(caught.value) is APIConnectionError
     assert caught.value.maybe_sent is False
 
@@ -990,28 +992,28 @@ RETRYABLE_EXCEPTIONS = [
 
 # name -> (call, method, url, success response)
 IDEMPOTENT_CALLS = {
-    "get_task": (lambda c: c.get_task("t1"), "GET", f"{BASE}/tasks/t1", {"json": task("running")}),
-    "list_tasks": (lambda c: c.list_tasks(), "GET", f"{BASE}/tasks", {"json": {"data": []}}),
+    "get_task": (lambda c: c.tasks.get("t1"), "GET", f"{BASE}/tasks/t1", {"json": task("running")}),
+    "list_tasks": (lambda c: c.tasks.list(), "GET", f"{BASE}/tasks", {"json": {"data": []}}),
     "get_task_content": (
-        lambda c: c.get_task_content("t1"),
+        lambda c: c.tasks.content("t1"),
         "GET",
         f"{BASE}/tasks/t1/content",
         {"json": {"prompts": []}},
     ),
     "delete_task": (
-        lambda c: c.delete_task("t1"),
+        lambda c: c.tasks.delete("t1"),
         "DELETE",
         f"{BASE}/tasks/t1",
         {"status_code": 204},
     ),
     "set_visibility": (
-        lambda c: c.set_visibility("t1", "private"),
+        lambda c: c.tasks.set_visibility("t1", "private"),
         "PATCH",
         f"{BASE}/tasks/t1/visibility",
         {"json": {"visibility": "private"}},
     ),
     "cancel_task": (
-        lambda c: c.cancel_task("t1"),
+        lambda c: c.tasks.cancel("t1"),
         "POST",
         f"{BASE}/tasks/t1/cancel",
         {"json": {"id": "t1", "status": "canceled"}},
@@ -1069,7 +1071,7 @@ def test_upload_slot_post_retries_like_an_idempotent_call(requests_mock, clock, 
         ],
     )
     _storage(requests_mock)
-    assert client.upload_file(path) == {"id": "f1", "filename": "a-1.csv"}
+    assert client.files.upload(path) == {"id": "f1", "filename": "a-1.csv"}
     assert slot.call_count == 2
 
 
@@ -1080,15 +1082,15 @@ def test_upload_put_retries_on_connection_failures(requests_mock, clock, tmp_pat
     client = make_client(clock)
     _slot(requests_mock)
     put = requests_mock.put(STORAGE, [{"exc": exc}, {"status_code": 200}])
-    client.upload_file(path)
+    client.files.upload(path)
     assert put.call_count == 2
 
 
 # create_task and follow_up: name -> (call, url, success body)
 ONCE_ONLY_CALLS = {
-    "create_task": (lambda c: c.create_task("Build it"), f"{BASE}/tasks", CREATED),
+    "create_task": (lambda c: c.tasks.create("Build it"), f"{BASE}/tasks", CREATED),
     "follow_up": (
-        lambda c: c.follow_up("t1", "And test it"),
+        lambda c: c.tasks.follow_up("t1", "And test it"),
         f"{BASE}/tasks/t1/prompts",
         {"promptId": "p2"},
     ),
@@ -1173,7 +1175,7 @@ def test_once_only_calls_raise_outcome_unknown_after_one_request(
     assert clock.sleeps == []
     hint = caught.value.hint
     assert "may have been" in hint
-    assert ("list_tasks(limit=5)" if name == "create_task" else "get_task('t1')") in hint
+    assert ("tasks.list(limit=5)" if name == "create_task" else "tasks.get('t1')") in hint
     assert hint in str(caught.value)
     assert KEY not in str(caught.value)
 
@@ -1194,7 +1196,7 @@ def test_the_retry_count_is_bounded(requests_mock, clock, max_retries, attempts)
     client = make_client(clock, max_retries=max_retries)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=503)
     with pytest.raises(ServerError):
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert requests_mock.call_count == attempts
     assert len(clock.sleeps) == attempts - 1
 
@@ -1204,7 +1206,7 @@ def test_max_retries_from_the_environment(requests_mock, clock, monkeypatch):
     client = make_client(clock)
     requests_mock.get(f"{BASE}/tasks/t1", exc=requests.exceptions.ConnectionError)
     with pytest.raises(APIConnectionError):
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert requests_mock.call_count == 2
 
 
@@ -1216,7 +1218,7 @@ def test_retry_after_seconds_are_honoured(requests_mock, clock, status, value, e
         f"{BASE}/tasks/t1",
         [{"status_code": status, "headers": {"Retry-After": value}}, {"json": task("running")}],
     )
-    client.get_task("t1")
+    client.tasks.get("t1")
     assert clock.sleeps == [expected]
 
 
@@ -1233,7 +1235,7 @@ def test_retry_after_http_date_is_honoured(requests_mock, clock):
             {"json": task("running")},
         ],
     )
-    client.get_task("t1")
+    client.tasks.get("t1")
     (slept,) = clock.sleeps
     assert 28.0 <= slept <= 31.0
 
@@ -1247,7 +1249,7 @@ def test_retry_after_http_date_in_the_past_means_now(requests_mock, clock):
             {"json": task("running")},
         ],
     )
-    client.get_task("t1")
+    client.tasks.get("t1")
     assert clock.sleeps == [0.0]
 
 
@@ -1257,7 +1259,7 @@ def test_unreadable_retry_after_falls_back_to_backoff(requests_mock, clock):
         f"{BASE}/tasks/t1",
         [{"status_code": 503, "headers": {"Retry-After": "soon"}}, {"json": task("running")}],
     )
-    client.get_task("t1")
+    client.tasks.get("t1")
     (slept,) = clock.sleeps
     assert 0.375 <= slept <= 0.5
 
@@ -1272,7 +1274,7 @@ def test_retry_after_beyond_a_minute_is_not_waited(requests_mock, clock, value):
         headers={"Retry-After": value},
     )
     with pytest.raises(RateLimitError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert requests_mock.call_count == 1
     assert clock.sleeps == []
     assert caught.value.retry_after > 60
@@ -1282,7 +1284,7 @@ def test_backoff_is_exponential_with_jitter(requests_mock, clock):
     client = make_client(clock, max_retries=5)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=503)
     with pytest.raises(ServerError):
-        client.get_task("t1")
+        client.tasks.get("t1")
     bounds = [(0.375, 0.5), (0.75, 1.0), (1.5, 2.0), (3.0, 4.0), (6.0, 8.0)]
     assert len(clock.sleeps) == len(bounds)
     for slept, (low, high) in zip(clock.sleeps, bounds):
@@ -1293,20 +1295,20 @@ def test_backoff_is_exponential_with_jitter(requests_mock, clock):
 def test_backoff_jitter_takes_off_up_to_a_quarter(
     requests_mock, clock, monkeypatch, draw, expected
 ):
-    monkeypatch.setattr(rebyte_client.random, "random", lambda: draw)
+    monkeypatch.setattr(rebyte.retries.random, "random", lambda: draw)
     client = make_client(clock)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=502)
     with pytest.raises(ServerError):
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert clock.sleeps == pytest.approx(expected)
 
 
 def test_backoff_is_capped(requests_mock, clock, monkeypatch):
-    monkeypatch.setattr(rebyte_client.random, "random", lambda: 0.0)
+    monkeypatch.setattr(rebyte.retries.random, "random", lambda: 0.0)
     client = make_client(clock, max_retries=7)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=500)
     with pytest.raises(ServerError):
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert clock.sleeps == pytest.approx([0.5, 1, 2, 4, 8, 8, 8])
 
 
@@ -1314,7 +1316,7 @@ def test_total_timeout_stops_retrying_before_a_pause_would_pass_it(requests_mock
     client = make_client(clock, total_timeout=5.0)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=503, headers={"Retry-After": "10"})
     with pytest.raises(ServerError):
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert requests_mock.call_count == 1
     assert clock.sleeps == []
 
@@ -1325,7 +1327,7 @@ def test_total_timeout_stops_retrying_before_a_pause_would_pass_it(requests_mock
 def test_wait_backs_off_from_poll_interval_to_the_cap(client, requests_mock, clock):
     responses = [{"json": task("running")} for _ in range(7)] + [{"json": task("completed")}]
     requests_mock.get(f"{BASE}/tasks/t1", responses)
-    done = client.wait_for_task("t1", poll_interval=2, backoff=1.5, max_poll_interval=10)
+    done = client.tasks.wait("t1", poll_interval=2, backoff=1.5, max_poll_interval=10)
     assert done["status"] == "completed"
     assert clock.sleeps == pytest.approx([2, 3, 4.5, 6.75, 10, 10, 10])
     assert requests_mock.call_count == 8
@@ -1334,13 +1336,13 @@ def test_wait_backs_off_from_poll_interval_to_the_cap(client, requests_mock, clo
 def test_wait_defaults_are_2s_by_1_5_to_10s(client, requests_mock, clock):
     responses = [{"json": task("running")} for _ in range(6)] + [{"json": task("failed")}]
     requests_mock.get(f"{BASE}/tasks/t1", responses)
-    assert client.wait_for_task("t1")["status"] == "failed"
+    assert client.tasks.wait("t1")["status"] == "failed"
     assert clock.sleeps == pytest.approx([2, 3, 4.5, 6.75, 10, 10])
 
 
 def test_wait_returns_at_once_when_already_terminal(client, requests_mock, clock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task("canceled"))
-    assert client.wait_for_task("t1")["status"] == "canceled"
+    assert client.tasks.wait("t1")["status"] == "canceled"
     assert clock.sleeps == []
 
 
@@ -1356,14 +1358,14 @@ def test_wait_with_prompt_id_waits_for_that_prompt(client, requests_mock, clock)
             {"json": task("failed", [("p1", "succeeded"), ("p2", "failed")])},
         ],
     )
-    done = client.wait_for_task("t1", prompt_id="p2")
+    done = client.tasks.wait("t1", prompt_id="p2")
     assert done["prompts"][-1] == {"id": "p2", "status": "failed"}
     assert requests_mock.call_count == 5
 
 
 def test_wait_without_prompt_id_would_stop_at_the_stale_status(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task("completed", [("p1", "succeeded")]))
-    assert client.wait_for_task("t1")["status"] == "completed"
+    assert client.tasks.wait("t1")["status"] == "completed"
     assert requests_mock.call_count == 1
 
 
@@ -1381,7 +1383,7 @@ def test_wait_rides_out_transient_failures(requests_mock, clock):
             {"json": task("completed")},
         ],
     )
-    assert client.wait_for_task("t1", max_poll_interval=100)["status"] == "completed"
+    assert client.tasks.wait("t1", max_poll_interval=100)["status"] == "completed"
     assert requests_mock.call_count == 7
     assert clock.sleeps == pytest.approx([2, 3, 4.5, 6.75, 10.125, 15.1875])
 
@@ -1391,7 +1393,7 @@ def test_wait_rides_out_failures_that_outlast_the_call_retries(client, requests_
         f"{BASE}/tasks/t1",
         [{"status_code": 502}] * 3 + [{"status_code": 504}] * 3 + [{"json": task("completed")}],
     )
-    assert client.wait_for_task("t1")["status"] == "completed"
+    assert client.tasks.wait("t1")["status"] == "completed"
     assert requests_mock.call_count == 7
 
 
@@ -1399,7 +1401,7 @@ def test_wait_times_out_with_the_last_task_seen(client, requests_mock, clock):
     running = task("running", [("p1", "running")])
     requests_mock.get(f"{BASE}/tasks/t1", json=running)
     with pytest.raises(WaitTimeoutError) as caught:
-        client.wait_for_task("t1", timeout=10)
+        client.tasks.wait("t1", timeout=10)
     error = caught.value
     assert error.last_task == running
     assert error.task_id == "t1"
@@ -1412,7 +1414,7 @@ def test_wait_timeout_carries_the_last_error_when_nothing_answered(requests_mock
     client = make_client(clock, max_retries=0)
     requests_mock.get(f"{BASE}/tasks/t1", status_code=503)
     with pytest.raises(WaitTimeoutError) as caught:
-        client.wait_for_task("t1", prompt_id="p2", timeout=6)
+        client.tasks.wait("t1", prompt_id="p2", timeout=6)
     assert caught.value.last_task is None
     assert isinstance(caught.value.last_error, (ServerError, APITimeoutError))
     assert caught.value.prompt_id == "p2"
@@ -1431,7 +1433,7 @@ def test_wait_calls_on_status_only_on_change(client, requests_mock):
         ],
     )
     seen = []
-    client.wait_for_task("t1", on_status=lambda t: seen.append(t["prompts"][0]["status"]))
+    client.tasks.wait("t1", on_status=lambda t: seen.append(t["prompts"][0]["status"]))
     assert seen == ["pending", "running", "succeeded"]
 
 
@@ -1441,7 +1443,7 @@ def test_wait_calls_on_status_only_on_change(client, requests_mock):
 def test_wait_raises_at_once_on_a_permanent_error(client, requests_mock, clock, status, kind):
     requests_mock.get(f"{BASE}/tasks/t1", status_code=status, json=api_error("x", "no"))
     with pytest.raises(kind):
-        client.wait_for_task("t1")
+        client.tasks.wait("t1")
     assert requests_mock.call_count == 1
     assert clock.sleeps == []
 
@@ -1452,7 +1454,7 @@ def test_wait_raises_at_once_on_a_permanent_error(client, requests_mock, clock, 
 )
 def test_wait_validates_its_arguments(client, catch_all, kwargs):
     with pytest.raises(RebyteError):
-        client.wait_for_task("t1", **kwargs)
+        client.tasks.wait("t1", **kwargs)
     assert not catch_all.called
 
 
@@ -1490,7 +1492,7 @@ def done(last_seq, status="completed", final="All done"):
 def test_iter_events_request_and_real_done(client, requests_mock, clock):
     body = sse(("event", event("k0", 0)), ("event", event("k1", 1)), ("done", done(1)))
     stream = requests_mock.get(f"{BASE}/tasks/t1/events", text=body, headers=SSE_HEADERS)
-    got = list(client.iter_events("t1"))
+    got = list(client.tasks.events("t1"))
     assert got == [event("k0", 0), event("k1", 1), {"eventType": "done", **done(1)}]
     (req,) = requests_mock.request_history
     assert stream.call_count == 1
@@ -1514,7 +1516,7 @@ def test_iter_events_dedupes_by_event_key_after_a_cut_off_stream(client, request
         f"{BASE}/tasks/t1/events",
         [{"text": first, "headers": SSE_HEADERS}, {"text": second, "headers": SSE_HEADERS}],
     )
-    got = list(client.iter_events("t1"))
+    got = list(client.tasks.events("t1"))
     assert [e["eventKey"] for e in got[:-1]] == ["k0", "k1", "k2"]
     assert got[-1]["eventType"] == "done"
     assert requests_mock.call_count == 2
@@ -1534,7 +1536,7 @@ def test_iter_events_dedupes_by_seq_without_event_keys(client, requests_mock):
         f"{BASE}/tasks/t1/events",
         [{"text": first, "headers": SSE_HEADERS}, {"text": second, "headers": SSE_HEADERS}],
     )
-    got = list(client.iter_events("t1"))
+    got = list(client.tasks.events("t1"))
     assert [e.get("seq") for e in got] == [0, 1, 2, None]
     assert got[-1]["eventType"] == "done"
 
@@ -1557,7 +1559,7 @@ def test_iter_events_resumes_after_the_connection_breaks(client, requests_mock):
         f"{BASE}/tasks/t1/events",
         [{"body": _BrokenBody(first), "headers": SSE_HEADERS}, {"text": second}],
     )
-    got = list(client.iter_events("t1"))
+    got = list(client.tasks.events("t1"))
     assert [e.get("eventKey") for e in got] == ["k0", "k1", "k2", None]
     assert requests_mock.call_count == 2
 
@@ -1570,7 +1572,7 @@ def test_iter_events_early_done_is_a_race_not_the_end(client, requests_mock, clo
         [{"text": early, "headers": SSE_HEADERS}, {"text": real, "headers": SSE_HEADERS}],
     )
     status = requests_mock.get(f"{BASE}/tasks/t1", json=task("running", [("p1", "pending")]))
-    got = list(client.iter_events("t1", reconnect_delay=1.5))
+    got = list(client.tasks.events("t1", reconnect_delay=1.5))
     assert [e["eventType"] for e in got] == ["text", "text", "done"]
     assert got[-1]["lastSeq"] == 1
     assert status.call_count == 1
@@ -1584,7 +1586,7 @@ def test_iter_events_empty_done_for_an_ended_task_ends(client, requests_mock):
         headers=SSE_HEADERS,
     )
     requests_mock.get(f"{BASE}/tasks/t1", json=task("canceled", [("p1", "canceled")]))
-    got = list(client.iter_events("t1"))
+    got = list(client.tasks.events("t1"))
     ended = {"eventType": "done", **done(-1, status="canceled", final=None), "promptId": "p1"}
     assert got == [ended]
 
@@ -1599,7 +1601,7 @@ def test_iter_events_handles_crlf_and_comments(client, requests_mock):
         newline="\r\n",
     )
     requests_mock.get(f"{BASE}/tasks/t1/events", text=body, headers=SSE_HEADERS)
-    got = list(client.iter_events("t1"))
+    got = list(client.tasks.events("t1"))
     assert got == [event("k0", 0), event("k1", 1), {"eventType": "done", **done(1)}]
 
 
@@ -1608,7 +1610,7 @@ def test_iter_events_joins_multi_line_data(client, requests_mock):
     body = "event: event\n" + "".join(f"data: {line}\n" for line in data.splitlines()) + "\n"
     body += sse(("done", done(0)))
     requests_mock.get(f"{BASE}/tasks/t1/events", text=body, headers=SSE_HEADERS)
-    assert list(client.iter_events("t1"))[0] == event("k0", 0)
+    assert list(client.tasks.events("t1"))[0] == event("k0", 0)
 
 
 def test_iter_events_filters_other_prompts(client, requests_mock):
@@ -1620,7 +1622,7 @@ def test_iter_events_filters_other_prompts(client, requests_mock):
         ("done", done(1)),
     )
     requests_mock.get(f"{BASE}/tasks/t1/events", text=body, headers=SSE_HEADERS)
-    got = list(client.iter_events("t1", prompt_id="p2"))
+    got = list(client.tasks.events("t1", prompt_id="p2"))
     assert [e.get("eventKey") for e in got] == ["b0", "b1", None]
 
 
@@ -1628,7 +1630,7 @@ def test_iter_events_of_a_task_that_is_gone_raises_not_found(client, requests_mo
     requests_mock.get(f"{BASE}/tasks/t1/events", status_code=404, json=api_error("not_found", "x"))
     requests_mock.get(f"{BASE}/tasks/t1", status_code=404, json=api_error("not_found", "x"))
     with pytest.raises(NotFoundError):
-        list(client.iter_events("t1"))
+        list(client.tasks.events("t1"))
 
 
 def test_iter_events_without_an_events_route_polls_the_task(client, requests_mock, clock):
@@ -1642,7 +1644,7 @@ def test_iter_events_without_an_events_route_polls_the_task(client, requests_moc
         "prompts": [{"id": "p1", "status": "succeeded"}],
     }
     requests_mock.get(f"{BASE}/tasks/t1", [{"json": running}] * 3 + [{"json": ended}])
-    events = list(client.iter_events("t1"))
+    events = list(client.tasks.events("t1"))
     kinds = [event["eventType"] for event in events]
     assert kinds == ["polling", "status", "done"]
     assert events[-1]["status"] == "completed" and events[-1]["finalResult"] == "done it"
@@ -1653,13 +1655,13 @@ def test_iter_events_without_fallback_raises_not_found(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1/events", status_code=404, json=api_error("not_found", "x"))
     requests_mock.get(f"{BASE}/tasks/t1", json={"id": "t1", "status": "running", "prompts": []})
     with pytest.raises(NotFoundError):
-        list(client.iter_events("t1", polling_fallback=False))
+        list(client.tasks.events("t1", polling_fallback=False))
 
 
 def test_iter_events_gives_up_on_a_stream_that_keeps_failing(client, requests_mock, clock):
     requests_mock.get(f"{BASE}/tasks/t1/events", status_code=503)
     with pytest.raises(ServerError):
-        list(client.iter_events("t1"))
+        list(client.tasks.events("t1"))
     # Each connection is retried as a GET, and the stream is reconnected a bounded number of times.
     attempts = client.max_retries + 1
     assert attempts < requests_mock.call_count <= attempts * attempts
@@ -1668,7 +1670,7 @@ def test_iter_events_gives_up_on_a_stream_that_keeps_failing(client, requests_mo
 def test_iter_events_gives_up_on_a_stream_that_never_says_anything(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1/events", text=sse((":", "keep-alive")))
     with pytest.raises(APIConnectionError):
-        list(client.iter_events("t1", max_reconnects=3))
+        list(client.tasks.events("t1", max_reconnects=3))
     assert requests_mock.call_count == 4
 
 
@@ -1686,8 +1688,8 @@ def test_configuration_from_arguments(requests_mock):
     assert client.base_url == "https://other.example.test/api/v1"
     requests_mock.get("https://other.example.test/api/v1/tasks/t1", json=task("running"))
     requests_mock.post("https://other.example.test/api/v1/tasks", status_code=201, json=CREATED)
-    client.get_task("t1")
-    client.create_task("p")
+    client.tasks.get("t1")
+    client.tasks.create("p")
     get, post = requests_mock.request_history
     assert get.headers["API_KEY"] == KEY
     assert get.timeout == (3.0, 7.5)
@@ -1706,8 +1708,8 @@ def test_configuration_from_the_environment(requests_mock, monkeypatch):
     assert client.max_retries == 5
     requests_mock.get("https://env.example.test/v1/tasks/t1", json=task("running"))
     requests_mock.post("https://env.example.test/v1/tasks", status_code=201, json=CREATED)
-    client.get_task("t1")
-    client.create_task("p")
+    client.tasks.get("t1")
+    client.tasks.create("p")
     get, post = requests_mock.request_history
     assert get.headers["API_KEY"] == "rbk_from_the_environment"
     assert get.timeout == (4.0, 30.0)
@@ -1721,7 +1723,7 @@ def test_arguments_win_over_the_environment(requests_mock, monkeypatch):
     monkeypatch.setenv("REBYTE_MAX_RETRIES", "5")
     client = RebyteClient(KEY, base_url=BASE, read_timeout=9, max_retries=0)
     requests_mock.get(f"{BASE}/tasks/t1", json=task("running"))
-    client.get_task("t1")
+    client.tasks.get("t1")
     assert requests_mock.last_request.headers["API_KEY"] == KEY
     assert requests_mock.last_request.timeout == (10.0, 9.0)
     assert client.max_retries == 0
@@ -1807,7 +1809,7 @@ def test_a_key_pasted_into_the_base_url_is_not_echoed(url):
 def test_key_is_trimmed(requests_mock):
     client = make_client(api_key=f"  {KEY}\n")
     requests_mock.get(f"{BASE}/tasks/t1", json=task("running"))
-    client.get_task("t1")
+    client.tasks.get("t1")
     assert requests_mock.last_request.headers["API_KEY"] == KEY
 
 
@@ -1877,17 +1879,17 @@ def test_timeouts_go_with_every_call(client, requests_mock, tmp_path):
     requests_mock.delete(f"{BASE}/tasks/t1", status_code=204)
     _slot(requests_mock)
     _storage(requests_mock)
-    client.get_task("t1")
-    client.list_tasks()
-    client.get_task_content("t1")
-    list(client.iter_events("t1"))
-    client.follow_up("t1", "p")
-    client.cancel_task("t1")
-    client.set_visibility("t1", "shared")
-    client.delete_task("t1")
-    client.upload_file(path)
-    client.wait_for_task("t1")
-    client.create_task("p")
+    client.tasks.get("t1")
+    client.tasks.list()
+    client.tasks.content("t1")
+    list(client.tasks.events("t1"))
+    client.tasks.follow_up("t1", "p")
+    client.tasks.cancel("t1")
+    client.tasks.set_visibility("t1", "shared")
+    client.tasks.delete("t1")
+    client.files.upload(path)
+    client.tasks.wait("t1")
+    client.tasks.create("p")
     history = requests_mock.request_history
     assert len(history) == 13
     creating = {("POST", "/v1/tasks"), ("POST", "/v1/tasks/t1/prompts")}
@@ -1902,15 +1904,15 @@ def test_timeouts_go_with_every_call(client, requests_mock, tmp_path):
 @pytest.mark.parametrize("prompt", ["", "   \n\t", None, 42, ["a"], "x" * 100_001])
 def test_prompt_is_validated_before_sending(client, catch_all, prompt):
     with pytest.raises(InputError):
-        client.create_task(prompt)
+        client.tasks.create(prompt)
     with pytest.raises(InputError):
-        client.follow_up("t1", prompt)
+        client.tasks.follow_up("t1", prompt)
     assert not catch_all.called
 
 
 def test_prompt_of_exactly_100000_characters_is_sent(client, requests_mock):
     requests_mock.post(f"{BASE}/tasks", status_code=201, json=CREATED)
-    client.create_task("x" * 100_000)
+    client.tasks.create("x" * 100_000)
     assert len(requests_mock.last_request.json()["prompt"]) == 100_000
 
 
@@ -1919,29 +1921,29 @@ def test_prompt_of_exactly_100000_characters_is_sent(client, requests_mock):
 )
 def test_list_bounds_are_validated_before_sending(client, catch_all, kwargs):
     with pytest.raises(InputError):
-        client.list_tasks(**kwargs)
+        client.tasks.list(**kwargs)
     assert not catch_all.called
 
 
 @pytest.mark.parametrize("limit", [1, 100])
 def test_list_limit_bounds_are_accepted(client, requests_mock, limit):
     requests_mock.get(f"{BASE}/tasks", json={"data": []})
-    client.list_tasks(limit=limit)
+    client.tasks.list(limit=limit)
     assert requests_mock.last_request.qs["limit"] == [str(limit)]
 
 
 BAD_TASK_IDS = ["", " ", "a b", "tab\there", "new\nline", ".", "..", "t" * 129, None, 5]
 
 TASK_ID_CALLS = {
-    "get_task": lambda c, i: c.get_task(i),
-    "delete_task": lambda c, i: c.delete_task(i),
-    "follow_up": lambda c, i: c.follow_up(i, "p"),
-    "set_visibility": lambda c, i: c.set_visibility(i, "public"),
-    "cancel_task": lambda c, i: c.cancel_task(i),
-    "get_task_content": lambda c, i: c.get_task_content(i),
-    "get_result": lambda c, i: c.get_result(i),
-    "wait_for_task": lambda c, i: c.wait_for_task(i),
-    "iter_events": lambda c, i: next(c.iter_events(i)),
+    "get_task": lambda c, i: c.tasks.get(i),
+    "delete_task": lambda c, i: c.tasks.delete(i),
+    "follow_up": lambda c, i: c.tasks.follow_up(i, "p"),
+    "set_visibility": lambda c, i: c.tasks.set_visibility(i, "public"),
+    "cancel_task": lambda c, i: c.tasks.cancel(i),
+    "get_task_content": lambda c, i: c.tasks.content(i),
+    "get_result": lambda c, i: c.tasks.result(i),
+    "wait_for_task": lambda c, i: c.tasks.wait(i),
+    "iter_events": lambda c, i: next(c.tasks.events(i)),
 }
 
 
@@ -1956,7 +1958,7 @@ def test_bad_task_ids_are_refused_before_sending(client, catch_all, name, task_i
 def test_a_task_id_of_128_characters_is_accepted(client, requests_mock):
     task_id = "t" * 128
     requests_mock.get(f"{BASE}/tasks/{task_id}", json={"id": task_id})
-    assert client.get_task(task_id)["id"] == task_id
+    assert client.tasks.get(task_id)["id"] == task_id
 
 
 @pytest.mark.parametrize(
@@ -1975,10 +1977,10 @@ def test_task_ids_are_escaped_as_one_path_segment(client, requests_mock, task_id
     requests_mock.register_uri(
         ANY, ANY, json={"id": task_id, "promptId": "p", "visibility": "private"}
     )
-    client.get_task(task_id)
-    client.follow_up(task_id, "p")
-    client.delete_task(task_id)
-    client.set_visibility(task_id, "private")
+    client.tasks.get(task_id)
+    client.tasks.follow_up(task_id, "p")
+    client.tasks.delete(task_id)
+    client.tasks.set_visibility(task_id, "private")
     paths = [(r.method, url_path(r)) for r in requests_mock.request_history]
     assert paths == [
         ("GET", f"/v1/tasks/{segment}"),
@@ -2016,7 +2018,7 @@ def test_errors_never_carry_the_key_even_when_the_server_echoes_it(requests_mock
         json=api_error("invalid_api_key", f"API key {KEY} is not valid"),
     )
     with pytest.raises(APIError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert KEY not in str(caught.value)
     assert KEY not in caught.value.message
     assert KEY not in repr(caught.value)
@@ -2031,14 +2033,14 @@ def test_plain_text_error_echoing_the_key_is_scrubbed(requests_mock):
         headers={"Content-Type": "text/plain"},
     )
     with pytest.raises(AuthenticationError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert KEY not in str(caught.value)
 
 
 def test_success_with_a_non_json_body_echoing_the_key_is_scrubbed(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1", text=f"key={KEY}", headers={"Content-Type": "text/plain"})
     with pytest.raises(MalformedResponseError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert KEY not in str(caught.value)
 
 
@@ -2047,7 +2049,7 @@ def test_long_error_message_does_not_leak_part_of_the_key(requests_mock):
     message = "x" * 490 + KEY + " and more"
     requests_mock.get(f"{BASE}/tasks/t1", status_code=400, json=api_error("bad", message))
     with pytest.raises(ValidationError) as caught:
-        client.get_task("t1")
+        client.tasks.get("t1")
     assert KEY[:10] not in str(caught.value)
 
 
@@ -2068,11 +2070,11 @@ def test_debug_logs_never_carry_the_key_or_the_upload_signature(
     )
     _slot(requests_mock)
     requests_mock.put(STORAGE, [{"status_code": 503}, {"status_code": 403}])
-    client.get_task("t1")
+    client.tasks.get("t1")
     with pytest.raises(AuthenticationError):
-        client.wait_for_task("t1")
+        client.tasks.wait("t1")
     with pytest.raises(UploadError) as caught:
-        client.upload_file(path)
+        client.files.upload(path)
     assert SIGNATURE not in str(caught.value)
 
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("rebyte")]
@@ -2122,7 +2124,7 @@ def test_import_from_the_scripts_directory(tmp_path):
     )
     result = _python(code, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["rebyte_client", "True"]
+    assert result.stdout.split() == ["rebyte.client", "True"]
 
 
 def test_import_from_the_skill_root():
@@ -2135,7 +2137,7 @@ def test_import_from_the_skill_root():
     )
     result = _python(code, ROOT)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["scripts.rebyte_client", "scripts.rebyte_client"]
+    assert result.stdout.split() == ["scripts.rebyte.client", "scripts.rebyte.errors"]
 
 
 def test_one_client_can_be_shared_by_eight_threads(client, requests_mock):
@@ -2148,7 +2150,7 @@ def test_one_client_can_be_shared_by_eight_threads(client, requests_mock):
 
     def worker(n):
         start.wait(timeout=10)
-        return [client.get_task(f"T{n}-{i}")["id"] for i in range(25)]
+        return [client.tasks.get(f"T{n}-{i}")["id"] for i in range(25)]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(worker, range(8)))
@@ -2163,7 +2165,7 @@ def test_one_client_can_be_shared_by_eight_threads(client, requests_mock):
 def test_iter_tasks_stops_when_a_full_page_brings_nothing_new(client, requests_mock):
     same_page = {"data": [{"id": f"t{i}"} for i in range(3)]}  # no total; offset ignored
     listing = requests_mock.get(f"{BASE}/tasks", json=same_page)
-    got = [t["id"] for t in client.iter_tasks(page_size=3)]
+    got = [t["id"] for t in client.tasks.iter(page_size=3)]
     assert got == ["t0", "t1", "t2"]
     assert listing.call_count == 2
 
@@ -2172,7 +2174,7 @@ def test_wait_makes_its_last_poll_at_the_deadline(client, requests_mock, clock):
     answers = [{"json": task("running", [("p1", "running")])}] * 4
     answers.append({"json": task("completed", [("p1", "succeeded")])})
     poll = requests_mock.get(f"{BASE}/tasks/t1", answers)
-    finished = client.wait_for_task("t1", timeout=2 + 3 + 4.5 + 6.75)
+    finished = client.tasks.wait("t1", timeout=2 + 3 + 4.5 + 6.75)
     assert finished["status"] == "completed"
     assert poll.call_count == 5
     assert sum(clock.sleeps) == pytest.approx(16.25)
@@ -2181,7 +2183,7 @@ def test_wait_makes_its_last_poll_at_the_deadline(client, requests_mock, clock):
 @pytest.mark.parametrize("option", ["timeout", "poll_interval", "max_poll_interval"])
 def test_wait_rejects_bad_timings_as_input(client, requests_mock, option):
     with pytest.raises(InputError):
-        client.wait_for_task("t1", **{option: 0})
+        client.tasks.wait("t1", **{option: 0})
     assert requests_mock.call_count == 0
 
 
@@ -2195,7 +2197,7 @@ def test_iter_events_for_an_older_prompt_reports_that_prompt(client, requests_mo
     requests_mock.get(
         f"{BASE}/tasks/t1", json=task("completed", [("p1", "failed"), ("p2", "succeeded")])
     )
-    got = list(client.iter_events("t1", prompt_id="p1"))
+    got = list(client.tasks.events("t1", prompt_id="p1"))
     assert got == [
         {
             "eventType": "done",
@@ -2214,7 +2216,7 @@ def test_iter_events_timeout_ends_a_stream_that_only_keeps_alive(client, request
 
     requests_mock.get(f"{BASE}/tasks/t1/events", text=keep_alive, headers=SSE_HEADERS)
     with pytest.raises(WaitTimeoutError) as caught:
-        list(client.iter_events("t1", timeout=3))
+        list(client.tasks.events("t1", timeout=3))
     assert caught.value.task_id == "t1"
     assert "watching task t1" in str(caught.value)
 
@@ -2235,7 +2237,7 @@ def test_wait_with_events_listens_instead_of_polling(client, requests_mock, cloc
         text=sse(("event", event("k0", 0)), ("done", done(0))),
         headers=SSE_HEADERS,
     )
-    finished = client.wait_for_task("t1", use_events=True)
+    finished = client.tasks.wait("t1", use_events=True)
     assert finished["status"] == "completed"
     assert (polls.call_count, stream.call_count) == (2, 1)
     assert clock.sleeps == []  # the end was seen at once, not at the next poll
@@ -2251,7 +2253,7 @@ def test_wait_with_events_falls_back_to_polling_without_a_stream(client, request
         ],
     )
     requests_mock.get(f"{BASE}/tasks/t1/events", status_code=404, json=api_error("not_found", "x"))
-    finished = client.wait_for_task("t1", use_events=True)
+    finished = client.tasks.wait("t1", use_events=True)
     assert finished["status"] == "completed"
     assert clock.sleeps == [2]
 
@@ -2266,5 +2268,5 @@ def test_wait_with_events_times_out_with_the_last_task(client, requests_mock, cl
 
     requests_mock.get(f"{BASE}/tasks/t1/events", text=quiet_stream, headers=SSE_HEADERS)
     with pytest.raises(WaitTimeoutError) as caught:
-        client.wait_for_task("t1", timeout=10, use_events=True)
+        client.tasks.wait("t1", timeout=10, use_events=True)
     assert caught.value.last_task == running

@@ -50,8 +50,8 @@ def client(server, api_key):
 
 
 def finished_task(client) -> dict:
-    task = client.create_task("Write the report [duration=0]")
-    client.wait_for_task(task["id"], timeout=10, poll_interval=0.05)
+    task = client.tasks.create("Write the report [duration=0]")
+    client.tasks.wait(task["id"], timeout=10, poll_interval=0.05)
     return task
 
 
@@ -75,7 +75,7 @@ def sha256(path: Path) -> str:
 def test_list_takes_every_wrapper_and_name_field(server, client, wrapper, field):
     task = finished_task(client)
     server.configure(artifacts_wrapper=wrapper, artifact_name_field=field)
-    entries = client.list_artifacts(task["id"], workspace_id=task["workspaceId"])
+    entries = client.artifacts.list(task["workspaceId"])
     assert [e["name"] for e in entries] == ["output-1.bin", "report-1.md"]
     assert entries[0]["size"] == 65536 and entries[0][field] == "output-1.bin"
 
@@ -83,16 +83,16 @@ def test_list_takes_every_wrapper_and_name_field(server, client, wrapper, field)
 def test_a_task_id_resolves_to_its_workspace_and_other_ids_stand_for_themselves(server, client):
     task = finished_task(client)
     with pytest.raises(WorkspaceUnknownError):  # the documented task view does not say it
-        client.resolve_workspace_id(task["id"])
-    assert client.resolve_workspace_id(task["id"], known="w-kept") == "w-kept"
+        client.tasks.workspace_of(task["id"])
+    assert client.tasks.workspace_of(task["id"], known="w-kept") == "w-kept"
     server.configure(task_view_extras=True)  # a server that happens to say it is believed
-    assert client.resolve_workspace_id(task["id"]) == task["workspaceId"]
+    assert client.tasks.workspace_of(task["id"]) == task["workspaceId"]
     server.configure(task_view_extras=False)
-    assert client.resolve_workspace_id(task["workspaceId"]) == task["workspaceId"]
-    by_workspace = client.list_artifacts(task["workspaceId"])
+    assert client.tasks.workspace_of(task["workspaceId"]) == task["workspaceId"]
+    by_workspace = client.artifacts.list(task["workspaceId"])
     assert [e["name"] for e in by_workspace] == ["output-1.bin", "report-1.md"]
     with pytest.raises(NotFoundError) as caught:
-        client.list_artifacts("no-such-workspace")
+        client.artifacts.list("no-such-workspace")
     assert caught.value.resource == "workspace"
 
 
@@ -113,7 +113,7 @@ def test_list_tolerates_sizes_of_the_wrong_type_and_nameless_entries(requests_mo
         },
     )
     with RebyteClient(api_key, base_url=base) as made:
-        entries = made.list_artifacts("ws1")
+        entries = made.artifacts.list("ws1")
     assert [(e["name"], e["size"]) for e in entries] == [
         ("a.txt", 12),
         ("b.txt", None),
@@ -130,7 +130,7 @@ def test_download_all_direct_or_by_redirect(server, client, tmp_path, mode, api_
     task = finished_task(client)
     server.configure(artifact_download=mode)
     server.clear_log()
-    files = client.download_artifacts(task["workspaceId"], dest_dir=tmp_path / "out")
+    files = client.artifacts.download_all(task["workspaceId"], dest_dir=tmp_path / "out")
     assert [(f["name"], f["bytes"]) for f in files] == [
         ("output-1.bin", 65536),
         ("report-1.md", len(server.artifact_bytes(task["workspaceId"], "report-1.md"))),
@@ -150,7 +150,7 @@ def test_download_all_direct_or_by_redirect(server, client, tmp_path, mode, api_
 
 def test_a_nested_name_keeps_its_folders_inside_the_destination(server, client, tmp_path):
     server.add_artifact("ws-nested", "reports/2026/q1.pdf", data=b"%PDF-1.7 q1")
-    [file] = client.download_artifacts("ws-nested", dest_dir=tmp_path)
+    [file] = client.artifacts.download_all("ws-nested", dest_dir=tmp_path)
     assert Path(file["path"]) == tmp_path / "reports" / "2026" / "q1.pdf"
     assert (tmp_path / "reports" / "2026" / "q1.pdf").read_bytes() == b"%PDF-1.7 q1"
     assert server.requests("GET", r"/v1/workspaces/ws-nested/artifacts/reports%2F2026%2Fq1\.pdf")
@@ -161,14 +161,14 @@ def test_an_existing_file_is_refused_before_anything_is_sent(server, client, tmp
     (tmp_path / "report-1.md").write_text("mine")
     server.clear_log()
     with pytest.raises(InputError, match="exists"):
-        client.download_artifact(task["workspaceId"], "report-1.md", tmp_path)
+        client.artifacts.download(task["workspaceId"], "report-1.md", tmp_path)
     with pytest.raises(ArtifactsRefusedError) as caught:
-        client.download_artifacts(task["id"], dest_dir=tmp_path, workspace_id=task["workspaceId"])
+        client.artifacts.download_all(task["workspaceId"], dest_dir=tmp_path)
     assert caught.value.existing == ["report-1.md"]
     assert (tmp_path / "report-1.md").read_text() == "mine"
     assert not server.requests("GET", ARTIFACT_ROUTE)
     assert files_under(tmp_path) == ["report-1.md"]
-    file = client.download_artifact(task["workspaceId"], "report-1.md", tmp_path, overwrite=True)
+    file = client.artifacts.download(task["workspaceId"], "report-1.md", tmp_path, overwrite=True)
     assert Path(file["path"]).read_bytes() == server.artifact_bytes(
         task["workspaceId"], "report-1.md"
     )
@@ -183,9 +183,9 @@ def test_a_download_cut_half_way_leaves_nothing_and_a_second_run_succeeds(
         server.configure(artifact_download="redirect")
     server.inject("GET", route, "short-body")
     with pytest.raises(APIConnectionError):
-        client.download_artifact("ws-cut", "big.bin", tmp_path)
+        client.artifacts.download("ws-cut", "big.bin", tmp_path)
     assert files_under(tmp_path) == [], "no partial file, under its name or a temporary one"
-    file = client.download_artifact("ws-cut", "big.bin", tmp_path)
+    file = client.artifacts.download("ws-cut", "big.bin", tmp_path)
     assert file["bytes"] == 3 * 1024 * 1024
     assert sha256(tmp_path / "big.bin") == server.artifact_sha256("ws-cut", "big.bin")
     assert files_under(tmp_path) == ["big.bin"]
@@ -196,7 +196,7 @@ def test_a_retry_starts_the_download_again_from_a_truncated_file(server, api_key
     server.inject("GET", ARTIFACT_ROUTE, "short-body")
     with RebyteClient(api_key, base_url=server.base_url, max_retries=1) as made:
         made._sleep = lambda seconds: None
-        file = made.download_artifact("ws-retry", "big.bin", tmp_path)
+        file = made.artifacts.download("ws-retry", "big.bin", tmp_path)
     assert file["bytes"] == 2 * 1024 * 1024 + 7
     assert sha256(tmp_path / "big.bin") == server.artifact_sha256("ws-retry", "big.bin")
     assert len(server.requests("GET", ARTIFACT_ROUTE)) == 2
@@ -211,7 +211,7 @@ def test_ctrl_c_during_a_download_leaves_nothing(server, client, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        client.download_artifact("ws-int", "big.bin", tmp_path, progress=interrupt)
+        client.artifacts.download("ws-int", "big.bin", tmp_path, progress=interrupt)
     assert files_under(tmp_path) == []
 
 
@@ -243,13 +243,13 @@ def test_a_hostile_list_writes_nothing_outside_the_destination(server, client, t
     server.add_artifact("ws-evil", "safe.txt", data=b"safe")
     server.add_artifact("ws-evil", "reports/q1.pdf", data=b"pdf")
     with pytest.raises(ArtifactsRefusedError) as caught:
-        client.download_artifacts("ws-evil", dest_dir=dest)
+        client.artifacts.download_all("ws-evil", dest_dir=dest)
     refused = dict(caught.value.refused)
     assert set(refused) == set(HOSTILE), set(HOSTILE) ^ set(refused)
     assert "same local path" in refused["Same.txt"] and "same local path" in refused["clash"]
     assert not server.requests("GET", ARTIFACT_ROUTE), "nothing is fetched before all are checked"
     safe = [name for name in server.artifact_names("ws-evil") if name not in refused]
-    files = client.download_artifacts("ws-evil", safe, dest_dir=dest)
+    files = client.artifacts.download_all("ws-evil", safe, dest_dir=dest)
     assert sorted(f["name"] for f in files) == ["reports/q1.pdf", "safe.txt"]
     assert files_under(outside) == []
     assert files_under(dest) == ["link", "reports", "reports/q1.pdf", "safe.txt"]
@@ -258,7 +258,7 @@ def test_a_hostile_list_writes_nothing_outside_the_destination(server, client, t
     )
     for name in HOSTILE[:10]:
         with pytest.raises(InputError):
-            client.download_artifact("ws-evil", name, dest)
+            client.artifacts.download("ws-evil", name, dest)
 
 
 def test_safe_artifact_path_keeps_names_inside(tmp_path):
@@ -298,7 +298,7 @@ def test_a_redirect_to_plain_http_off_loopback_is_refused(api_key, tmp_path):
         base = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
         with RebyteClient(api_key, base_url=base, max_retries=0) as made:
             with pytest.raises(APIError) as caught:
-                made.download_artifact("ws1", "report.md", tmp_path)
+                made.artifacts.download("ws1", "report.md", tmp_path)
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -313,7 +313,7 @@ def test_a_large_download_runs_in_constant_memory(server, client, tmp_path):
     server.add_artifact("ws-large", "large.bin", size=size)
     tracemalloc.start()
     try:
-        file = client.download_artifact("ws-large", "large.bin", tmp_path)
+        file = client.artifacts.download("ws-large", "large.bin", tmp_path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -337,7 +337,7 @@ def test_upload_small_files_by_multipart_and_a_large_one_by_signed_url(
     large.write_bytes(os.urandom(9 * 1024 * 1024))
     server.clear_log()
     seen = []
-    entries = client.upload_artifacts(
+    entries = client.artifacts.upload(
         task["workspaceId"], [small, large, data], progress=lambda *args: seen.append(args)
     )
     assert [(e["name"], e["size"]) for e in entries] == [
@@ -367,10 +367,10 @@ def test_upload_is_sent_once_only(server, client, tmp_path):
     note.write_text("notes\n")
     server.inject("POST", r"/v1/workspaces/[^/]+/artifacts", "500", after=True)
     with pytest.raises(OutcomeUnknownError) as caught:
-        client.upload_artifacts(task["workspaceId"], [note])
+        client.artifacts.upload(task["workspaceId"], [note])
     assert caught.value.operation == "upload_artifacts"
     assert caught.value.resource_id == task["workspaceId"]
-    assert "list_artifacts" in caught.value.hint
+    assert "artifacts.list" in caught.value.hint
     assert len(server.requests("POST", r"/v1/workspaces/[^/]+/artifacts")) == 1
 
 
@@ -383,9 +383,9 @@ def test_upload_checks_every_path_before_sending(server, client, tmp_path):
     (other / "notes.txt").write_text("again\n")
     server.clear_log()
     with pytest.raises(InputError, match="no such file"):
-        client.upload_artifacts(task["workspaceId"], [note, tmp_path / "missing.txt"])
+        client.artifacts.upload(task["workspaceId"], [note, tmp_path / "missing.txt"])
     with pytest.raises(InputError, match="both"):
-        client.upload_artifacts(task["workspaceId"], [note, other / "notes.txt"])
+        client.artifacts.upload(task["workspaceId"], [note, other / "notes.txt"])
     assert not server.requests("POST")
 
 
@@ -396,29 +396,29 @@ def test_delete_one_and_delete_all(server, client):
     task = finished_task(client)
     ws = task["workspaceId"]
     server.add_artifact(ws, "reports/q1.pdf", data=b"pdf")
-    client.delete_artifact(ws, "reports/q1.pdf")
+    client.artifacts.delete(ws, "reports/q1.pdf")
     assert server.artifact_names(ws) == ["output-1.bin", "report-1.md"]
     with pytest.raises(NotFoundError) as caught:
-        client.delete_artifact(ws, "reports/q1.pdf")
+        client.artifacts.delete(ws, "reports/q1.pdf")
     assert caught.value.resource == "artifact"
-    client.delete_all_artifacts(ws)
+    client.artifacts.delete_all(ws)
     assert server.artifact_names(ws) == []
-    assert client.list_artifacts(ws) == []
+    assert client.artifacts.list(ws) == []
 
 
 def test_names_windows_refuses_are_recognised():
-    import rebyte_client
+    from rebyte.checks import _refused_by_windows
 
     refused = ["CON", "con.txt", "lpt1", "a.", "b ", "x:y", 'q"', "star*"]
     for name in refused:
-        assert rebyte_client._refused_by_windows(name), name
+        assert _refused_by_windows(name), name
     for name in ["console.txt", "report-1.md", "é.txt", "con-notes"]:
-        assert not rebyte_client._refused_by_windows(name), name
+        assert not _refused_by_windows(name), name
 
 
 def test_a_file_where_a_folder_must_go_is_a_clear_error(server, client, tmp_path):
     server.add_artifact("ws-file", "reports/q1.pdf", data=b"pdf")
     (tmp_path / "reports").write_text("a file, not a folder")
     with pytest.raises(InputError, match="cannot write"):
-        client.download_artifact("ws-file", "reports/q1.pdf", tmp_path)
+        client.artifacts.download("ws-file", "reports/q1.pdf", tmp_path)
     assert files_under(tmp_path) == ["reports"]

@@ -135,8 +135,8 @@ def test_path_fills_several_ids_and_names_the_bad_one():
 
 def test_a_slash_in_a_task_id_reaches_the_task_route_not_another(client, requests_mock):
     requests_mock.get(requests_mock_any(), json={"id": "a/b"})
-    client.get_task("a/b")
-    client.get_task("../files")
+    client.tasks.get("a/b")
+    client.tasks.get("../files")
     paths = [sent_path(r) for r in requests_mock.request_history]
     assert paths == ["/v1/tasks/a%2Fb", "/v1/tasks/..%2Ffiles"]
 
@@ -151,7 +151,9 @@ def requests_mock_any():
 
 
 def test_no_line_but_send_calls_the_session():
-    source = Path(rc.__file__).read_text()
+    # Every module of the client package beside the face, the send path's included.
+    package = Path(rc.__file__).parent / "rebyte"
+    source = "".join(path.read_text() for path in sorted(package.glob("*.py")))
     calls = re.findall(r"_session\.(\w+)\(", source)
     # mount() and close() manage the pool; request() is the one send.
     assert sorted(calls) == ["close", "mount", "mount", "request"]
@@ -219,7 +221,7 @@ def test_with_retries_returns_the_attempt_count(client, requests_mock, clock):
 
 def test_get_task_has_no_private_deadline_keyword(client):
     with pytest.raises(TypeError):
-        client.get_task("t1", _deadline=1.0)
+        client.tasks.get("t1", _deadline=1.0)
 
 
 # ------------------------------------------------------------------ polling
@@ -307,7 +309,7 @@ def test_poll_until_checks_its_numbers_before_fetching(client):
 def test_wait_for_task_timeout_names_the_task(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t9", json={"id": "t9", "status": "running", "prompts": []})
     with pytest.raises(WaitTimeoutError) as caught:
-        client.wait_for_task("t9", timeout=3)
+        client.tasks.wait("t9", timeout=3)
     error = caught.value
     assert (error.resource, error.resource_id, error.task_id) == ("task", "t9", "t9")
     assert error.last_task["status"] == "running"
@@ -363,7 +365,7 @@ def test_iter_tasks_goes_through_list_tasks(client, requests_mock):
         {"json": {"data": [{"id": "c"}], "total": 3}},
     ]
     requests_mock.get(f"{BASE}/tasks", pages)
-    assert [t["id"] for t in client.iter_tasks(page_size=2)] == ["a", "b", "c"]
+    assert [t["id"] for t in client.tasks.iter(page_size=2)] == ["a", "b", "c"]
     assert [r.qs for r in requests_mock.request_history] == [
         {"limit": ["2"], "offset": ["0"]},
         {"limit": ["2"], "offset": ["2"]},
@@ -378,20 +380,20 @@ NOT_FOUND = {"status_code": 404, "json": {"error": {"code": "not_found", "messag
 @pytest.mark.parametrize(
     "call,method,path,resource",
     [
-        (lambda c: c.get_task("t1"), "GET", "/tasks/t1", "task"),
-        (lambda c: c.get_task_content("t1"), "GET", "/tasks/t1/content", "task"),
-        (lambda c: c.follow_up("t1", "more"), "POST", "/tasks/t1/prompts", "task"),
-        (lambda c: c.cancel_task("t1"), "POST", "/tasks/t1/cancel", "task"),
-        (lambda c: c.set_visibility("t1"), "PATCH", "/tasks/t1/visibility", "task"),
-        (lambda c: c.delete_task("t1"), "DELETE", "/tasks/t1", "task"),
+        (lambda c: c.tasks.get("t1"), "GET", "/tasks/t1", "task"),
+        (lambda c: c.tasks.content("t1"), "GET", "/tasks/t1/content", "task"),
+        (lambda c: c.tasks.follow_up("t1", "more"), "POST", "/tasks/t1/prompts", "task"),
+        (lambda c: c.tasks.cancel("t1"), "POST", "/tasks/t1/cancel", "task"),
+        (lambda c: c.tasks.set_visibility("t1"), "PATCH", "/tasks/t1/visibility", "task"),
+        (lambda c: c.tasks.delete("t1"), "DELETE", "/tasks/t1", "task"),
         (
-            lambda c: list(c.iter_events("t1", polling_fallback=False)),
+            lambda c: list(c.tasks.events("t1", polling_fallback=False)),
             "GET",
             "/tasks/t1/events",
             "task",
         ),
-        (lambda c: c.list_tasks(), "GET", "/tasks", None),
-        (lambda c: c.create_task("x"), "POST", "/tasks", None),
+        (lambda c: c.tasks.list(), "GET", "/tasks", None),
+        (lambda c: c.tasks.create("x"), "POST", "/tasks", None),
     ],
 )
 def test_not_found_names_the_resource_of_the_route(
@@ -409,7 +411,7 @@ def test_upload_slot_not_found_is_a_collection_route(client, requests_mock, tmp_
     source.write_text("hi")
     requests_mock.post(f"{BASE}/files", **NOT_FOUND)
     with pytest.raises(NotFoundError) as caught:
-        client.upload_file(source)
+        client.files.upload(source)
     assert caught.value.resource is None
 
 
@@ -417,13 +419,13 @@ def test_outcome_unknown_carries_operation_and_says_it_in_library_terms(client, 
     requests_mock.post(f"{BASE}/tasks", status_code=502)
     requests_mock.post(f"{BASE}/tasks/t1/prompts", status_code=502)
     with pytest.raises(OutcomeUnknownError) as created:
-        client.create_task("x")
+        client.tasks.create("x")
     with pytest.raises(OutcomeUnknownError) as followed:
-        client.follow_up("t1", "more")
+        client.tasks.follow_up("t1", "more")
     assert (created.value.operation, created.value.resource_id) == ("create_task", None)
     assert (followed.value.operation, followed.value.resource_id) == ("follow_up", "t1")
-    assert "list_tasks(limit=5)" in created.value.hint
-    assert "get_task('t1')" in followed.value.hint
+    assert "tasks.list(limit=5)" in created.value.hint
+    assert "tasks.get('t1')" in followed.value.hint
     for error in (created.value, followed.value):
         assert "rebyte_cli" not in str(error)
         assert str(error) == f"{error.message}; {error.hint}"
@@ -501,7 +503,7 @@ def test_explain_keeps_the_library_hint_for_an_unknown_operation():
 def test_explain_after_a_real_create_reads_as_the_cli_always_said(client, requests_mock):
     requests_mock.post(f"{BASE}/tasks", status_code=502, json={"error": {"message": "bad gw"}})
     with pytest.raises(OutcomeUnknownError) as caught:
-        client.create_task("x")
+        client.tasks.create("x")
     assert explain(caught.value) == (
         "bad gw (HTTP 502); the task may have been created: check with "
         "`python3 scripts/rebyte_cli.py recent` "

@@ -46,40 +46,40 @@ def test_full_lifecycle(fake_rebyte, client_for, tmp_path):
     client = client_for(fake_rebyte)
     data = tmp_path / "sales.csv"
     data.write_text("region,revenue\nnorth,120\n")
-    ref = client.upload_file(data)
+    ref = client.files.upload(data)
     assert ref["filename"].startswith("sales-") and ref["filename"].endswith(".csv")
 
-    created = client.create_task("Summarise sales", skills=["data-analysis-workflow"], files=[ref])
+    created = client.tasks.create("Summarise sales", skills=["data-analysis-workflow"], files=[ref])
     assert created["status"] == "running" and created["url"].startswith("https://")
-    assert created["id"] in [t["id"] for t in client.list_tasks(limit=5)["data"]]
+    assert created["id"] in [t["id"] for t in client.tasks.list(limit=5)["data"]]
 
-    done = client.wait_for_task(created["id"], poll_interval=0.1, timeout=30)
+    done = client.tasks.wait(created["id"], poll_interval=0.1, timeout=30)
     assert done["status"] == "completed" and done["completedAt"]
-    assert client.get_result(created["id"]) == final_result_for("Summarise sales")
+    assert client.tasks.result(created["id"]) == final_result_for("Summarise sales")
 
-    follow = client.follow_up(created["id"], "Now chart it [duration=0.5]")
-    after = client.wait_for_task(
+    follow = client.tasks.follow_up(created["id"], "Now chart it [duration=0.5]")
+    after = client.tasks.wait(
         created["id"], prompt_id=follow["promptId"], poll_interval=0.1, timeout=30
     )
     assert [p["status"] for p in after["prompts"]] == ["succeeded", "succeeded"]
-    answer = client.get_result(created["id"], prompt_id=follow["promptId"])
+    answer = client.tasks.result(created["id"], prompt_id=follow["promptId"])
     assert answer == final_result_for("Now chart it [duration=0.5]")
 
-    shared = client.set_visibility(created["id"], "public")
+    shared = client.tasks.set_visibility(created["id"], "public")
     assert shared["visibility"] == "public" and shared["shareUrl"]
 
-    long_one = client.follow_up(created["id"], "Something long [duration=30]")
-    client.cancel_task(created["id"])
-    canceled = client.wait_for_task(
+    long_one = client.tasks.follow_up(created["id"], "Something long [duration=30]")
+    client.tasks.cancel(created["id"])
+    canceled = client.tasks.wait(
         created["id"], prompt_id=long_one["promptId"], poll_interval=0.1, timeout=10
     )
     assert canceled["status"] == "canceled"
-    content = client.get_task_content(created["id"])
+    content = client.tasks.content(created["id"])
     assert [p["userPrompt"] for p in content["prompts"]][0] == "Summarise sales"
 
-    client.delete_task(created["id"])
+    client.tasks.delete(created["id"])
     with pytest.raises(NotFoundError):
-        client.get_task(created["id"])
+        client.tasks.get(created["id"])
     assert fake_rebyte.tasks_created == 1 and fake_rebyte.prompts_created == 2
 
 
@@ -87,8 +87,8 @@ def test_every_request_the_client_sends_conforms_to_the_spec(fake_rebyte, client
     client = client_for(fake_rebyte)
     data = tmp_path / "a.txt"
     data.write_text("hello")
-    ref = client.upload_file(data)
-    task = client.create_task(
+    ref = client.files.upload(data)
+    task = client.tasks.create(
         "Do it",
         executor="claude",
         model="lite",
@@ -97,25 +97,25 @@ def test_every_request_the_client_sends_conforms_to_the_spec(fake_rebyte, client
         github_url="https://github.com/owner/repo",
         branch_name="main",
     )
-    client.get_task(task["id"])
-    list(client.iter_tasks(page_size=10))
-    client.follow_up(task["id"], "More", skills=["docx"])
-    client.set_visibility(task["id"], "private")
-    client.cancel_task(task["id"])
-    client.get_task_content(task["id"], include_events=True)
-    list(client.iter_events(task["id"]))
-    client.delete_task(task["id"])
-    computer = client.create_computer(name="e2e", icon="laptop")
-    list(client.iter_computers(page_size=10))
-    client.wait_for_computer(computer["id"], poll_interval=0.05)
-    client.delete_computer(computer["id"])
-    hook = client.add_webhook(
+    client.tasks.get(task["id"])
+    list(client.tasks.iter(page_size=10))
+    client.tasks.follow_up(task["id"], "More", skills=["docx"])
+    client.tasks.set_visibility(task["id"], "private")
+    client.tasks.cancel(task["id"])
+    client.tasks.content(task["id"], include_events=True)
+    list(client.tasks.events(task["id"]))
+    client.tasks.delete(task["id"])
+    computer = client.computers.create(name="e2e", icon="laptop")
+    list(client.computers.iter(page_size=10))
+    client.computers.wait(computer["id"], poll_interval=0.05)
+    client.computers.delete(computer["id"])
+    hook = client.webhooks.create(
         "https://example.com/e2e", ["task.completed"], description="e2e", secret="s3cret"
     )
-    client.list_webhooks()
-    client.get_webhook(hook["id"])
-    client.get_webhook_public_key()
-    client.delete_webhook(hook["id"])
+    client.webhooks.list()
+    client.webhooks.get(hook["id"])
+    client.webhooks.public_key()
+    client.webhooks.delete(hook["id"])
     covered = set()
     for entry in fake_rebyte.requests(listener="api"):
         validate_request(entry["method"], entry["path"], entry["json"], entry["query"])
@@ -137,9 +137,9 @@ def test_retries_through_faults_create_nothing_twice(make_fake_rebyte, client_fo
     server.inject("GET", "/v1/tasks/[^/]+", "503-html", count=1)
     server.inject("GET", "/v1/tasks/[^/]+", "reset", count=1)
     server.inject("POST", "/v1/tasks/[^/]+/prompts", "429", count=1)
-    task = client.create_task("Once only")
-    client.get_task(task["id"])
-    client.follow_up(task["id"], "And once more")
+    task = client.tasks.create("Once only")
+    client.tasks.get(task["id"])
+    client.tasks.follow_up(task["id"], "And once more")
     assert len(server.requests("POST", "/v1/tasks")) == 3
     assert len(server.requests("POST", "/v1/tasks/[^/]+/prompts")) == 2
     assert server.tasks_created == 1 and server.prompts_created == 1
@@ -150,7 +150,7 @@ def test_a_create_that_fails_after_being_read_is_not_sent_again(make_fake_rebyte
     client = client_for(server, max_retries=3)
     server.inject("POST", "/v1/tasks", "reset", after=True)
     with pytest.raises(OutcomeUnknownError) as caught:
-        client.create_task("Maybe")
+        client.tasks.create("Maybe")
     assert "may have been created" in str(caught.value)
     assert len(server.requests("POST", "/v1/tasks")) == 1
     assert server.tasks_created == 1
@@ -162,11 +162,11 @@ def test_a_stalled_server_ends_in_a_timeout_error(make_fake_rebyte, client_for):
     server.inject("*", ".*", "stall", count=10)
     started = time.monotonic()
     with pytest.raises(APITimeoutError):
-        client.get_task("t-1")
+        client.tasks.get("t-1")
     assert time.monotonic() - started < 0.5 * 2 + 2  # two attempts and one short pause
     started = time.monotonic()
     with pytest.raises(OutcomeUnknownError):
-        client.create_task("Stalled")
+        client.tasks.create("Stalled")
     assert time.monotonic() - started < 0.5 + 1.5
 
 
@@ -183,7 +183,7 @@ UPLOAD_AND_MEASURE = textwrap.dedent(
 
     client = RebyteClient(sys.argv[2], base_url=sys.argv[3])
     before = peak_kib()
-    ref = client.upload_file(sys.argv[4])
+    ref = client.files.upload(sys.argv[4])
     print(before, peak_kib(), ref["filename"])
     """
 )
@@ -242,7 +242,7 @@ def test_large_upload_runs_in_constant_memory_on_both_sides(api_key, tmp_path):
 
 
 def _all_events(client: RebyteClient, task_id: str) -> list:
-    return list(client.iter_events(task_id, reconnect_delay=0.05))
+    return list(client.tasks.events(task_id, reconnect_delay=0.05))
 
 
 @pytest.mark.parametrize("mode", ["reset", "eof"])
@@ -251,7 +251,7 @@ def test_a_stream_dropped_midway_loses_and_repeats_nothing(make_fake_rebyte, cli
         prompt_duration=1.0, events_drop_after=2, events_drops=2, events_drop_mode=mode
     )
     client = client_for(server)
-    task = client.create_task("Watch me through drops")
+    task = client.tasks.create("Watch me through drops")
     events = _all_events(client, task["id"])
     data = events[:-1]
     assert [e["seq"] for e in data] == list(range(len(data)))  # none lost, none repeated
@@ -266,7 +266,7 @@ def test_a_stream_dropped_midway_loses_and_repeats_nothing(make_fake_rebyte, cli
 def test_an_early_empty_done_is_not_the_end(make_fake_rebyte, client_for):
     server = make_fake_rebyte(prompt_duration=1.0, events_early_done=True)
     client = client_for(server)
-    task = client.create_task("Too early")
+    task = client.tasks.create("Too early")
     events = _all_events(client, task["id"])
     assert [e["eventType"] for e in events][0] == "init"
     assert events[-1]["eventType"] == "done" and events[-1]["lastSeq"] >= 0
@@ -276,21 +276,21 @@ def test_an_early_empty_done_is_not_the_end(make_fake_rebyte, client_for):
 def test_cancel_during_a_watch_ends_the_stream_canceled(make_fake_rebyte, client_for):
     server = make_fake_rebyte(prompt_duration=20.0, keepalive_interval=0.2)
     client = client_for(server)
-    task = client.create_task("Long job")
-    canceler = threading.Timer(1.0, client.cancel_task, args=(task["id"],))
+    task = client.tasks.create("Long job")
+    canceler = threading.Timer(1.0, client.tasks.cancel, args=(task["id"],))
     canceler.start()
     try:
         events = _all_events(client, task["id"])
     finally:
         canceler.cancel()
     assert events[-1]["eventType"] == "done" and events[-1]["status"] == "canceled"
-    assert client.get_task(task["id"])["status"] == "canceled"
+    assert client.tasks.get(task["id"])["status"] == "canceled"
 
 
 def test_an_agent_question_arrives_as_its_own_event(make_fake_rebyte, client_for):
     server = make_fake_rebyte(prompt_duration=0.6)
     client = client_for(server)
-    task = client.create_task("Ask first [ask]")
+    task = client.tasks.create("Ask first [ask]")
     kinds = [e["eventType"] for e in _all_events(client, task["id"])]
     assert "ask_user_question" in kinds
     assert kinds.index("ask_user_question") < kinds.index("result")
@@ -349,7 +349,7 @@ def test_a_trickling_server_cannot_outlast_the_total_timeout(trickling_server, a
     client = RebyteClient(api_key, base_url=trickling_server.base_url, total_timeout=1.5)
     started = time.monotonic()
     with pytest.raises(APITimeoutError):
-        client.get_task("t-1")
+        client.tasks.get("t-1")
     assert time.monotonic() - started < 1.5 + 1.0
 
 
@@ -357,5 +357,5 @@ def test_a_trickling_server_cannot_outlast_a_wait(trickling_server, api_key):
     client = RebyteClient(api_key, base_url=trickling_server.base_url)
     started = time.monotonic()
     with pytest.raises(WaitTimeoutError):
-        client.wait_for_task("t-1", timeout=1.0, poll_interval=0.2)
+        client.tasks.wait("t-1", timeout=1.0, poll_interval=0.2)
     assert time.monotonic() - started < 1.0 + 2.0 + 1.0  # the deadline, the last poll's grace

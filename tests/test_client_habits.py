@@ -46,7 +46,7 @@ def test_an_answer_filled_in_after_the_status_is_read_again(client, requests_moc
         f"{BASE}/tasks/t1",
         [{"json": task(final=None)}, {"json": task(final="")}, {"json": task(final="42")}],
     )
-    assert client.get_result("t1") == "42"
+    assert client.tasks.result("t1") == "42"
     assert len(clock.sleeps) == 2 and sum(clock.sleeps) <= 3.0
     assert not requests_mock.request_history[-1].url.endswith("/content")
 
@@ -54,32 +54,32 @@ def test_an_answer_filled_in_after_the_status_is_read_again(client, requests_moc
 def test_re_reads_stop_at_the_settle_time_then_content_answers(client, requests_mock, clock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task(final=""))
     requests_mock.get(f"{BASE}/tasks/t1/content", json=content("from content"))
-    assert client.get_result("t1", settle=2.0) == "from content"
+    assert client.tasks.result("t1", settle=2.0) == "from content"
     assert sum(clock.sleeps) <= 2.0 and len(clock.sleeps) >= 2
 
 
 def test_no_settling_when_told_not_to(client, requests_mock, clock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task(final=""))
     requests_mock.get(f"{BASE}/tasks/t1/content", json=content("c"))
-    assert client.get_result("t1", settle=0) == "c" and clock.sleeps == []
+    assert client.tasks.result("t1", settle=0) == "c" and clock.sleeps == []
 
 
 def test_an_answer_nowhere_in_the_api_is_none(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task(final=""))
     requests_mock.get(f"{BASE}/tasks/t1/content", json=content(None))
-    assert client.get_result("t1") is None
+    assert client.tasks.result("t1") is None
 
 
 def test_an_agent_that_answered_with_nothing_is_an_empty_answer(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task(final=""))
     requests_mock.get(f"{BASE}/tasks/t1/content", json=content(""))
-    assert client.get_result("t1") == ""
+    assert client.tasks.result("t1") == ""
 
 
 def test_a_failed_prompt_is_not_waited_on_for_an_answer(client, requests_mock, clock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task("failed", prompts=("failed",)))
     requests_mock.get(f"{BASE}/tasks/t1/content", json=content(None))
-    assert client.get_result("t1") is None and clock.sleeps == []
+    assert client.tasks.result("t1") is None and clock.sleeps == []
 
 
 def test_content_entries_without_ids_are_matched_by_position(client, requests_mock):
@@ -87,9 +87,9 @@ def test_content_entries_without_ids_are_matched_by_position(client, requests_mo
     requests_mock.get(
         f"{BASE}/tasks/t1/content", json=content("first", "second", "latest", ids=False)
     )
-    assert client.get_result("t1", prompt_id="p2") == "second"
-    assert client.get_result("t1", prompt_id="p3") == "latest"  # the view answers the latest
-    assert client.get_result("t1", prompt_id="p9") is None
+    assert client.tasks.result("t1", prompt_id="p2") == "second"
+    assert client.tasks.result("t1", prompt_id="p3") == "latest"  # the view answers the latest
+    assert client.tasks.result("t1", prompt_id="p9") is None
 
 
 def test_content_entries_with_ids_are_matched_by_id(client, requests_mock):
@@ -97,7 +97,7 @@ def test_content_entries_with_ids_are_matched_by_id(client, requests_mock):
     rows = content("first", "second")
     rows["prompts"].reverse()  # ids decide, not the order
     requests_mock.get(f"{BASE}/tasks/t1/content", json=rows)
-    assert client.get_result("t1", prompt_id="p1") == "first"
+    assert client.tasks.result("t1", prompt_id="p1") == "first"
 
 
 # ------------------------------------------------------------------ the event stream
@@ -116,7 +116,7 @@ def test_a_done_in_prompt_words_alone_ends_a_stream_the_read_lags_behind(client,
         headers={"Content-Type": "text/event-stream"},
     )
     requests_mock.get(f"{BASE}/tasks/t1", json=task("running", prompts=("running",)))
-    [done] = list(client.iter_events("t1"))
+    [done] = list(client.tasks.events("t1"))
     assert done["eventType"] == "done" and done["status"] == "succeeded"
     assert done["finalResult"] == "hi" and done["promptId"] == "p1"
 
@@ -135,7 +135,7 @@ def test_an_empty_done_ends_the_stream_once_the_task_says_so(client, requests_mo
             {"json": task("completed", final="")},
         ],
     )
-    [done] = list(client.iter_events("t1"))
+    [done] = list(client.tasks.events("t1"))
     assert done["status"] == "completed" and done["lastSeq"] == -1
     assert clock.sleeps == [1.0]  # one reconnect after the race-looking done
 
@@ -150,7 +150,7 @@ def test_a_done_for_an_earlier_prompt_is_not_taken_for_ours(client, requests_moc
     before = task("completed", final="old")
     after = task("completed", final="new", prompts=("succeeded", "succeeded"))
     requests_mock.get(f"{BASE}/tasks/t1", [{"json": before}, {"json": after}])
-    [done] = list(client.iter_events("t1", prompt_id="p2"))
+    [done] = list(client.tasks.events("t1", prompt_id="p2"))
     assert done["promptId"] == "p2" and done["finalResult"] == "new"
 
 
@@ -160,20 +160,21 @@ def test_a_done_for_an_earlier_prompt_is_not_taken_for_ours(client, requests_moc
 def test_a_task_view_without_workspace_id_is_not_malformed(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task())
     with pytest.raises(WorkspaceUnknownError) as caught:
-        client.list_artifacts("t1")
+        client.tasks.workspace_of("t1")
     assert caught.value.task_id == "t1" and "create answer" in str(caught.value)
     assert not isinstance(caught.value, MalformedResponseError)
 
 
 def test_a_known_workspace_needs_no_task_read(client, requests_mock):
     requests_mock.get(f"{BASE}/workspaces/w1/artifacts", json={"data": [{"filename": "a.md"}]})
-    assert [e["name"] for e in client.list_artifacts("t1", workspace_id="w1")] == ["a.md"]
+    workspace_id = client.tasks.workspace_of("t1", known="w1")
+    assert [e["name"] for e in client.artifacts.list(workspace_id)] == ["a.md"]
     assert [r.path for r in requests_mock.request_history] == ["/v1/workspaces/w1/artifacts"]
 
 
 def test_a_task_view_that_happens_to_carry_it_is_used(client, requests_mock):
     requests_mock.get(f"{BASE}/tasks/t1", json=task(workspaceId="w9"))
-    assert client.resolve_workspace_id("t1") == "w9"
+    assert client.tasks.workspace_of("t1") == "w9"
 
 
 # -------------------------------------------------------- undocumented answer shapes
@@ -196,7 +197,7 @@ def test_an_artifact_upload_is_a_success_whatever_the_wrapper(
     path = tmp_path / "n.txt"
     path.write_bytes(b"abc")
     requests_mock.post(f"{BASE}/workspaces/w1/artifacts", status_code=201, json=answer)
-    [entry] = client.upload_artifacts("w1", [str(path)])
+    [entry] = client.artifacts.upload("w1", [str(path)])
     assert entry["name"] == "n.txt" and entry["size"] == 3
 
 
@@ -206,16 +207,16 @@ def test_an_artifact_upload_answer_that_is_not_json_is_still_a_success(
     path = tmp_path / "n.txt"
     path.write_bytes(b"abc")
     requests_mock.post(f"{BASE}/workspaces/w1/artifacts", status_code=201, text="Created")
-    assert [e["name"] for e in client.upload_artifacts("w1", [str(path)])] == ["n.txt"]
+    assert [e["name"] for e in client.artifacts.upload("w1", [str(path)])] == ["n.txt"]
 
 
 @pytest.mark.parametrize("field", ["uploadUrl", "url", "signedUrl"])
 def test_the_upload_url_answer_may_name_its_url_differently(
     client, requests_mock, tmp_path, monkeypatch, field
 ):
-    import rebyte_client
+    import rebyte.artifacts
 
-    monkeypatch.setattr(rebyte_client, "SMALL_ARTIFACT_BYTES", 2)
+    monkeypatch.setattr(rebyte.artifacts, "SMALL_ARTIFACT_BYTES", 2)
     path = tmp_path / "big.bin"
     path.write_bytes(b"abcdef")
     requests_mock.post(
@@ -224,7 +225,7 @@ def test_the_upload_url_answer_may_name_its_url_differently(
         json={field: "https://storage.example.test/put?sig=1"},
     )
     requests_mock.put("https://storage.example.test/put", status_code=200)
-    [entry] = client.upload_artifacts("w1", [str(path)])
+    [entry] = client.artifacts.upload("w1", [str(path)])
     assert entry["name"] == "big.bin" and requests_mock.request_history[-1].method == "PUT"
 
 
@@ -233,13 +234,13 @@ def test_the_upload_url_answer_may_name_its_url_differently(
 )
 def test_the_public_key_answer_may_name_its_key_differently(client, requests_mock, answer):
     requests_mock.get(f"{BASE}/webhooks/public_key", json=answer)
-    assert client.get_webhook_public_key()["publicKey"] == "PEM"
+    assert client.webhooks.public_key()["publicKey"] == "PEM"
 
 
 def test_a_public_key_answer_with_no_key_is_malformed(client, requests_mock):
     requests_mock.get(f"{BASE}/webhooks/public_key", json={"algorithm": "ed25519"})
     with pytest.raises(MalformedResponseError, match="holds no key"):
-        client.get_webhook_public_key()
+        client.webhooks.public_key()
 
 
 @pytest.mark.parametrize(
@@ -249,7 +250,7 @@ def test_a_public_key_answer_with_no_key_is_malformed(client, requests_mock):
 )
 def test_a_cancel_is_a_success_whatever_it_answers(client, requests_mock, reply):
     requests_mock.post(f"{BASE}/tasks/t1/cancel", **reply)
-    assert isinstance(client.cancel_task("t1"), dict)
+    assert isinstance(client.tasks.cancel("t1"), dict)
 
 
 # ------------------------------------------------------------------------ webhooks
@@ -260,12 +261,12 @@ HOOK = "https://example.com/hooks/rebyte"
 def test_a_webhook_url_already_registered_is_not_added_again(client, requests_mock):
     requests_mock.get(f"{BASE}/webhooks", json={"data": [{"id": "wh1", "url": HOOK}]})
     adding = requests_mock.post(f"{BASE}/webhooks", status_code=201, json={"id": "wh2"})
-    hook = client.add_webhook(HOOK, ["task.completed"])
+    hook = client.webhooks.create(HOOK, ["task.completed"])
     assert hook["id"] == "wh1" and hook["alreadyRegistered"] is True and not adding.called
 
 
 def test_a_duplicate_webhook_is_added_when_allowed(client, requests_mock):
     listing = requests_mock.get(f"{BASE}/webhooks", json={"data": [{"id": "wh1", "url": HOOK}]})
     requests_mock.post(f"{BASE}/webhooks", status_code=201, json={"id": "wh2", "url": HOOK})
-    assert client.add_webhook(HOOK, ["task.completed"], allow_duplicate=True)["id"] == "wh2"
+    assert client.webhooks.create(HOOK, ["task.completed"], allow_duplicate=True)["id"] == "wh2"
     assert not listing.called

@@ -54,21 +54,21 @@ def hook_requests(server, method=None) -> list:
 def test_lifecycle(make_fake_rebyte, client_for, wrapper):
     server = make_fake_rebyte(webhooks_wrapper=wrapper)
     client = client_for(server)
-    hook = client.add_webhook(
+    hook = client.webhooks.create(
         HOOK, ["task.completed", "task.failed"], description="CI", secret=SECRET
     )
     assert hook["hasSecret"] is True and "secret" not in hook
     assert hook["events"] == ["task.completed", "task.failed"]
     assert server.webhook_secret(hook["id"]) == SECRET
-    assert client.add_webhook(HOOK, ["task.created"])["id"] == hook["id"]  # same URL: same one
-    assert [h["id"] for h in client.list_webhooks()] == [hook["id"]]
-    assert client.get_webhook(hook["id"])["url"] == HOOK
-    key = client.get_webhook_public_key()
+    assert client.webhooks.create(HOOK, ["task.created"])["id"] == hook["id"]  # same URL: same one
+    assert [h["id"] for h in client.webhooks.list()] == [hook["id"]]
+    assert client.webhooks.get(hook["id"])["url"] == HOOK
+    key = client.webhooks.public_key()
     assert key["publicKey"].startswith("-----BEGIN PUBLIC KEY-----")
-    client.delete_webhook(hook["id"])
-    assert client.list_webhooks() == []
+    client.webhooks.delete(hook["id"])
+    assert client.webhooks.list() == []
     with pytest.raises(NotFoundError) as caught:
-        client.get_webhook(hook["id"])
+        client.webhooks.get(hook["id"])
     assert caught.value.resource == "webhook"
     covered = set()
     for entry in hook_requests(server):
@@ -80,11 +80,11 @@ def test_lifecycle(make_fake_rebyte, client_for, wrapper):
 def test_the_fourth_webhook_is_refused_by_the_limit(server, client_for):
     client = client_for(server)
     for n in range(3):
-        client.add_webhook(f"{HOOK}/{n}", ["task.completed"])
+        client.webhooks.create(f"{HOOK}/{n}", ["task.completed"])
     with pytest.raises(ValidationError) as caught:
-        client.add_webhook(f"{HOOK}/4", ["task.completed"])
+        client.webhooks.create(f"{HOOK}/4", ["task.completed"])
     assert caught.value.code == "limit_exceeded" and "at most 3" in str(caught.value)
-    assert len(client.list_webhooks()) == 3
+    assert len(client.webhooks.list()) == 3
 
 
 @pytest.mark.parametrize(
@@ -110,13 +110,13 @@ def test_the_fourth_webhook_is_refused_by_the_limit(server, client_for):
 def test_bad_input_is_refused_with_nothing_sent(server, client_for, url, events, options):
     client = client_for(server)
     with pytest.raises(InputError) as caught:
-        client.add_webhook(url, events, **options)
+        client.webhooks.create(url, events, **options)
     assert SECRET not in str(caught.value)
     assert hook_requests(server) == []
 
 
 def test_every_known_event_is_accepted(server, client_for):
-    hook = client_for(server).add_webhook(HOOK, list(WEBHOOK_EVENTS))
+    hook = client_for(server).webhooks.create(HOOK, list(WEBHOOK_EVENTS))
     assert hook["events"] == list(WEBHOOK_EVENTS)
 
 
@@ -126,7 +126,7 @@ def test_every_known_event_is_accepted(server, client_for):
 def test_add_is_retried_after_429_and_made_once(server, client_for):
     client = client_for(server)
     server.inject("POST", "/v1/webhooks", "429")
-    client.add_webhook(HOOK, ["task.completed"], secret=SECRET)
+    client.webhooks.create(HOOK, ["task.completed"], secret=SECRET)
     assert [e["status"] for e in hook_requests(server, "POST")] == [429, 201]
 
 
@@ -135,8 +135,8 @@ def test_an_add_whose_outcome_is_unknown_is_sent_once(server, client_for, fault)
     client = client_for(server)
     server.inject("POST", "/v1/webhooks", fault, after=True)
     with pytest.raises(OutcomeUnknownError) as caught:
-        client.add_webhook(HOOK, ["task.completed"], secret=SECRET)
-    assert caught.value.operation == "add_webhook" and "list_webhooks()" in caught.value.hint
+        client.webhooks.create(HOOK, ["task.completed"], secret=SECRET)
+    assert caught.value.operation == "add_webhook" and "webhooks.list()" in caught.value.hint
     assert len(hook_requests(server, "POST")) == 1
     assert SECRET not in str(caught.value) and SECRET not in repr(caught.value)
 
@@ -144,18 +144,18 @@ def test_an_add_whose_outcome_is_unknown_is_sent_once(server, client_for, fault)
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_get_and_delete_are_retried(server, client_for, method):
     client = client_for(server)
-    hook = client.add_webhook(HOOK, ["task.completed"])
+    hook = client.webhooks.create(HOOK, ["task.completed"])
     server.inject(method, r"/v1/webhooks/[^/]+", "503")
-    (client.get_webhook if method == "GET" else client.delete_webhook)(hook["id"])
+    (client.webhooks.get if method == "GET" else client.webhooks.delete)(hook["id"])
     one_hook = server.requests(method, r"/v1/webhooks/[^/]+")
     assert [e["status"] for e in one_hook] == [503, 200 if method == "GET" else 204]
 
 
 def test_a_delete_whose_first_answer_was_lost_counts_as_done(server, client_for):
     client = client_for(server)
-    hook = client.add_webhook(HOOK, ["task.completed"])
+    hook = client.webhooks.create(HOOK, ["task.completed"])
     server.inject("DELETE", r"/v1/webhooks/[^/]+", "502", after=True)
-    assert client.delete_webhook(hook["id"]) is None
+    assert client.webhooks.delete(hook["id"]) is None
     assert [e["status"] for e in hook_requests(server, "DELETE")] == [502, 404]
 
 
@@ -192,7 +192,7 @@ def test_a_secret_echoed_by_the_server_is_in_no_error_repr_or_log(api_key, caplo
         )
         caplog.set_level(logging.DEBUG)
         with pytest.raises(Exception) as caught:  # the echo lists nothing: straight to the POST
-            client.add_webhook(HOOK, ["task.completed"], secret=SECRET, allow_duplicate=True)
+            client.webhooks.create(HOOK, ["task.completed"], secret=SECRET, allow_duplicate=True)
         client.close()
     finally:
         echo.shutdown()
@@ -245,9 +245,9 @@ def test_the_list_is_read_from_any_wrapper_the_contract_names(api_key, body, lis
         client = RebyteClient(api_key, base_url=f"http://127.0.0.1:{canned.server_port}/v1")
         if listed is None:
             with pytest.raises(MalformedResponseError):
-                client.list_webhooks()
+                client.webhooks.list()
         else:
-            assert [hook["id"] for hook in client.list_webhooks()] == listed
+            assert [hook["id"] for hook in client.webhooks.list()] == listed
         client.close()
     finally:
         canned.shutdown()

@@ -16,7 +16,9 @@ from cli_runner import ROOT, cli_env, run_cli
 if str(ROOT / "scripts") not in sys.path:
     sys.path.insert(0, str(ROOT / "scripts"))
 
+import rebyte.files  # noqa: E402
 import rebyte_client as rc  # noqa: E402
+from rebyte import failures, streaming  # noqa: E402
 
 KEY = "rbk_SECRET_hostile_5c1e2"
 SECRET_PARTS = (KEY, KEY[4:])
@@ -56,7 +58,7 @@ def tls_url(server) -> str:
 def test_tls_failure_is_a_connection_error_that_says_tls(make_hostile_server):
     server = make_hostile_server("not-http")
     with pytest.raises(rc.APIConnectionError) as caught:
-        client_for(tls_url(server)).get_task("task-1")
+        client_for(tls_url(server)).tasks.get("task-1")
     text = str(caught.value)
     assert "TLS" in text and "REQUESTS_CA_BUNDLE" in text and "SSL_CERT_FILE" in text
 
@@ -95,12 +97,12 @@ def test_a_self_signed_certificate_is_a_tls_error_until_its_ca_is_named(
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(rc.APIConnectionError) as caught:
-        client_for(server.base_url).get_task("task-1")
+        client_for(server.base_url).tasks.get("task-1")
     assert "TLS" in str(caught.value) and "certificate verify failed" in str(caught.value)
     result = cli(server.base_url, "get", "task-1")
     assert result.returncode == EXIT_NETWORK and "REQUESTS_CA_BUNDLE" in result.stderr
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
-    assert client_for(server.base_url).get_task("task-1")["id"] == "task-1"
+    assert client_for(server.base_url).tasks.get("task-1")["id"] == "task-1"
     result = cli(server.base_url, "get", "task-1", SSL_CERT_FILE=cert)
     assert result.returncode == 0, result.stderr
 
@@ -112,7 +114,7 @@ def test_exception_walk_skips_string_reasons():
     error.reason = "WRONG_VERSION_NUMBER"  # a string, as the ssl module sets it
     outer = OSError("wrapped")
     outer.__cause__ = error
-    chain = list(rc._exception_chain(outer))
+    chain = list(failures._exception_chain(outer))
     assert all(isinstance(item, BaseException) for item in chain)
     assert error in chain
 
@@ -124,7 +126,7 @@ def test_exception_walk_skips_string_reasons():
 def test_a_task_answer_that_breaks_the_contract_is_malformed(make_hostile_server, mode):
     server = make_hostile_server(mode)
     with Timer() as timer, pytest.raises(rc.MalformedResponseError):
-        client_for(server.base_url).get_task("task-1")
+        client_for(server.base_url).tasks.get("task-1")
     assert timer.elapsed < 5
 
 
@@ -140,7 +142,7 @@ def test_cli_get_of_a_broken_task_exits_6(make_hostile_server, mode):
 def test_wait_on_a_broken_task_says_so_at_its_deadline(make_hostile_server):
     server = make_hostile_server("status-list")
     with Timer() as timer, pytest.raises(rc.WaitTimeoutError) as caught:
-        client_for(server.base_url).wait_for_task("task-1", timeout=0.4, poll_interval=0.08)
+        client_for(server.base_url).tasks.wait("task-1", timeout=0.4, poll_interval=0.08)
     assert isinstance(caught.value.last_error, rc.MalformedResponseError)
     assert timer.elapsed < 4.4
 
@@ -148,7 +150,7 @@ def test_wait_on_a_broken_task_says_so_at_its_deadline(make_hostile_server):
 def test_an_event_with_a_list_for_seq_is_malformed(make_hostile_server):
     server = make_hostile_server("seq-list")
     with Timer() as timer, pytest.raises(rc.MalformedResponseError):
-        list(client_for(server.base_url).iter_events("task-1", timeout=10))
+        list(client_for(server.base_url).tasks.events("task-1", timeout=10))
     assert timer.elapsed < 8
 
 
@@ -158,7 +160,7 @@ def test_an_unusable_upload_url_is_malformed(make_hostile_server, mode, tmp_path
     path = tmp_path / "data.csv"
     path.write_text("a,b\n1,2\n")
     with pytest.raises(rc.MalformedResponseError) as caught:
-        client_for(server.base_url).upload_file(path)
+        client_for(server.base_url).files.upload(path)
     assert "upload" in str(caught.value).lower()
     assert not [r for r in server.requests if r[0] == "PUT"]
     result = cli(server.base_url, "upload", str(path))
@@ -172,12 +174,12 @@ def test_a_create_answered_without_an_id_is_an_unknown_outcome(make_hostile_serv
     server = make_hostile_server("no-id")
     client = client_for(server.base_url)
     with pytest.raises(rc.OutcomeUnknownError) as caught:
-        client.create_task("Say hello")
+        client.tasks.create("Say hello")
     assert caught.value.operation == "create_task"
     assert isinstance(caught.value.cause, rc.MalformedResponseError)
     assert "may have been created" in str(caught.value)
     with pytest.raises(rc.OutcomeUnknownError) as caught:
-        client.follow_up("task-1", "Again")
+        client.tasks.follow_up("task-1", "Again")
     assert caught.value.operation == "follow_up"
 
 
@@ -210,7 +212,7 @@ def run_limited(args, env, *, memory: int, timeout: float):
 def test_a_huge_answer_is_refused_at_the_cap(make_hostile_server, mode):
     server = make_hostile_server(mode, max_bytes=96 * 1024 * 1024)
     with Timer() as timer, pytest.raises(rc.MalformedResponseError) as caught:
-        client_for(server.base_url).get_task("task-1")
+        client_for(server.base_url).tasks.get("task-1")
     assert "larger than" in str(caught.value)
     assert timer.elapsed < 10
 
@@ -230,7 +232,7 @@ def test_a_call_abandoned_at_its_deadline_closes_its_connection(make_hostile_ser
     server = make_hostile_server("json-trickle", trickle=0.1)  # 64 bytes: 6.4 s
     client = client_for(server.base_url, total_timeout=0.4)
     with Timer() as timer, pytest.raises(rc.APITimeoutError):
-        client.get_task("task-1")
+        client.tasks.get("task-1")
     assert timer.elapsed < 2.4
     give_up = time.monotonic() + 5
     while server._connections and time.monotonic() < give_up:
@@ -247,7 +249,7 @@ def test_an_upload_whose_answer_trickles_ends_after_the_read_timeout(
     path = tmp_path / "data.csv"
     path.write_bytes(b"x" * 300_000)
     with Timer() as timer, pytest.raises(rc.APITimeoutError):
-        client_for(server.base_url, read_timeout=0.5).upload_file(path)
+        client_for(server.base_url, read_timeout=0.5).files.upload(path)
     assert timer.elapsed < 4.5
     with Timer() as timer:
         result = cli(server.base_url, "upload", str(path), REBYTE_READ_TIMEOUT="0.5",
@@ -270,7 +272,7 @@ STREAM_TRICKLE = 0.1
 def test_iter_events_ends_at_its_deadline_whatever_the_stream_does(make_hostile_server, mode):
     server = make_hostile_server(mode, lifetime=20, trickle=STREAM_TRICKLE)
     with Timer() as timer, pytest.raises(rc.WaitTimeoutError):
-        for _ in client_for(server.base_url).iter_events("task-1", timeout=0.5):
+        for _ in client_for(server.base_url).tasks.events("task-1", timeout=0.5):
             pass
     assert timer.elapsed < 2.5
 
@@ -280,7 +282,7 @@ def test_wait_with_events_ends_at_its_deadline(make_hostile_server, mode):
     server = make_hostile_server(mode, lifetime=20, trickle=STREAM_TRICKLE)
     client = client_for(server.base_url)
     with Timer() as timer, pytest.raises(rc.WaitTimeoutError):
-        client.wait_for_task("task-1", timeout=0.5, poll_interval=0.125, use_events=True)
+        client.tasks.wait("task-1", timeout=0.5, poll_interval=0.125, use_events=True)
     assert timer.elapsed < 4.5
 
 
@@ -296,7 +298,7 @@ def test_cli_watch_ends_at_its_timeout(make_hostile_server, mode):
 def test_a_4_mib_event_line_is_read_quickly(make_hostile_server):
     server = make_hostile_server("sse-huge-line")
     with Timer() as timer:
-        events = list(client_for(server.base_url).iter_events("task-1", timeout=20))
+        events = list(client_for(server.base_url).tasks.events("task-1", timeout=20))
     assert timer.elapsed < 3
     assert len(events[0]["payload"]["text"]) == 4 * 1024 * 1024
     assert events[-1]["eventType"] == "done"
@@ -309,16 +311,16 @@ def test_the_line_splitter_is_linear():
     # The work of this thread (its CPU time), not the wall clock: the other test files run
     # beside this one and would count their share of the cores against the splitter.
     started = time.thread_time()
-    lines = [line for line in rc._sse_lines(pieces) if line is not None]
+    lines = [line for line in streaming._sse_lines(pieces) if line is not None]
     assert time.thread_time() - started < 4
     assert len(lines[0]) == size + 6 and lines[1] == ""
 
 
 def test_an_event_over_the_size_cap_is_malformed(make_hostile_server, monkeypatch):
-    monkeypatch.setattr(rc, "MAX_EVENT_BYTES", 1024 * 1024)
+    monkeypatch.setattr(streaming, "MAX_EVENT_BYTES", 1024 * 1024)
     server = make_hostile_server("sse-huge-line")
     with Timer() as timer, pytest.raises(rc.MalformedResponseError) as caught:
-        list(client_for(server.base_url).iter_events("task-1", timeout=20))
+        list(client_for(server.base_url).tasks.events("task-1", timeout=20))
     assert "larger than" in str(caught.value)
     assert timer.elapsed < 5
 
@@ -330,7 +332,7 @@ def test_iter_tasks_stops_with_an_error_when_pages_never_end(make_hostile_server
     server = make_hostile_server("endless-pages")
     seen = 0
     with Timer() as timer, pytest.raises(rc.MalformedResponseError) as caught:
-        for _ in client_for(server.base_url).iter_tasks():
+        for _ in client_for(server.base_url).tasks.iter():
             seen += 1
     assert "never ends" in str(caught.value)
     assert seen <= 200 + rc.LIST_SLACK + 100
@@ -359,7 +361,7 @@ def test_loopback_never_goes_through_the_environments_proxy(make_hostile_server,
     no_proxy_env(monkeypatch)
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.setenv(name, proxy.origin)
-    task = client_for(server.base_url).get_task("task-1")
+    task = client_for(server.base_url).tasks.get("task-1")
     assert task["id"] == "task-1"
     assert proxy.requests == []
     env = cli_env(server.base_url, KEY, HTTP_PROXY=proxy.origin, http_proxy=proxy.origin,
@@ -390,8 +392,8 @@ def test_netrc_credentials_are_never_sent(make_hostile_server, monkeypatch, tmp_
     data = tmp_path / "data.csv"
     data.write_text("a\n")
     client = client_for(server.base_url)
-    client.get_task("task-1")
-    client.upload_file(data)
+    client.tasks.get("task-1")
+    client.files.upload(data)
     result = run_cli("upload", str(data), env=cli_env(server.base_url, KEY, HOME=str(tmp_path),
                                                       NETRC=str(netrc)))
     assert result.returncode == 0, result.stderr
@@ -404,7 +406,7 @@ def test_netrc_credentials_are_never_sent(make_hostile_server, monkeypatch, tmp_
 def test_the_key_is_scrubbed_from_an_errors_code_and_request_id(make_hostile_server, echo):
     server = make_hostile_server("echo-error", echo=echo)
     with pytest.raises(rc.ValidationError) as caught:
-        client_for(server.base_url).get_task("task-1")
+        client_for(server.base_url).tasks.get("task-1")
     error = caught.value
     for part in SECRET_PARTS:
         assert part not in f"{error} {error.code} {error.request_id} {error.message}"
@@ -416,7 +418,7 @@ def test_the_key_is_scrubbed_from_an_errors_code_and_request_id(make_hostile_ser
 def test_the_key_is_scrubbed_from_a_redirects_location(make_hostile_server, echo):
     server = make_hostile_server("redirect", echo=echo)
     with pytest.raises(rc.APIError) as caught:
-        client_for(server.base_url).get_task("task-1")
+        client_for(server.base_url).tasks.get("task-1")
     for part in SECRET_PARTS:
         assert part not in str(caught.value)
     result = cli(server.base_url, "get", "task-1")
@@ -430,7 +432,7 @@ def test_a_base_url_without_v1_is_named_as_the_cause(make_fake_rebyte):
     server = make_fake_rebyte(key=KEY)
     origin = server.base_url[: -len("/v1")]
     with pytest.raises(rc.NotFoundError) as caught:
-        client_for(origin).list_tasks()
+        client_for(origin).tasks.list()
     assert caught.value.resource is None
     result = cli(origin, "list")
     assert result.returncode == 4, result.stderr
@@ -439,7 +441,7 @@ def test_a_base_url_without_v1_is_named_as_the_cause(make_fake_rebyte):
 
 def test_events_without_seq_or_event_key_are_all_kept(make_hostile_server):
     server = make_hostile_server("events-no-key")
-    events = list(client_for(server.base_url).iter_events("task-1", timeout=10))
+    events = list(client_for(server.base_url).tasks.events("task-1", timeout=10))
     assert [e["eventType"] for e in events] == ["text", "text", "text", "done"]
     assert [e["payload"]["text"] for e in events[:3]] == ["one", "two", "three"]
 
@@ -566,9 +568,9 @@ def test_a_file_that_shrinks_before_the_upload_is_a_clear_error(
     path = tmp_path / "data.csv"
     path.write_bytes(b"x" * 1000)
     real_check = rc.check_upload_path
-    monkeypatch.setattr(rc, "check_upload_path", lambda p: (*real_check(p)[:2], 5000))
+    monkeypatch.setattr(rebyte.files, "check_upload_path", lambda p: (*real_check(p)[:2], 5000))
     with Timer() as timer, pytest.raises(rc.InputError) as caught:
-        client_for(server.base_url).upload_file(path)
+        client_for(server.base_url).files.upload(path)
     assert "changed" in str(caught.value)
     assert timer.elapsed < 5
 
@@ -586,9 +588,9 @@ def test_a_file_deleted_before_the_upload_is_a_clear_error(
         path.unlink()
         return checked
 
-    monkeypatch.setattr(rc, "check_upload_path", check_then_delete)
+    monkeypatch.setattr(rebyte.files, "check_upload_path", check_then_delete)
     with pytest.raises(rc.InputError) as caught:
-        client_for(server.base_url).upload_file(path)
+        client_for(server.base_url).files.upload(path)
     assert "data.csv" in str(caught.value)
 
 

@@ -149,7 +149,7 @@ def make_server(make_fake_rebyte):
 
 def make_task(server, prompt: str = "Say hello") -> dict:
     with rc.RebyteClient(KEY, base_url=server.base_url) as client:
-        return client.create_task(prompt)
+        return client.tasks.create(prompt)
 
 
 # ------------------------------------------------------ a session under transient faults
@@ -191,49 +191,49 @@ def test_session_of_100_calls_under_30_percent_faults_creates_nothing_twice(
         if number % 2 == 0:
             path = tmp_path / f"data-{number}.csv"
             path.write_text("a,b\n1,2\n" * (number + 1))
-            files = [client.upload_file(path)]
+            files = [client.files.upload(path)]
             calls += 1
             assert server.file_info(files[0]["id"])["uploaded"]
         maybe_429(CREATE_ROUTE)
         running = "[duration=5] " if number % 4 == 1 else ""
-        task = client.create_task(f"{running}Task number {number}", files=files)
+        task = client.tasks.create(f"{running}Task number {number}", files=files)
         calls, creates = calls + 1, creates + 1
         created_ids.append(task["id"])
         assert task["url"].endswith(task["id"])
 
         if running:
-            assert client.cancel_task(task["id"])["status"] == "canceled"
+            assert client.tasks.cancel(task["id"])["status"] == "canceled"
             calls += 1
-        got = client.get_task(task["id"])
+        got = client.tasks.get(task["id"])
         calls += 1
         assert got["id"] == task["id"]
-        shared = client.set_visibility(task["id"], "public")
+        shared = client.tasks.set_visibility(task["id"], "public")
         calls += 1
         assert shared["shareUrl"]
 
         maybe_429(PROMPTS_ROUTE)
-        prompt_id = client.follow_up(task["id"], f"Follow-up {number}")["promptId"]
+        prompt_id = client.tasks.follow_up(task["id"], f"Follow-up {number}")["promptId"]
         calls, follow_ups = calls + 1, follow_ups + 1
         prompt_ids.append(prompt_id)
-        done = client.wait_for_task(task["id"], prompt_id=prompt_id, timeout=30, poll_interval=0.05)
+        done = client.tasks.wait(task["id"], prompt_id=prompt_id, timeout=30, poll_interval=0.05)
         calls += 1
         assert [p["status"] for p in done["prompts"] if p["id"] == prompt_id] == ["succeeded"]
-        assert client.get_result(task["id"]) == f"Result for: Follow-up {number}"
+        assert client.tasks.result(task["id"]) == f"Result for: Follow-up {number}"
         calls += 1
         if number % 6 == 0:
-            events = list(client.iter_events(task["id"], reconnect_delay=0.01))
+            events = list(client.tasks.events(task["id"], reconnect_delay=0.01))
             calls += 1
             assert events[-1]["eventType"] == "done"
-        page = client.list_tasks(limit=5)
+        page = client.tasks.list(limit=5)
         calls += 1
         assert page["data"][0]["id"] == task["id"]
         if number % 2 == 1:
-            client.delete_task(task["id"])
+            client.tasks.delete(task["id"])
             calls += 1
             deleted.append(task["id"])
     assert calls >= 90
 
-    every = list(client.iter_tasks(page_size=2))
+    every = list(client.tasks.iter(page_size=2))
     calls += 1
     assert sorted(t["id"] for t in every) == sorted(set(created_ids) - set(deleted))
 
@@ -329,7 +329,7 @@ UNKNOWN_OUTCOMES = [
 def test_create_with_unknown_outcome_is_sent_once_and_says_how_to_check(server, fault, after):
     server.inject("POST", CREATE_ROUTE, fault, after=after)
     client = client_for(server, max_retries=6)
-    error = raised(client.create_task, "Build the thing")
+    error = raised(client.tasks.create, "Build the thing")
     assert isinstance(error, rc.OutcomeUnknownError), repr(error)
     assert "may have been created" in str(error) and "list" in str(error)
     assert len(server.requests("POST", CREATE_ROUTE)) == 1
@@ -341,7 +341,7 @@ def test_follow_up_with_unknown_outcome_is_sent_once(server, fault, after):
     task = make_task(server)
     server.inject("POST", PROMPTS_ROUTE, fault, after=after)
     client = client_for(server, max_retries=6)
-    error = raised(client.follow_up, task["id"], "One more thing")
+    error = raised(client.tasks.follow_up, task["id"], "One more thing")
     assert isinstance(error, rc.OutcomeUnknownError), repr(error)
     assert "may have been sent" in str(error) and task["id"] in str(error)
     assert len(server.requests("POST", PROMPTS_ROUTE)) == 1
@@ -1121,18 +1121,18 @@ def test_client_errors_and_logs_never_show_the_key(server, caplog, tmp_path):
     client = client_for(server, max_retries=1)
     assert_no_key(repr(client), str(client.describe_request("GET", "/tasks")))
     server.inject("GET", r"/v1/tasks/[^/]+", "html-200")
-    raised(client.get_task, "t1")
+    raised(client.tasks.get, "t1")
     server.inject("GET", r"/v1/tasks/[^/]+", "503-html", count=2)
-    raised(client.get_task, "t1")
-    raised(client.get_task, "missing")
+    raised(client.tasks.get, "t1")
+    raised(client.tasks.get, "missing")
     server.inject("PUT", r"/upload/.*", "403-expired")
     path = tmp_path / "f.txt"
     path.write_text("data")
-    assert isinstance(raised(client.upload_file, path), rc.UploadError)
+    assert isinstance(raised(client.files.upload, path), rc.UploadError)
     server.inject("POST", CREATE_ROUTE, "502", after=True)
-    raised(client.create_task, "x")
+    raised(client.tasks.create, "x")
     wrong = rc.RebyteClient(WRONG_KEY, base_url=server.base_url)
-    assert isinstance(raised(wrong.list_tasks), rc.AuthenticationError)
+    assert isinstance(raised(wrong.tasks.list), rc.AuthenticationError)
     for bad_url in (
         f"https://u:{KEY}@api.rebyte.ai/v1",
         f"https://api.rebyte.ai/v1?k={KEY}",
@@ -1157,7 +1157,7 @@ def test_ctrl_c_during_create_says_it_may_exist_and_leaves_it(make_server):
     assert "Traceback" not in result.stderr
     assert "may exist anyway" in result.stderr and "rebyte_cli.py list" in result.stderr
     wait_until(lambda: server.tasks_created == 1)  # the server went on and created it
-    tasks = rc.RebyteClient(KEY, base_url=server.base_url).list_tasks()["data"]
+    tasks = rc.RebyteClient(KEY, base_url=server.base_url).tasks.list()["data"]
     assert len(tasks) == 1 and not server.requests("DELETE", r".*")
 
 
@@ -1202,13 +1202,13 @@ def test_ctrl_c_during_wait_prints_the_task_and_leaves_it_running(server, comman
     assert result.returncode == 130, result.stderr
     assert "Traceback" not in result.stderr
     client = rc.RebyteClient(KEY, base_url=server.base_url)
-    waited = client.list_tasks()["data"][0]["id"] if command == "create --wait" else task["id"]
+    waited = client.tasks.list()["data"][0]["id"] if command == "create --wait" else task["id"]
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     assert printed["interrupted"] is True
     assert printed["tasks"] == [{"id": waited, "url": f"https://app.rebyte.local/run/{waited}"}]
     assert f"task {waited} keeps running: https://app.rebyte.local/run/{waited}" in result.stderr
     assert not server.requests("DELETE", r".*") and not server.requests("POST", r".*/cancel")
-    still = client.get_task(waited)
+    still = client.tasks.get(waited)
     assert still["status"] == "running"
 
 

@@ -44,7 +44,7 @@ def test_the_patch_comes_back_and_applies(server, client_for, tmp_path):
     snapshot = make_snapshot(repo, tmp_path)
     client = client_for(server)
     handoff = roundtrip.hand_off(client, snapshot, "[add] [edit]")
-    task = client.create_task(handoff.prompt, files=[handoff.file])
+    task = client.tasks.create(handoff.prompt, files=[handoff.file])
     patch = run_agent(snapshot.bundle_path, "[add] [edit]", work_dir=tmp_path / "agent")
     server.add_artifact(task["workspaceId"], PATCH_NAME, data=patch)
     fetched = roundtrip.fetch_patch(client, task["workspaceId"])
@@ -57,8 +57,8 @@ def test_the_patch_comes_back_and_applies(server, client_for, tmp_path):
 
 def test_a_task_that_left_no_patch_lists_what_it_left(server, client_for, tmp_path):
     client = client_for(server)
-    task = client.create_task("Write the report [duration=0]")
-    client.wait_for_task(task["id"], timeout=10, poll_interval=0.05)
+    task = client.tasks.create("Write the report [duration=0]")
+    client.tasks.wait(task["id"], timeout=10, poll_interval=0.05)
     fetched = roundtrip.fetch_patch(client, task["workspaceId"])
     assert fetched.data is None and fetched.artifacts == ["output-1.bin", "report-1.md"]
 

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from rebyte_client import InputError, RebyteError
+from .errors import InputError, RebyteError
 
 __all__ = ["GitMissing", "NotARepository", "GitFailed", "GitRunner", "find_git", "clean_env"]
 

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Tuple, Union
 
-from rebyte_client import InputError
-
+from .errors import InputError
 from .gitrun import GitMissing, GitRunner, NotARepository, split_z, work_tree_root
 
 __all__ = [

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
-from rebyte_client import InputError, RebyteError
-
+from .errors import InputError, RebyteError
 from .gitrun import GitRunner, split_z, work_tree_root
 
 __all__ = [

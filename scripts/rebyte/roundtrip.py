@@ -69,7 +69,7 @@ def hand_off(
     The server may rename an upload (a short suffix), so the block names the file as
     the upload's answer does.
     """
-    ref = client.upload_file(
+    ref = client.files.upload(
         str(snapshot.bundle_path), content_type=BUNDLE_CONTENT_TYPE, progress=progress
     )
     file = {"id": ref["id"], "filename": ref["filename"]}
@@ -88,11 +88,11 @@ def follow_up_prompt(prompt: str, snapshot_sha: str) -> str:
 
 def fetch_patch(client: Any, workspace_id: str) -> FetchedPatch:
     """The task's patch from its workspace, read whole up to MAX_PATCH_BYTES."""
-    names = [entry["name"] for entry in client.list_artifacts(workspace_id)]
+    names = [entry["name"] for entry in client.artifacts.list(workspace_id)]
     if PATCH_NAME not in names:
         return FetchedPatch(None, names)
     with tempfile.TemporaryDirectory(prefix="rebyte-patch-") as folder:
-        downloaded = client.download_artifact(workspace_id, PATCH_NAME, folder, overwrite=True)
+        downloaded = client.artifacts.download(workspace_id, PATCH_NAME, folder, overwrite=True)
         path = downloaded["path"]
         if os.path.getsize(path) > MAX_PATCH_BYTES:
             raise PatchTooLarge(

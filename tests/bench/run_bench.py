@@ -288,7 +288,7 @@ def bench_throughput(report: Report, server: Server, big: Path, small: Path) -> 
                 if done.returncode != 0:
                     raise BenchError(f"curl -T failed ({done.returncode}): {tail(done.stderr)}")
             started = time.perf_counter()
-            client.upload_file(big, content_type=OCTETS)
+            client.files.upload(big, content_type=OCTETS)
             times["client"].append(time.perf_counter() - started)
             started = time.perf_counter()
             run_cli(["upload", str(big)], env, timeout=300)
@@ -300,7 +300,7 @@ def bench_throughput(report: Report, server: Server, big: Path, small: Path) -> 
         client.close()
     best = {name: min(values) for name, values in times.items() if values}
     for name, label in (
-        ("client", "upload 1 GiB: RebyteClient.upload_file"),
+        ("client", "upload 1 GiB: RebyteClient.files.upload"),
         ("cli", "upload 1 GiB: `rebyte_cli.py upload` (wall)"),
     ):
         if "curl" in best:
@@ -427,7 +427,7 @@ def bench_download_throughput(report: Report, server: Server, workdir: Path) -> 
         return by_curl
 
     def with_client() -> Path:
-        got = client.download_artifact(WORKSPACE, BIG_ARTIFACT, out_dir)
+        got = client.artifacts.download(WORKSPACE, BIG_ARTIFACT, out_dir)
         if got["bytes"] != DOWNLOAD_SIZE:
             raise BenchError(f"download_artifact wrote {got['bytes']} bytes")
         return Path(got["path"])
@@ -456,7 +456,7 @@ def bench_download_throughput(report: Report, server: Server, workdir: Path) -> 
         raise BenchError("the CLI and curl downloaded different bytes")
     best = {name: min(values) for name, values in times.items()}
     for name, label in (
-        ("client", "download 1 GiB: RebyteClient.download_artifact"),
+        ("client", "download 1 GiB: RebyteClient.artifacts.download"),
         ("cli", "download 1 GiB: `artifacts download` (wall)"),
     ):
         if "curl" in best:
@@ -518,7 +518,7 @@ def bench_fan_out(report: Report, server: Server, workdir: Path) -> None:
     with rc.RebyteClient(KEY, base_url=server.base_url) as client:
         started = time.perf_counter()
         for n in range(FAN_OUT_TASKS):
-            client.create_task(f"bench sequential task {n}")
+            client.tasks.create(f"bench sequential task {n}")
         sequential_seconds = time.perf_counter() - started
     speed_up = sequential_seconds / batch_seconds
     report.rows.append(
@@ -534,7 +534,7 @@ def bench_fan_out(report: Report, server: Server, workdir: Path) -> None:
     report.notes.append(
         f"Fan-out: the server takes {PROVISION_DELAY:g} s to provision each task. The batch is "
         "timed as a CLI process (start-up included); one after another is "
-        f"{FAN_OUT_TASKS} x RebyteClient.create_task in a loop, in-process. The floor for the "
+        f"{FAN_OUT_TASKS} x RebyteClient.tasks.create in a loop, in-process. The floor for the "
         f"batch is {math.ceil(FAN_OUT_TASKS / FAN_OUT_CONCURRENCY)} provisioning rounds."
     )
 
@@ -859,7 +859,7 @@ def simulate_wait(runs_for: float, *, use_events: bool) -> tuple:
     client = rc.RebyteClient(KEY, base_url="http://127.0.0.1:9/v1")
     client.close()
     client._session, client._clock, client._sleep = host, clock.time, clock.sleep
-    task = client.wait_for_task("task-1", use_events=use_events)
+    task = client.tasks.wait("task-1", use_events=use_events)
     if task.get("status") != "completed":
         raise BenchError(f"the simulated wait ended with {task.get('status')}")
     return host.gets, clock.now - host.ends_at
@@ -891,7 +891,7 @@ def bench_waiting(report: Report) -> None:
     )
     floor = math.ceil(WAIT_TASK_SECONDS / 10) + 1
     report.notes.append(
-        "Waiting: RebyteClient.wait_for_task with its defaults and use_events=True, as the CLI "
+        "Waiting: RebyteClient.tasks.wait with its defaults and use_events=True, as the CLI "
         "waits (one poll, then the task's event stream until `done`, then one poll), on a "
         f"simulated clock: its session is a stub whose task runs {WAIT_TASK_SECONDS:g} s, each "
         f"request taking {WAIT_ROUND_TRIP:g} simulated s, the stream sending a keep-alive every "

@@ -34,7 +34,7 @@ def cmd_list(args, out, run) -> int:
     opts = ListOptions.of(args)
     client = make_client(opts.client)
     workspace_id = workspace_for(client, opts.target, opts.workspace)
-    entries = client.list_artifacts(opts.target, workspace_id=workspace_id)
+    entries = client.artifacts.list(workspace_id)
     out.result({"data": entries}, [entry["name"] for entry in entries])
     return EXIT_OK
 
@@ -93,7 +93,7 @@ def cmd_upload(args, out, run) -> int:
     workspace_id = workspace_for(client, opts.target, opts.workspace)
     bar = TransferBar(out, "uploading")
     try:
-        entries = client.upload_artifacts(workspace_id, opts.paths, progress=bar.update)
+        entries = client.artifacts.upload(workspace_id, opts.paths, progress=bar.update)
     finally:
         bar.close()
     out.result({"workspaceId": workspace_id, "data": entries}, [e["name"] for e in entries])
@@ -124,11 +124,11 @@ def cmd_delete(args, out, run) -> int:
     client = make_client(opts.client)
     workspace_id = workspace_for(client, opts.target, opts.workspace)
     if opts.all:
-        client.delete_all_artifacts(workspace_id)
+        client.artifacts.delete_all(workspace_id)
         out.result({"workspaceId": workspace_id, "deleted": "all"}, [workspace_id])
         return EXIT_OK
     for name in opts.names:
-        client.delete_artifact(workspace_id, name)
+        client.artifacts.delete(workspace_id, name)
     documents = [{"name": name, "deleted": True} for name in opts.names]
     out.result({"workspaceId": workspace_id, "data": documents}, opts.names)
     return EXIT_OK

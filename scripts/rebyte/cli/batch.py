@@ -180,7 +180,7 @@ def cmd_batch(args, out: Output, run: Run) -> int:
         task = create_planned(client, silent, run, spec)
         if spec["public"]:
             try:
-                shared = client.set_visibility(task["id"], "public")
+                shared = client.tasks.set_visibility(task["id"], "public")
                 task = {**task, "shareUrl": shared.get("shareUrl")}
             except rc.RebyteError as error:
                 task = {**task, "shareError": one_line(str(error))}

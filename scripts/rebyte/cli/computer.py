@@ -78,7 +78,7 @@ def _wait_one(client, out: Output, computer_id: str, *, timeout: float, interval
         out.progress(f"computer {computer_id}: {computer.get('status')}")
 
     try:
-        return client.wait_for_computer(
+        return client.computers.wait(
             computer_id, timeout=timeout, poll_interval=interval, on_status=noted
         )
     except rc.ProvisionError as error:
@@ -110,7 +110,7 @@ GetOptions = options("GetOptions", "client computer_id")
 
 def cmd_get(args, out: Output, run: Run) -> int:
     opts = GetOptions.of(args)
-    computer = make_client(opts.client).get_computer(opts.computer_id)
+    computer = make_client(opts.client).computers.get(opts.computer_id)
     out.result(computer, [computer.get("id")])
     return EXIT_OK
 
@@ -122,10 +122,10 @@ def cmd_list(args, out: Output, run: Run) -> int:
     opts = ListOptions.of(args)
     client = make_client(opts.client)
     if opts.all:
-        computers = list(client.iter_computers())
+        computers = list(client.computers.iter())
         page = {"data": computers, "total": len(computers)}
     else:
-        page = client.list_computers(limit=opts.limit, offset=opts.offset)
+        page = client.computers.list(limit=opts.limit, offset=opts.offset)
     out.result(page, [c.get("id") for c in page["data"] if isinstance(c, dict)])
     return EXIT_OK
 
@@ -146,7 +146,7 @@ def cmd_wait(args, out: Output, run: Run) -> int:
         return EXIT_OK
 
     def wait(computer_id: str) -> dict:
-        return client.wait_for_computer(
+        return client.computers.wait(
             computer_id, timeout=opts.wait_timeout, poll_interval=opts.interval
         )
 
@@ -176,7 +176,7 @@ def cmd_delete(args, out: Output, run: Run) -> int:
     what = f"computer {ids[0]}" if len(ids) == 1 else f"{len(ids)} computers"
     confirm(f"delete {what} and its VM", yes=opts.yes)
     client = make_client(opts.client)
-    return delete_many(rc, out, ids, client.delete_computer, "computer")
+    return delete_many(rc, out, ids, client.computers.delete, "computer")
 
 
 COMMANDS = commands(

@@ -114,7 +114,7 @@ def upload_all(client, out: Output, paths) -> list:
         bar = TransferBar(out, "uploading")  # one per file: closed before "uploaded" is said
         bar.start(name, size)
         try:
-            ref = client.upload_file(path, progress=functools.partial(bar.update, name))
+            ref = client.files.upload(path, progress=functools.partial(bar.update, name))
         finally:
             bar.close()
         out.progress(f"uploaded {name} ({format_size(size)}) as {ref['filename']}")
@@ -138,7 +138,7 @@ def plan_task(rc, prompt: str, *, paths, refs, **options) -> dict:
     planned = refs + [
         {"id": f"<upload of {path}>", "filename": os.path.basename(path)} for path in paths
     ]
-    body = rc.RebyteClient.task_body(prompt, files=planned or None, **options)
+    body = rc.Tasks.body(prompt, files=planned or None, **options)
     return {"prompt": prompt, "paths": list(paths), "refs": refs, "options": options, "body": body}
 
 
@@ -162,7 +162,7 @@ def create_planned(client, out: Output, run: Run, plan: dict) -> dict:
     options = plan["options"]
     with run.sending("create"):
         task = send_recorded(
-            lambda: client.create_task(plan["prompt"], files=files or None, **options),
+            lambda: client.tasks.create(plan["prompt"], files=files or None, **options),
             "task",
             host,
             **fingerprint,
@@ -228,7 +228,7 @@ def cmd_create(args, out: Output, run: Run) -> int:
     task = create_planned(client, out, run, plan)
     out.note(f"task {task['id']} is running: {task.get('url')}")
     if opts.public:
-        shared = client.set_visibility(task["id"], "public")
+        shared = client.tasks.set_visibility(task["id"], "public")
         task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
         out.note(f"shared publicly: {shared.get('shareUrl')}")
     asked = {key: value for key, value in (("executor", opts.executor), ("model", opts.model))}
@@ -262,9 +262,9 @@ def cmd_follow_up(args, out: Output, run: Run) -> int:
     run.remember({"id": task_id})  # so that Ctrl-C names it, URL or not
     files = attach_files(client, out, paths, refs)
     with run.sending("followup"):
-        answer = client.follow_up(task_id, prompt, skills=skills, files=files or None)
+        answer = client.tasks.follow_up(task_id, prompt, skills=skills, files=files or None)
     prompt_id = answer["promptId"]
-    task = client.get_task(task_id)
+    task = client.tasks.get(task_id)
     run.remember(task)
     out.note(f"follow-up {prompt_id} sent to task {task_id}: {task.get('url')}")
     summary = {**task, "promptId": prompt_id}

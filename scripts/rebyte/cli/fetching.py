@@ -33,22 +33,14 @@ def fetch_artifacts(
     rc = load_client_module()
     workspace_id = workspace_for(client, task_or_workspace, workspace_id)
     if names is None:
-        names = [
-            entry["name"]
-            for entry in client.list_artifacts(task_or_workspace, workspace_id=workspace_id)
-        ]
+        names = [entry["name"] for entry in client.artifacts.list(workspace_id)]
     bar = TransferBar(out, "downloading")
     refused, existing, codes = [], [], []
     try:
         try:
             files = (
-                client.download_artifacts(
-                    task_or_workspace,
-                    names,
-                    dest,
-                    overwrite=overwrite,
-                    progress=bar.update,
-                    workspace_id=workspace_id,
+                client.artifacts.download_all(
+                    workspace_id, names, dest, overwrite=overwrite, progress=bar.update
                 )
                 if names
                 else []
@@ -59,13 +51,8 @@ def fetch_artifacts(
             skipped = {item["name"] for item in refused}
             remaining = [name for name in names if name not in skipped]
             files = (
-                client.download_artifacts(
-                    task_or_workspace,
-                    remaining,
-                    dest,
-                    overwrite=overwrite,
-                    progress=bar.update,
-                    workspace_id=workspace_id,
+                client.artifacts.download_all(
+                    workspace_id, remaining, dest, overwrite=overwrite, progress=bar.update
                 )
                 if remaining
                 else []

@@ -198,7 +198,7 @@ def workspace_for(client, target: str, given=None) -> str:
     rc = load_client_module()
     if given:
         return rc.check_id(given, "workspace id")
-    return client.resolve_workspace_id(target, known=record.workspace_of(target))
+    return client.tasks.workspace_of(target, known=record.workspace_of(target))
 
 
 def api_host(client) -> str:
@@ -224,7 +224,7 @@ def create_computer(client, out: Output, run: Run, *, name=None, icon=None) -> d
     outlives this command, so an interrupted run must leave nothing unknown."""
     with run.sending("computer_create"):
         computer = send_recorded(
-            lambda: client.create_computer(name=name, icon=icon),
+            lambda: client.computers.create(name=name, icon=icon),
             "computer",
             api_host(client),
             name=name,
@@ -243,6 +243,6 @@ def wait_for_computer(client, out: Output, computer_id: str, *, timeout, interva
     def seen(computer: dict) -> None:
         out.progress(f"computer {computer_id}: {computer.get('status')}")
 
-    return client.wait_for_computer(
+    return client.computers.wait(
         computer_id, timeout=timeout, poll_interval=interval, on_status=seen
     )

@@ -97,7 +97,7 @@ GetOptions = options("GetOptions", "client task_id")
 
 def cmd_get(args, out: Output, run: Run) -> int:
     opts = GetOptions.of(args)
-    task = answer_once(make_client(opts.client).get_task(opts.task_id))
+    task = answer_once(make_client(opts.client).tasks.get(opts.task_id))
     out.result(task, [task.get("url")])
     return EXIT_OK
 
@@ -111,10 +111,10 @@ def cmd_list(args, out: Output, run: Run) -> int:
         raise UsageError("--status needs the statuses: drop --no-status")
     client = make_client(opts.client, concurrency=STATUS_FETCHES)
     if opts.all:
-        tasks = list(client.iter_tasks())
+        tasks = list(client.tasks.iter())
         page = {"data": tasks, "total": len(tasks)}
     else:
-        page = client.list_tasks(limit=opts.limit, offset=opts.offset)
+        page = client.tasks.list(limit=opts.limit, offset=opts.offset)
     tasks = [task for task in page["data"] if isinstance(task, dict)]
     if not opts.no_status:
         tasks = with_statuses(client, tasks)
@@ -142,7 +142,7 @@ def with_statuses(client, tasks: list) -> list:
 
     def status_of(index: int):
         try:
-            status = client.get_task(tasks[index]["id"]).get("status")
+            status = client.tasks.get(tasks[index]["id"]).get("status")
         except rc.InputError:  # an id the server sent that no request path can hold
             return None
         return status if isinstance(status, str) else None
@@ -218,7 +218,7 @@ def cmd_watch(args, out: Output, run: Run) -> int:
     task_id, prompt_id, as_json = opts.task_id, opts.prompt_id, opts.json
     client = make_client(opts.client)
     run.remember({"id": task_id})
-    run.remember(client.get_task(task_id))  # its URL, for Ctrl-C; 404 before streaming
+    run.remember(client.tasks.get(task_id))  # its URL, for Ctrl-C; 404 before streaming
     final = watch_events(
         client,
         out,
@@ -240,7 +240,7 @@ def cmd_result(args, out: Output, run: Run) -> int:
     opts = ResultOptions.of(args)
     task_id, prompt_id = opts.task_id, opts.prompt_id
     client = make_client(opts.client)
-    task = client.get_task(task_id)
+    task = client.tasks.get(task_id)
     status = task.get("status")
     if prompt_id:
         matches = [p for p in task.get("prompts") or [] if p.get("id") == prompt_id]
@@ -253,7 +253,7 @@ def cmd_result(args, out: Output, run: Run) -> int:
             EXIT_WAIT_TIMEOUT,
             f"task {task_id} is still running; wait for it with: {RUN} wait {task_id}",
         )
-    answer = client.get_result(task_id, prompt_id=prompt_id)
+    answer = client.tasks.result(task_id, prompt_id=prompt_id)
     document = {"id": task["id"], "url": task.get("url"), "status": status, "result": answer}
     if prompt_id:
         document["promptId"] = prompt_id
@@ -272,10 +272,10 @@ CancelOptions = options("CancelOptions", "client task_id")
 def cmd_cancel(args, out: Output, run: Run) -> int:
     opts = CancelOptions.of(args)
     client = make_client(opts.client)
-    answer = client.cancel_task(opts.task_id)
+    answer = client.tasks.cancel(opts.task_id)
     document = {"id": opts.task_id, **answer}
     if not isinstance(document.get("status"), str):  # the answer's shape is undocumented
-        document["status"] = client.get_task(opts.task_id).get("status")
+        document["status"] = client.tasks.get(opts.task_id).get("status")
     out.result(document, [document.get("status")])
     return EXIT_OK
 
@@ -285,7 +285,7 @@ ShareOptions = options("ShareOptions", "client task_id visibility")
 
 def cmd_share(args, out: Output, run: Run) -> int:
     opts = ShareOptions.of(args)
-    answer = make_client(opts.client).set_visibility(opts.task_id, opts.visibility)
+    answer = make_client(opts.client).tasks.set_visibility(opts.task_id, opts.visibility)
     document = {"id": opts.task_id, **answer}
     out.result(document, [answer.get("shareUrl") or answer.get("visibility")])
     return EXIT_OK
@@ -302,7 +302,7 @@ def cmd_delete(args, out: Output, run: Run) -> int:
         rc.check_task_id(task_id)
     what = f"task {task_ids[0]}" if len(task_ids) == 1 else f"{len(task_ids)} tasks"
     confirm(f"delete {what}", yes=yes)
-    return delete_many(rc, out, task_ids, make_client(opts.client).delete_task, "task")
+    return delete_many(rc, out, task_ids, make_client(opts.client).tasks.delete, "task")
 
 
 CANDIDATE_CLOCK_SKEW = 120.0  # seconds a server's createdAt may run ahead of ours
@@ -330,7 +330,7 @@ def cmd_recent(args, out: Output, run: Run) -> int:
     ]
     if pending:
         known = {e.get("id") for e in record.creates() if e.get("id")}
-        page = client.list_tasks(limit=100)["data"]
+        page = client.tasks.list(limit=100)["data"]
         listed = [t for t in page if isinstance(t, dict) and t.get("id") not in known]
         for entry in pending:
             entry["candidates"] = candidates_for(entry, listed)

@@ -97,7 +97,7 @@ def with_result(client, task: dict, prompt_id=None, settle=None) -> dict:
     rc = load_client_module()
     options = {} if settle is None else {"settle": settle}
     try:
-        answer = client.get_result(task["id"], prompt_id=prompt_id, **options)
+        answer = client.tasks.result(task["id"], prompt_id=prompt_id, **options)
     except rc.RebyteError:  # the answer is a bonus: failing to fetch it does not fail the task
         return without_answer(task)
     task = without_answer(task)  # its finalResult may answer an earlier prompt than prompt_id
@@ -137,7 +137,7 @@ def wait_many(
 
     def wait_one(task_id):
         try:
-            task = client.wait_for_task(
+            task = client.tasks.wait(
                 task_id,
                 prompt_id=prompt_id,
                 timeout=max(deadline - time.monotonic(), 0.001),
@@ -228,7 +228,7 @@ def watch_events(
     """
     rc = load_client_module()
     done = None
-    events = client.iter_events(task_id, prompt_id=prompt_id, timeout=timeout)
+    events = client.tasks.events(task_id, prompt_id=prompt_id, timeout=timeout)
     try:
         for event in events:
             if event.get("eventType") == "done":
@@ -236,8 +236,8 @@ def watch_events(
             else:
                 show_event(out, event, task_id, as_json)
     except rc.WaitTimeoutError as error:
-        return report_wait_failure(out, None if as_json else client.get_task(task_id), error)
-    task = agree_with_done(client.get_task(task_id), done, prompt_id)
+        return report_wait_failure(out, None if as_json else client.tasks.get(task_id), error)
+    task = agree_with_done(client.tasks.get(task_id), done, prompt_id)
     final = with_result(client, task, prompt_id)
     if done and done.get("finalResult") and not final.get("result"):
         final.pop("resultAvailable", None)
@@ -439,7 +439,7 @@ def what_runs(client, out: Output, task: dict, asked: dict) -> dict:
     view = task
     if not all(key in task for key in asked):
         try:
-            view = client.get_task(task["id"])
+            view = client.tasks.get(task["id"])
         except rc.RebyteError:  # only a check: the task exists and runs either way
             return {"requested": asked}
     runs = {key: view.get(key) for key in asked if isinstance(view.get(key), str)}

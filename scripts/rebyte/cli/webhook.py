@@ -99,7 +99,7 @@ def cmd_add(args, out: Output, run: Run) -> int:
     secret = read_secret(opts)
     client = make_client(opts.client)
     try:
-        hook = client.add_webhook(
+        hook = client.webhooks.create(
             opts.url,
             events,
             description=opts.description,
@@ -130,7 +130,7 @@ ListOptions = options("ListOptions", "client")
 
 def cmd_list(args, out: Output, run: Run) -> int:
     opts = ListOptions.of(args)
-    hooks = make_client(opts.client).list_webhooks()
+    hooks = make_client(opts.client).webhooks.list()
     out.result({"data": hooks}, [hook.get("id") for hook in hooks])
     return EXIT_OK
 
@@ -140,7 +140,7 @@ GetOptions = options("GetOptions", "client webhook_id")
 
 def cmd_get(args, out: Output, run: Run) -> int:
     opts = GetOptions.of(args)
-    hook = make_client(opts.client).get_webhook(opts.webhook_id)
+    hook = make_client(opts.client).webhooks.get(opts.webhook_id)
     out.result(hook, [hook.get("id")])
     return EXIT_OK
 
@@ -157,7 +157,7 @@ def cmd_delete(args, out: Output, run: Run) -> int:
     what = f"webhook {ids[0]}" if len(ids) == 1 else f"{len(ids)} webhooks"
     confirm(f"delete {what}", yes=opts.yes)
     client = make_client(opts.client)
-    return delete_many(rc, out, ids, client.delete_webhook, "webhook")
+    return delete_many(rc, out, ids, client.webhooks.delete, "webhook")
 
 
 PublicKeyOptions = options("PublicKeyOptions", "client")
@@ -165,7 +165,7 @@ PublicKeyOptions = options("PublicKeyOptions", "client")
 
 def cmd_public_key(args, out: Output, run: Run) -> int:
     opts = PublicKeyOptions.of(args)
-    key = make_client(opts.client).get_webhook_public_key()
+    key = make_client(opts.client).webhooks.public_key()
     out.result(key, [key.get("publicKey", "").strip()])
     return EXIT_OK
 
