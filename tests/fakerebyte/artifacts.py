@@ -97,7 +97,8 @@ class Artifacts:
         return workspace_id in self._workspaces or workspace_id in self._artifacts
 
     def _workspace_artifacts(self, workspace_id: str, now: float) -> dict:
-        """The workspace's artifacts, with those of prompts that succeeded by `now` added."""
+        """The workspace's artifacts, with those of prompts that succeeded by `now` added
+        (a prompt the simulated agent has still to run for waits for _run_agents)."""
         if not self._workspace_known(workspace_id):
             raise _HttpError(404, "not_found", f"Workspace {workspace_id} not found.")
         files = self._artifacts.setdefault(workspace_id, {})
@@ -106,6 +107,8 @@ class Artifacts:
                 continue
             for number, prompt in enumerate(task.prompts, 1):
                 if prompt.artifacts_left or prompt.silent or prompt.status(now) != "succeeded":
+                    continue
+                if self._agent_due(task, number - 1, now):  # with its patch, after its run
                     continue
                 prompt.artifacts_left = True
                 report = (
@@ -135,6 +138,7 @@ class Artifacts:
         }
 
     def _list_artifacts(self, request: _Request, workspace_id: str) -> Reply:
+        self._run_agents(workspace_id)  # first: outside the lock
         with self._lock:
             files = self._workspace_artifacts(workspace_id, self._now())
             entries = [
@@ -154,6 +158,7 @@ class Artifacts:
         return artifact
 
     def _get_artifact(self, request: _Request, workspace_id: str, name: str):
+        self._run_agents(workspace_id)  # first: outside the lock
         with self._lock:
             artifact = self._artifact(workspace_id, name)
         if self.artifact_download == "direct":
@@ -192,6 +197,7 @@ class Artifacts:
         return artifact
 
     def _post_artifacts(self, request: _Request, workspace_id: str) -> Reply:
+        self._run_agents(workspace_id)  # first: outside the lock
         with self._lock:
             self._workspace_artifacts(workspace_id, self._now())
         parts = _multipart_files(request.headers, request.raw or b"")
@@ -209,6 +215,7 @@ class Artifacts:
         return Reply.json(201, {self.artifact_upload_wrapper: made})
 
     def _artifact_upload_url(self, request: _Request, workspace_id: str) -> Reply:
+        self._run_agents(workspace_id)  # first: outside the lock
         with self._lock:
             self._workspace_artifacts(workspace_id, self._now())
         body = request.json_object()
@@ -272,12 +279,14 @@ class Artifacts:
             )
 
     def _delete_artifact(self, request: _Request, workspace_id: str, name: str) -> Reply:
+        self._run_agents(workspace_id)  # first: outside the lock
         with self._lock:
             self._artifact(workspace_id, name).discard()
             del self._artifacts[workspace_id][name]
         return Reply(204)
 
     def _delete_all_artifacts(self, request: _Request, workspace_id: str) -> Reply:
+        self._run_agents(workspace_id)  # first: outside the lock
         with self._lock:
             files = self._workspace_artifacts(workspace_id, self._now())
             for artifact in files.values():
@@ -313,6 +322,7 @@ class Artifacts:
                 )
 
     def _artifact_for_test(self, workspace_id: str, name: str) -> _Artifact:
+        self._run_agents(workspace_id)  # first: outside the lock
         with self._lock:
             if self._workspace_known(workspace_id):
                 self._workspace_artifacts(workspace_id, self._now())
@@ -334,6 +344,7 @@ class Artifacts:
 
     def artifact_names(self, workspace_id: str) -> list:
         """The names of a workspace's artifacts, sorted (what the list route would show)."""
+        self._run_agents(workspace_id)  # first: outside the lock
         with self._lock:
             if self._workspace_known(workspace_id):
                 self._workspace_artifacts(workspace_id, self._now())

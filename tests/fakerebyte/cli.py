@@ -109,6 +109,7 @@ def _parse_args(argv) -> argparse.Namespace:
         "--artifact-download", choices=_CHOICES["artifact_download"], default="direct"
     )
     parser.add_argument("--webhooks-wrapper", choices=_CHOICES["webhooks_wrapper"], default="data")
+    parser.add_argument("--agent-timeout", type=float, default=30.0, metavar="S")
     _add_shape_knobs(parser)
     parser.add_argument(
         "--log", default=None, metavar="FILE", help="append the request log here as JSON lines"
@@ -181,6 +182,7 @@ def main(argv=None) -> int:
         artifact_name_field=args.artifact_name_field,
         artifact_download=args.artifact_download,
         webhooks_wrapper=args.webhooks_wrapper,
+        agent_timeout=args.agent_timeout,
         **{name: getattr(args, name) for name in _CLI_SHAPE_KNOBS},
     )
     for workspace_id, name, size in args.planted:

@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from fakerebyte.agent import Agent
 from fakerebyte.artifacts import Artifacts
 from fakerebyte.base import DEFAULT_KEY
 from fakerebyte.computers import Computers
@@ -25,7 +26,7 @@ from fakerebyte.tasks import Tasks, TaskViews
 from fakerebyte.webhooks import Webhooks
 
 
-class FakeRebyte(Tasks, TaskViews, Files, Artifacts, Computers, Webhooks, Faults):
+class FakeRebyte(Tasks, TaskViews, Files, Artifacts, Agent, Computers, Webhooks, Faults):
     """The server: state in memory, two listeners, a request log and fault injection.
 
     The routes and helpers of each resource are the mixins' (one module each); this class
@@ -82,6 +83,7 @@ class FakeRebyte(Tasks, TaskViews, Files, Artifacts, Computers, Webhooks, Faults
         upload_url_field: str = "uploadUrl",
         public_key_field: str = "publicKey",
         unknown_field: bool = False,
+        agent_timeout: float = 30.0,
     ):
         knobs = {name: value for name, value in locals().items() if name in _KNOBS}
         self._lock = threading.RLock()
@@ -97,6 +99,9 @@ class FakeRebyte(Tasks, TaskViews, Files, Artifacts, Computers, Webhooks, Faults
         self._artifact_uploads: dict = {}  # id -> _ArtifactUpload
         self._webhooks: dict = {}  # id -> _Webhook, in creation order
         self._artifact_dir = tempfile.TemporaryDirectory(prefix="fake-rebyte-artifacts-")
+        self._agent_dir: str | None = None  # kept bundles and agent clones (files.py)
+        self._agent_lock = threading.Lock()  # one agent run at a time; before _lock
+        self._agent_abandoned: dict = {}  # clone folder -> thread of a timed-out run
         self._public_key = self._make_public_key(seed)
         self._scripted: list = []
         self._signing_key = secrets.token_bytes(32)
@@ -106,6 +111,7 @@ class FakeRebyte(Tasks, TaskViews, Files, Artifacts, Computers, Webhooks, Faults
         self._servers: list = []
         self._threads: list = []
         self.request_log: list = []
+        self.agent_log: list = []  # one entry per simulated agent run (agent.py)
         self.tasks_created = 0
         self.prompts_created = 0
         assert set(knobs) == _KNOBS, "every knob is a constructor keyword"
@@ -162,6 +168,7 @@ class FakeRebyte(Tasks, TaskViews, Files, Artifacts, Computers, Webhooks, Faults
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._servers, self._threads = [], []
+        self._discard_kept()
 
     def __enter__(self) -> FakeRebyte:
         return self.start()

@@ -25,6 +25,7 @@ from fakerebyte.base import (
 )
 
 _UPLOAD_PATH_RE = re.compile(r"/upload/([0-9a-f-]{36})")
+BUNDLE_SUFFIX = ".bundle"  # uploads named so are kept (fakerebyte.agent runs on them)
 
 
 @dataclass
@@ -34,6 +35,11 @@ class _File:
     content_type: str
     uploaded: bool = False
     size: int = 0
+    kept: str | None = None  # a git bundle's bytes, kept on disk for the simulated agent
+
+    @property
+    def is_bundle(self) -> bool:
+        return self.filename.endswith(BUNDLE_SUFFIX)
 
 
 class Files:
@@ -99,9 +105,19 @@ class Files:
             return _xml_error(404, "NoSuchUpload", "The requested upload was not found.")
         return record
 
-    def _upload_finished(self, record: _File, size: int) -> None:
+    def _upload_finished(self, record: _File, size: int, kept: str | None) -> None:
         with self._lock:
-            record.uploaded, record.size = True, size
+            if record.kept is not None and record.kept != kept:  # uploaded again
+                _unlink(record.kept)
+            record.uploaded, record.size, record.kept = True, size, kept
+
+    def _kept_folder(self) -> str:
+        """The server's temporary folder for kept bundles and agent clones (made when first
+        needed; stop() deletes it with everything in it)."""
+        with self._lock:
+            if self._agent_dir is None:
+                self._agent_dir = tempfile.mkdtemp(prefix="fake-rebyte-agent-")
+            return self._agent_dir
 
     def file_info(self, file_id: str) -> dict | None:
         """What the server knows of a file slot: filename, contentType, uploaded, size."""
@@ -149,11 +165,11 @@ class StorageUploads:
                 "SignatureDoesNotMatch",
                 f"Content-Type {sent_type!r} does not match the signed {record.content_type!r}.",
             )
-        received = self._store_body(record, length)
+        received, kept = self._store_body(record, length)
         entry["body_bytes"] = received
         if received < length:
             raise ConnectionAbortedError("the client sent less than its Content-Length")
-        self.fake._upload_finished(record, received)
+        self.fake._upload_finished(record, received, kept)
         return Reply(200, headers={"ETag": f'"{secrets.token_hex(16)}"'})
 
     def _artifact_put(self, entry: dict, path: str, query: dict) -> Reply:
@@ -196,13 +212,19 @@ class StorageUploads:
         self.fake._artifact_uploaded(slot, temporary, received, sent_type)
         return Reply(200, headers={"ETag": f'"{secrets.token_hex(16)}"'})
 
-    def _store_body(self, record: _File, length: int) -> int:
-        """Copy the body in CHUNK pieces to upload_dir (replacing at the end) or count it."""
-        upload_dir = self.fake.upload_dir
-        out = temporary = None
-        if upload_dir is not None:
-            handle, temporary = tempfile.mkstemp(dir=upload_dir, prefix=".upload-")
-            out = os.fdopen(handle, "wb")
+    def _store_body(self, record: _File, length: int) -> tuple:
+        """(bytes received, the kept copy or None): the body, CHUNK by CHUNK, goes to
+        upload_dir (replacing at the end) and, for a git bundle, to the server's temporary
+        folder (kept for the simulated agent); otherwise it is only counted."""
+        outputs = []  # (open file, temporary path, final path or None: kept where it is)
+        if self.fake.upload_dir is not None:
+            handle, temporary = tempfile.mkstemp(dir=self.fake.upload_dir, prefix=".upload-")
+            final = os.path.join(self.fake.upload_dir, record.filename)
+            outputs.append((os.fdopen(handle, "wb"), temporary, final))
+        if record.is_bundle:
+            folder = self.fake._kept_folder()
+            handle, temporary = tempfile.mkstemp(dir=folder, prefix="upload-", suffix=".bundle")
+            outputs.append((os.fdopen(handle, "wb"), temporary, None))
         buffer = memoryview(bytearray(CHUNK))
         received = 0
         try:
@@ -210,14 +232,24 @@ class StorageUploads:
                 count = self.rfile.readinto(buffer[: min(CHUNK, length - received)])
                 if not count:
                     break
-                if out is not None:
+                for out, _, _ in outputs:
                     out.write(buffer[:count])
                 received += count
         finally:
-            if out is not None:
+            kept = None
+            for out, temporary, final in outputs:
                 out.close()
-                if received == length:
-                    os.replace(temporary, os.path.join(upload_dir, record.filename))
+                if received != length:
+                    _unlink(temporary)
+                elif final is not None:
+                    os.replace(temporary, final)
                 else:
-                    os.unlink(temporary)
-        return received
+                    kept = temporary
+        return received, kept
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -56,6 +56,7 @@ _KNOBS = frozenset(
         "upload_url_field",
         "public_key_field",
         "unknown_field",
+        "agent_timeout",
     }
 )
 _CHOICES = {
@@ -85,7 +86,13 @@ _BOOL_KNOBS = frozenset(
     }
 )
 _SECONDS_KNOBS = frozenset(
-    {"computer_ready_delay", "artifact_bytes", "task_read_lag", "final_result_delay"}
+    {
+        "computer_ready_delay",
+        "artifact_bytes",
+        "task_read_lag",
+        "final_result_delay",
+        "agent_timeout",
+    }
 )
 _NAME_KNOBS = frozenset({"service_executor", "service_model"})
 _ADDRESS_KNOBS = frozenset({"host", "port", "upload_host", "upload_port"})

@@ -57,6 +57,7 @@ class _Prompt:
     canceled_at: float | None = None
     stream_connections: int = 0
     artifacts_left: bool = False
+    agent_ran: bool = False  # the simulated agent's run (fakerebyte.agent) is done
 
     @property
     def fails(self) -> bool:
