@@ -205,12 +205,13 @@ def test_list_quiet_prints_id_status_title(cli, done_task):
 
 
 class _Tasks:
-    """A stand-in for the client's get_task, to see which tasks with_statuses asks about."""
+    """A stand-in for the client's tasks.get, to see which tasks with_statuses asks about."""
 
     def __init__(self, statuses: dict) -> None:
         self.statuses, self.asked = statuses, []
+        self.tasks = self  # client.tasks.get(...)
 
-    def get_task(self, task_id: str) -> dict:
+    def get(self, task_id: str) -> dict:
         self.asked.append(task_id)
         if self.statuses[task_id] is None:
             raise rebyte_client.NotFoundError("no such task", status=404)
