@@ -1,5 +1,4 @@
-"""The answers half of the transport: bodies read within bounds, errors mapped, secrets scrubbed.
-"""
+"""The answers half of the transport: bodies read within bounds, errors mapped, secrets scrubbed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The error tree: every failure of the client is a `RebyteError`.
-"""
+"""The error tree: every failure of the client is a `RebyteError`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Polling and paging, written once for every resource.
-"""
+"""Polling and paging, written once for every resource."""
 
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ _UNSEEN = object()  # the state before the first poll: unequal to any state
 class _Loops:
     """The loops every resource shares: polling until done, and paging through a listing."""
 
+    # A little over 60 lines, most of them its arguments and docstring: the one poll loop.
     def _poll_until(
         self,
         fetch: Callable[[float], dict],

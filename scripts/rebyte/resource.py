@@ -1,5 +1,4 @@
-"""The base of the resources: each holds its client and reads the transport through it.
-"""
+"""The base of the resources: each holds its client and reads the transport through it."""
 
 from __future__ import annotations
 

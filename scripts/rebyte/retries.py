@@ -34,6 +34,8 @@ logger = logging.getLogger("rebyte")
 class _Retries:
     """The retry policy and the deadlines of one call; `_with_retries` is its one entry."""
 
+    # Over 60 lines: the whole retry policy (which failure, which status, which pause, which
+    # deadline) in one loop, so that no rule hides in a helper and none is forgotten.
     def _with_retries(
         self,
         method: str,

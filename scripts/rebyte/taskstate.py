@@ -1,5 +1,4 @@
-"""Reading a task view: whether it (or one prompt) ended, its answer, its progress.
-"""
+"""Reading a task view: whether it (or one prompt) ended, its answer, its progress."""
 
 from __future__ import annotations
 

@@ -115,6 +115,8 @@ class _TaskWaits(_Resource):
             label=task_id,
         )
 
+    # Over 60 lines: one generator whose state (events seen, failures, reconnects, the last
+    # contact) spans every reconnect; split up, that state would have to travel between parts.
     def events(
         self,
         task_id: str,

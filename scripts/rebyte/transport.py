@@ -1,5 +1,4 @@
-"""The HTTP core: configuration, the session, and the one send path that every request takes.
-"""
+"""The HTTP core: configuration, the session, and the one send path that every request takes."""
 
 from __future__ import annotations
 
@@ -59,6 +58,8 @@ from .transfers import _Transfers
 _Self = TypeVar("_Self", bound="_Transport")
 
 
+# A little over 300 lines: configuration (each setting from its argument or the environment)
+# and the one send path belong together; the rest of the core is in the mixins.
 class _Transport(_Answers, _Retries, _Loops, _Streams, _Transfers):
     """Configuration, the session, and the one send path: retries, deadlines, error mapping.
 
@@ -126,6 +127,10 @@ class _Transport(_Answers, _Retries, _Loops, _Streams, _Transfers):
         self._clock: Callable[[], float] = time.monotonic
 
         self._requests = _import_requests()
+        self._open_session(pool_size)
+
+    def _open_session(self, pool_size: int) -> None:
+        """The one `requests.Session`: pooled, without redirects, ambient credentials or cookies."""
         self._session = self._requests.Session()
         adapter = self._requests.adapters.HTTPAdapter(
             pool_connections=4, pool_maxsize=pool_size, max_retries=0
@@ -197,6 +202,8 @@ class _Transport(_Answers, _Retries, _Loops, _Streams, _Transfers):
         headers.update(extra or {})
         return headers
 
+    # Over 60 lines with its docstring: the one send path, kept whole so that every option a
+    # request can take (key, redirects, body, deadline, watchdog) is read in one place.
     def _send(
         self,
         method: str,
