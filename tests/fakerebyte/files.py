@@ -137,6 +137,9 @@ class Files:
 class StorageUploads:
     """The signed PUTs of the storage listener (a mixin of the HTTP handler)."""
 
+    def _chunked(self) -> bool:
+        return "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+
     def _upload(self, entry: dict, path: str, query: dict) -> Reply:
         """The storage host: a signed PUT with a Content-Length, streamed to disk or counted."""
         if self.command != "PUT":
@@ -145,14 +148,9 @@ class StorageUploads:
                 405, "MethodNotAllowed", "Only PUT is accepted here.", headers={"Allow": "PUT"}
             )
         length = self._content_length()
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower() or length is None:
+        if length is None or self._chunked():
             entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
-            return _xml_error(
-                411,
-                "MissingContentLength",
-                "You must provide the Content-Length HTTP header.",
-                close=True,
-            )
+            return _missing_length()
         record = self.fake._upload_target(path, query)
         if isinstance(record, Reply):
             entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
@@ -175,14 +173,9 @@ class StorageUploads:
     def _artifact_put(self, entry: dict, path: str, query: dict) -> Reply:
         """A signed artifact upload: the streamed body becomes the artifact (on disk)."""
         length = self._content_length()
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower() or length is None:
+        if length is None or self._chunked():
             entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
-            return _xml_error(
-                411,
-                "MissingContentLength",
-                "You must provide the Content-Length HTTP header.",
-                close=True,
-            )
+            return _missing_length()
         slot = self.fake._artifact_upload_target(path, query)
         if isinstance(slot, Reply):
             entry["body_bytes"] = self._drop_body(limit=MAX_DRAIN)
@@ -253,3 +246,10 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _missing_length() -> Reply:
+    """What a signed-URL host answers a body of unknown length (S3's 411)."""
+    return _xml_error(
+        411, "MissingContentLength", "You must provide the Content-Length HTTP header.", close=True
+    )
