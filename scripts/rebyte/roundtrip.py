@@ -37,6 +37,11 @@ class Handoff:
     file: dict
     prompt: str
 
+    def with_prompt(self, prompt: str) -> Handoff:
+        """The same upload for another task's prompt (a batch's specs share one)."""
+        block = instruction_block(self.file["filename"], self.snapshot.sha)
+        return Handoff(self.snapshot, self.file, prompt + block)
+
     def record_fields(self) -> dict:
         """What the local record keeps of it, for diff, apply and follow-ups."""
         return {
@@ -87,20 +92,31 @@ def follow_up_prompt(prompt: str, snapshot_sha: str) -> str:
 
 
 def fetch_patch(client: Any, workspace_id: str) -> FetchedPatch:
-    """The task's patch from its workspace, read whole up to MAX_PATCH_BYTES."""
+    """The task's patch from its workspace, read whole up to MAX_PATCH_BYTES.
+
+    The size is the server's word and is checked as the bytes arrive: a larger patch
+    stops the download (PatchTooLarge) instead of filling the disk first.
+    """
     names = [entry["name"] for entry in client.artifacts.list(workspace_id)]
     if PATCH_NAME not in names:
         return FetchedPatch(None, names)
-    with tempfile.TemporaryDirectory(prefix="rebyte-patch-") as folder:
-        downloaded = client.artifacts.download(workspace_id, PATCH_NAME, folder, overwrite=True)
-        path = downloaded["path"]
-        if os.path.getsize(path) > MAX_PATCH_BYTES:
+
+    def guard(_name: str, received: int, total: Optional[int]) -> None:
+        size = max(received, total or 0)
+        if size > MAX_PATCH_BYTES:
             raise PatchTooLarge(
-                f"the patch is {os.path.getsize(path)} bytes, more than the "
-                f"{MAX_PATCH_BYTES // (1024 * 1024)} MiB this reads"
+                f"the patch is over {MAX_PATCH_BYTES // (1024 * 1024)} MiB ({size} bytes "
+                "or more): not read"
             )
-        with open(path, "rb") as handle:
-            return FetchedPatch(handle.read(), names)
+
+    with tempfile.TemporaryDirectory(prefix="rebyte-patch-") as folder:
+        downloaded = client.artifacts.download(
+            workspace_id, PATCH_NAME, folder, overwrite=True, progress=guard
+        )
+        with open(downloaded["path"], "rb") as handle:
+            data = handle.read(MAX_PATCH_BYTES + 1)
+        guard(PATCH_NAME, len(data), None)
+        return FetchedPatch(data, names)
 
 
 def bundle_folder() -> str:

@@ -27,6 +27,8 @@ exit codes:
   5    the API rejected the request (other 4xx, after retries), or an unsafe artifact name
   6    network or server failure after retries, or a create that may or may not have happened
   7    a wait timed out with the task still running
+  8    diff or apply: the task left no patch
+  9    apply: the patch conflicts with the local tree (nothing was changed)
   70   an internal error of this CLI (a bug): run again with -v and report it
   130  interrupted (Ctrl-C; SIGTERM 143, SIGHUP 129); created tasks and computers keep running
 
@@ -141,6 +143,12 @@ def _create_rows() -> dict:
     return create.COMMANDS
 
 
+def _roundtrip_rows() -> dict:
+    from . import roundtrip
+
+    return roundtrip.COMMANDS
+
+
 def _task_rows() -> dict:
     from . import tasks
 
@@ -189,6 +197,11 @@ COMMANDS = {
         _task_rows,
     ),
     "batch": ("create many tasks from a JSON, JSON Lines or YAML file", _batch_rows),
+    "diff": ("print the patch a --local-repo task left (--stat: its summary)", _roundtrip_rows),
+    "apply": (
+        "apply a --local-repo task's patch to the local tree, whole or not at all",
+        _roundtrip_rows,
+    ),
 }
 # group word -> (one-line help, the table of its verbs: (group, verb) -> Command)
 GROUPS = {

@@ -10,6 +10,14 @@ from .create import create_planned, plan_task, prompt_bytes_cap, split_skills
 from .errors import UsageError, exit_code_for, worst_exit
 from .options import add_wait_options, command, commands, options, whole
 from .output import RUN, Output, one_line, tab_line
+from .roundtrip import (
+    LocalRepo,
+    hand_off,
+    plan_with_handoff,
+    prompt_to_check,
+    remember_handoff,
+    take_snapshot,
+)
 from .session import Run, load_client_module, make_client, read_text
 from .waiting import (
     answer_or_url,
@@ -49,6 +57,10 @@ BATCH_FIELDS = {
     "workspaceId": "workspace",
     "public": "public",
     "name": "name",
+    "localRepo": "local_repo",
+    "local_repo": "local_repo",
+    "allowSecrets": "allow_secrets",
+    "allow_secrets": "allow_secrets",
 }
 
 
@@ -139,12 +151,14 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
             paths.append(item if os.path.isabs(item) else os.path.join(base_dir, item))
         else:
             refs.append(item)
-    if not isinstance(fields.get("public", False), bool):
-        raise UsageError(f"{where}: public must be true or false")
+    for flag in ("public", "allow_secrets"):
+        if not isinstance(fields.get(flag, False), bool):
+            raise UsageError(f"{where}: {flag} must be true or false")
+    local = _local_repo_of(where, fields, base_dir)
     try:
         plan = plan_task(
             rc,
-            fields["prompt"],
+            prompt_to_check(fields["prompt"]) if local else fields["prompt"],
             paths=paths,
             refs=refs,
             executor=fields.get("executor"),
@@ -156,7 +170,45 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
         )
     except rc.InputError as error:
         raise UsageError(f"{where}: {error}") from None
-    return {**plan, "public": fields.get("public", False), "name": fields.get("name")}
+    plan.update(public=fields.get("public", False), name=fields.get("name"), local=local)
+    return {**plan, "prompt": fields["prompt"]} if local else plan
+
+
+def _local_repo_of(where: str, fields: dict, base_dir: str):
+    """A spec's localRepo (its folder relative to the batch file), or None."""
+    folder = fields.get("local_repo")
+    if folder is None:
+        if fields.get("allow_secrets"):
+            raise UsageError(f"{where}: allowSecrets goes with localRepo")
+        return None
+    if not isinstance(folder, str) or not folder.strip():
+        raise UsageError(f"{where}: localRepo must be the path of a git folder")
+    if fields.get("github_url"):
+        raise UsageError(f"{where}: localRepo and githubUrl both name the code: give one")
+    folder = folder if os.path.isabs(folder) else os.path.join(base_dir, folder)
+    return LocalRepo(folder, allow_secrets=fields.get("allow_secrets", False))
+
+
+def hand_off_snapshots(client, out: Output, specs: list) -> list:
+    """Snapshot each local repository the specs name, then upload each once, before any
+    task is created (every refusal before anything is sent); return the specs with their
+    prompts and bundles in place."""
+
+    def key(local) -> tuple:
+        return os.path.realpath(local.folder), local.allow_secrets
+
+    snapshots = {}
+    for spec in specs:
+        local = spec.get("local")
+        if local is not None and key(local) not in snapshots:
+            snapshots[key(local)] = take_snapshot(out, local)
+    uploads = {name: hand_off(client, out, snapshot, "") for name, snapshot in snapshots.items()}
+    return [
+        plan_with_handoff(spec, uploads[key(spec["local"])].with_prompt(spec["prompt"]))
+        if spec.get("local") is not None
+        else spec
+        for spec in specs
+    ]
 
 
 BatchOptions = options("BatchOptions", "client spec_file concurrency wait wait_timeout interval")
@@ -173,11 +225,14 @@ def cmd_batch(args, out: Output, run: Run) -> int:
     base_dir = os.getcwd() if spec_file == "-" else os.path.dirname(spec_file)
     specs = [normalize_spec(rc, i, spec, base_dir) for i, spec in enumerate(specs)]
     client = make_client(opts.client, concurrency=concurrency)
+    specs = hand_off_snapshots(client, out, specs)
     silent = Output(quiet=True, progress=False)  # the JSON lines speak for each task
 
     def create(index: int) -> dict:
         spec = specs[index]
         task = create_planned(client, silent, run, spec)
+        if spec.get("handoff") is not None:
+            remember_handoff(task["id"], spec["handoff"])
         if spec["public"]:
             try:
                 shared = client.tasks.set_visibility(task["id"], "public")

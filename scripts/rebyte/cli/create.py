@@ -21,7 +21,19 @@ from .options import (
     one_task_argument,
     options,
 )
-from .output import RUN, Output, TransferBar, format_size
+from .output import RUN, Output, TransferBar, format_size, tab_line
+from .roundtrip import (
+    add_local_repo_options,
+    dry_run_snapshot,
+    follow_up_prompt,
+    hand_off,
+    local_repo_request,
+    next_steps,
+    plan_with_handoff,
+    prompt_to_check,
+    remember_handoff,
+    take_snapshot,
+)
 from .session import (
     COMPUTER_WAIT_TIMEOUT,
     Run,
@@ -34,7 +46,7 @@ from .session import (
     send_recorded,
     wait_for_computer,
 )
-from .waiting import finish_with_wait, waiting
+from .waiting import finish_with_wait, wait_and_report, waiting
 
 REPEAT_WARNING_SECONDS = 300.0  # a repeated create within this of an unanswered one is warned of
 
@@ -63,6 +75,7 @@ def _create_arguments(create: argparse.ArgumentParser) -> None:
     create.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
     add_wait_options(create)
     add_download_option(create)
+    add_local_repo_options(create)
 
 
 def _follow_up_arguments(follow: argparse.ArgumentParser) -> None:
@@ -190,7 +203,8 @@ def warn_if_repeated(out: Output, host: str, prompt_hash: str) -> None:
 CreateOptions = options(
     "CreateOptions",
     "client prompt prompt_file skills files file_refs executor model github_url branch workspace"
-    " new_computer public dry_run wait watch wait_timeout interval download",
+    " new_computer public dry_run wait watch wait_timeout interval download"
+    " local_repo attempts allow_secrets max_snapshot_mb",
 )
 
 
@@ -198,9 +212,11 @@ def cmd_create(args, out: Output, run: Run) -> int:
     opts = CreateOptions.of(args)
     rc = load_client_module()
     wait_options = waiting(opts)  # its checks come before anything is sent
+    local = local_repo_request(opts)
+    prompt = read_prompt(opts)
     plan = plan_task(
         rc,
-        read_prompt(opts),
+        prompt_to_check(prompt) if local else prompt,
         paths=opts.files or (),
         refs=parse_file_refs(opts.file_refs),
         executor=opts.executor,
@@ -212,30 +228,98 @@ def cmd_create(args, out: Output, run: Run) -> int:
     )
     client = make_client(opts.client)
     if opts.dry_run:
-        request = client.describe_request("POST", "/tasks", plan["body"])
+        body, summary = plan["body"], None
+        if local:
+            summary, full_prompt, bundle = dry_run_snapshot(out, local, prompt)
+            refs = plan["refs"] + [bundle]
+            body = plan_task(rc, full_prompt, paths=plan["paths"], refs=refs, **plan["options"])
+            body = body["body"]
+        request = client.describe_request("POST", "/tasks", body)
         document = {"dryRun": True, "uploads": plan["paths"], "request": request}
+        if summary:
+            document["localRepo"] = summary
         if opts.new_computer:
             document["computerRequest"] = client.describe_request("POST", "/agent-computers", {})
         out.result(document)
         return EXIT_OK
+    # The snapshot before anything is sent: its refusals (secrets, size) cost nothing.
+    snapshot = take_snapshot(out, local) if local else None
     if opts.new_computer:
         # Named after its task, so that `computer list` says what it was made for.
-        computer = create_computer(client, out, run, name=" ".join(plan["prompt"].split())[:60])
+        computer = create_computer(client, out, run, name=" ".join(prompt.split())[:60])
         wait_for_computer(
             client, out, computer["id"], timeout=COMPUTER_WAIT_TIMEOUT, interval=opts.interval
         )
         plan = {**plan, "options": {**plan["options"], "workspace_id": computer["id"]}}
-    task = create_planned(client, out, run, plan)
-    out.note(f"task {task['id']} is running: {task.get('url')}")
+    if snapshot is None:
+        task = create_planned(client, out, run, plan)
+        out.note(f"task {task['id']} is running: {task.get('url')}")
+    else:
+        tasks = create_attempts(
+            client,
+            out,
+            run,
+            plan_with_handoff(plan, hand_off(client, out, snapshot, prompt)),
+            local.attempts,
+        )
+        if len(tasks) > 1:
+            return finish_attempts(client, out, run, tasks, opts)
+        task = tasks[0]
     if opts.public:
-        shared = client.tasks.set_visibility(task["id"], "public")
-        task = {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
-        out.note(f"shared publicly: {shared.get('shareUrl')}")
+        task = share_publicly(client, out, task)
     asked = {key: value for key, value in (("executor", opts.executor), ("model", opts.model))}
     asked = {key: value for key, value in asked.items() if value}
     return finish_with_wait(
         client, out, run, task, prompt_id=None, asked=asked or None, **wait_options
     )
+
+
+def share_publicly(client, out: Output, task: dict) -> dict:
+    shared = client.tasks.set_visibility(task["id"], "public")
+    out.note(f"shared publicly: {shared.get('shareUrl')}")
+    return {**task, "visibility": shared.get("visibility"), "shareUrl": shared.get("shareUrl")}
+
+
+def create_attempts(client, out: Output, run: Run, plan: dict, attempts: int) -> list:
+    """Create the round trip's tasks on one uploaded snapshot, each recorded with it.
+
+    Each create is sent once (never repeated on an unknown outcome): a failure stops
+    the rest, and the tasks made before it are printed before the error is raised.
+    """
+    rc = load_client_module()
+    handoff = plan["handoff"]
+    tasks = []
+    for attempt in range(1, attempts + 1):
+        try:
+            task = create_planned(client, out, run, plan)
+        except rc.RebyteError:
+            if tasks:
+                out.result(tasks if len(tasks) > 1 else tasks[0], [t.get("url") for t in tasks])
+            raise
+        remember_handoff(task["id"], handoff, attempt if attempts > 1 else None)
+        which = f" (attempt {attempt}/{attempts})" if attempts > 1 else ""
+        out.note(f"task {task['id']} is running{which}: {task.get('url')}")
+        tasks.append(task)
+    out.note(next_steps([task["id"] for task in tasks]))
+    return tasks
+
+
+def finish_attempts(client, out: Output, run: Run, tasks: list, opts) -> int:
+    """Several attempts: shared if asked, then listed (`ID<TAB>URL` with -q) or waited for."""
+    if opts.public:
+        tasks = [share_publicly(client, out, task) for task in tasks]
+    if opts.wait:
+        return wait_and_report(
+            client,
+            out,
+            run,
+            [task["id"] for task in tasks],
+            prompt_id=None,
+            timeout=opts.wait_timeout,
+            interval=opts.interval,
+        )
+    out.result(tasks, [tab_line(task["id"], task.get("url")) for task in tasks])
+    return EXIT_OK
 
 
 NEW_COMPUTER = "<new computer>"  # the workspace of `create --new-computer`, before it exists
@@ -255,6 +339,7 @@ def cmd_follow_up(args, out: Output, run: Run) -> int:
     task_id, prompt, paths = opts.task_id, read_prompt(opts), opts.files
     skills = split_skills(opts.skills)
     rc.check_task_id(task_id)
+    prompt = follow_up_prompt(task_id, prompt)
     rc.check_prompt(prompt)
     check_upload_paths(rc, paths)
     refs = parse_file_refs(opts.file_refs)

@@ -5,33 +5,17 @@ from __future__ import annotations
 from .output import RUN
 
 EXIT_OK = 0
-
-
 EXIT_TASK_FAILED = 1
-
-
 EXIT_USAGE = 2
-
-
 EXIT_AUTH = 3
-
-
 EXIT_NOT_FOUND = 4
-
-
 EXIT_API = 5
-
-
 EXIT_NETWORK = 6
-
-
 EXIT_WAIT_TIMEOUT = 7
-
-
-EXIT_INTERRUPTED = 130
-
-
+EXIT_NO_PATCH = 8  # `diff`, `apply`: the task left no patch in its workspace
+EXIT_CONFLICT = 9  # `apply`: the patch conflicts with the local tree; nothing was changed
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: a bug here, not a problem of the user's
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -70,8 +54,8 @@ def exit_code_for(rc, error: BaseException) -> int:
 
 def worst_exit(codes) -> int:
     """The exit code of several tasks that ended differently: errors over outcomes, 0 if none."""
-    order = [EXIT_OK, EXIT_TASK_FAILED, EXIT_WAIT_TIMEOUT, EXIT_NOT_FOUND, EXIT_API, EXIT_NETWORK]
-    order += [EXIT_USAGE, EXIT_AUTH]
+    order = [EXIT_OK, EXIT_TASK_FAILED, EXIT_WAIT_TIMEOUT, EXIT_NO_PATCH, EXIT_CONFLICT]
+    order += [EXIT_NOT_FOUND, EXIT_API, EXIT_NETWORK, EXIT_USAGE, EXIT_AUTH]
     return max(codes, key=lambda c: order.index(c) if c in order else len(order), default=EXIT_OK)
 
 

@@ -10,8 +10,6 @@ from .errors import (
     EXIT_WAIT_TIMEOUT,
     TaskOutcome,
     UsageError,
-    exit_code_for,
-    worst_exit,
 )
 from .options import (
     add_wait_options,
@@ -23,16 +21,15 @@ from .options import (
     options,
     whole,
 )
-from .output import RUN, Output, one_line, tab_line
+from .output import RUN, Output, tab_line
 from .session import Run, api_host, confirm, delete_many, load_client_module, make_client
 from .waiting import (
     answer_once,
     answer_or_url,
     outcome_code,
-    report_wait_failure,
     run_concurrently,
     say_if_unavailable,
-    wait_many,
+    wait_and_report,
     watch_events,
 )
 
@@ -177,7 +174,7 @@ def cmd_wait(args, out: Output, run: Run) -> int:
     client = make_client(opts.client)
     for task_id in task_ids:
         run.remember({"id": task_id})
-    finished = wait_many(
+    return wait_and_report(
         client,
         out,
         run,
@@ -186,28 +183,6 @@ def cmd_wait(args, out: Output, run: Run) -> int:
         timeout=opts.wait_timeout,
         interval=opts.interval,
     )
-    documents = [task if task is not None else {"id": task_id} for task_id, task, _ in finished]
-    errors = [error for _, _, error in finished if error is not None]
-    if len(documents) == 1:
-        document = documents[0]
-        if errors:
-            return report_wait_failure(out, finished[0][1], errors[0])
-    else:
-        for (task_id, _, error), doc in zip(finished, documents):
-            if error is not None:
-                doc["error"] = one_line(str(error))
-                out.error(f"task {task_id}: {error}")
-        document = documents
-    if len(documents) == 1:
-        plain = [answer_or_url(documents[0])]
-    else:  # several answers, one line each: `id<TAB>status<TAB>answer or URL`
-        plain = [tab_line(d["id"], d.get("status"), answer_or_url(d)) for d in documents]
-    out.result(document, plain)
-    for doc in documents:
-        say_if_unavailable(out, doc)
-    if errors:
-        return worst_exit([exit_code_for(rc, e) for e in errors])
-    return worst_exit([outcome_code(doc, prompt_id) for doc in documents])
 
 
 WatchOptions = options("WatchOptions", "client task_id prompt_id json wait_timeout")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 
-from .errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, worst_exit
+from .errors import EXIT_OK, EXIT_TASK_FAILED, UsageError, exit_code_for, worst_exit
 from .fetching import fetch_artifacts
-from .output import RUN, Output, one_line, short_id
+from .output import RUN, Output, one_line, short_id, tab_line
 from .session import MAX_PARALLEL_WAITS, Run, load_client_module
 
 
@@ -340,6 +340,37 @@ def format_event(out: Output, event: dict, task_id: str) -> str:
             + f'\n  answer with: {RUN} follow-up {task_id} --prompt "..."'
         )
     return f"[{kind}] {_clip(_payload_text(payload))}"
+
+
+def wait_and_report(client, out: Output, run: Run, task_ids, *, prompt_id, timeout, interval):
+    """Wait for the tasks, print them (one document, or a list), return the exit code.
+
+    With -q: one task's answer (or URL); several, `ID<TAB>STATUS<TAB>ANSWER-or-URL` each.
+    """
+    rc = load_client_module()
+    finished = wait_many(
+        client, out, run, task_ids, prompt_id=prompt_id, timeout=timeout, interval=interval
+    )
+    documents = [task if task is not None else {"id": task_id} for task_id, task, _ in finished]
+    errors = [error for _, _, error in finished if error is not None]
+    if len(documents) == 1:
+        document = documents[0]
+        if errors:
+            return report_wait_failure(out, finished[0][1], errors[0])
+        plain = [answer_or_url(document)]
+    else:
+        for (task_id, _, error), doc in zip(finished, documents):
+            if error is not None:
+                doc["error"] = one_line(str(error))
+                out.error(f"task {task_id}: {error}")
+        document = documents
+        plain = [tab_line(d["id"], d.get("status"), answer_or_url(d)) for d in documents]
+    out.result(document, plain)
+    for doc in documents:
+        say_if_unavailable(out, doc)
+    if errors:
+        return worst_exit([exit_code_for(rc, e) for e in errors])
+    return worst_exit([outcome_code(doc, prompt_id) for doc in documents])
 
 
 def waiting(opts) -> dict:
