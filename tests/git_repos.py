@@ -112,3 +112,16 @@ def tree_contents(root: Path, skip: Sequence[str] = (".git",)) -> Dict[str, obje
             elif path.is_file():
                 found[rel] = path.read_bytes()
     return found
+
+
+def change_of(repo: Path, files: Mapping[str, object]) -> bytes:
+    """The binary patch that writes `files` over the repository's HEAD, made in a scratch
+    clone (the repository itself is not touched): a patch as an agent would leave it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="change-of-") as scratch:
+        clone = Path(scratch) / "clone"
+        git(repo, "clone", "-q", str(repo), str(clone))
+        write(clone, files)
+        git(clone, "add", "-A")
+        return git(clone, "diff", "--binary", "--cached", "HEAD")

@@ -19,6 +19,7 @@ import pytest
 import requests
 from cli_runner import CLI, ROOT, as_documented, cli_env, run_cli
 from docs_support import Block, parse_command
+from git_repos import standard_repo
 
 sys.path.insert(0, str(CLI.parent))
 from rebyte.cli import app  # noqa: E402
@@ -91,16 +92,25 @@ def test_create_help_stays_short_and_says_where_the_rest_is():
         assert f"  {option} " in result.stdout, option
     for option in ("--watch", "--download", "--workspace", "--new-computer", "--dry-run"):
         assert f"  {option} " in result.stdout, option
+    for option in ("--local-repo", "--attempts", "--allow-secrets", "--max-snapshot-mb"):
+        assert f"  {option} " in result.stdout, option
     assert "with -q: " in result.stdout and "\nexamples:\n" in result.stdout
     assert "references/examples.md" in result.stdout
     assert (ROOT / "references" / "examples.md").exists()
 
 
-def _task(server, key: str) -> dict:
+def _task(server, key: str, repo=None) -> dict:
     """A finished task (its prompt takes no time) for examples that act on one, created
-    through the CLI as a user's is, so that its local record knows its workspace."""
+    through the CLI as a user's is, so that its local record knows its workspace; with
+    `repo`, a round-trip task of that repository (the local server's agent leaves a patch)."""
+    local = ["--local-repo", str(repo)] if repo is not None else []
     created = run_cli(
-        "create", "--prompt", "placeholder [duration=0]", base_url=server.base_url, api_key=key
+        "create",
+        "--prompt",
+        "placeholder [duration=0]",
+        *local,
+        base_url=server.base_url,
+        api_key=key,
     )
     assert created.returncode == 0, created.stderr
     headers = {"API_KEY": key}
@@ -116,10 +126,15 @@ def test_every_help_example_runs(fake_rebyte, api_key, tmp_path, name, line):
     (tmp_path / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
     (tmp_path / "data.csv").write_text("region,sales\nnorth,10\nsouth,7\n", encoding="utf-8")
     (tmp_path / "tasks.jsonl").write_text(BATCH_SPECS, encoding="utf-8")
-    first, second = _task(fake_rebyte, api_key), _task(fake_rebyte, api_key)
-    values = {"TASK_ID_2": second["id"], "TASK_ID": first["id"]}
+    cwd, repo = tmp_path, None
+    if name in ("diff", "apply"):  # run in a repository (`--repo ../project` from beside it)
+        repo = standard_repo(tmp_path / "project")
+        cwd = tmp_path / "elsewhere" if "--repo" in command.args else repo
+        cwd.mkdir(exist_ok=True)
+    first, second = _task(fake_rebyte, api_key, repo), _task(fake_rebyte, api_key, repo)
+    values = {"TASK_ID_2": second["id"], "TASK_ID_3": second["id"], "TASK_ID": first["id"]}
     args = [values.get(arg, arg) for arg in command.args]
-    result = run_cli(*args, base_url=fake_rebyte.base_url, api_key=api_key, cwd=str(tmp_path))
+    result = run_cli(*args, base_url=fake_rebyte.base_url, api_key=api_key, cwd=str(cwd))
     assert result.returncode == 0, (args, result.stderr)
     assert "Traceback" not in result.stderr
     refused = [e for e in fake_rebyte.requests(listener=None) if e["status"] and e["status"] >= 400]

@@ -59,6 +59,7 @@ from docs_support import (
     script_text,
 )
 from fake_rebyte import FakeRebyte
+from git_repos import change_of, standard_repo
 from openapi_check import operations
 from rebyte import record
 
@@ -98,7 +99,7 @@ ENDPOINTS = {
     ("GET", "/webhooks/{id}"),
     ("DELETE", "/webhooks/{id}"),
 }
-EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 70, 130}
+EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 70, 130}
 
 SHELL_BLOCKS = [b for b in all_blocks() if is_shell(b) and mentions_api(b)]
 SCRIPTS = [b for b in SHELL_BLOCKS if is_script(b)]
@@ -206,13 +207,30 @@ def api(server: FakeRebyte, method: str, path: str, **kwargs):
 # server object in this process (FakeRebyte.held()), never taken from an HTTP answer.
 
 
-def placeholder_task(server: FakeRebyte) -> dict:
+def placeholder_task(server: FakeRebyte, patch=None) -> dict:
     """A finished task (its prompt takes no time) for examples that act on one:
     {"id", "workspaceId", "promptIds"}. Written to the local record as the CLI writes a
-    create of its own: the docs show these commands for tasks this machine created."""
+    create of its own: the docs show these commands for tasks this machine created.
+    With `patch`, its workspace holds it as a round-trip task's change."""
     created = api(server, "POST", "/tasks", json={"prompt": "Docs placeholder [duration=0]"})
     record.created(record.begin("task", "127.0.0.1"), "task", created)
-    return server.held()["tasks"][-1]
+    task = server.held()["tasks"][-1]
+    if patch is not None:
+        server.add_artifact(task["workspaceId"], "rebyte-change.patch", data=patch)
+    return task
+
+
+ROUND_TRIP = re.compile(r"--local-repo|rebyte_cli\.py (?:diff|apply)\b|\bgit |rebyte-change")
+
+
+def round_trip_repo(cwd: Path, text: str):
+    """For an example of the round trip: make its folder the user's repository, and return
+    the patch its placeholder tasks leave (None for any other example)."""
+    if not ROUND_TRIP.search(text):
+        return None
+    standard_repo(cwd)
+    readme = (cwd / "README.md").read_text(encoding="utf-8")
+    return change_of(cwd, {"README.md": readme + "Docs change.\n", "tests/test_new.py": "x = 1\n"})
 
 
 def uploaded_file(server: FakeRebyte) -> dict:
@@ -414,10 +432,11 @@ def _server(**knobs) -> FakeRebyte:
 # -------------------------------------------------------------------- CLI command lines
 
 
-def fill(command: Command, server: FakeRebyte) -> list:
+def fill(command: Command, server: FakeRebyte, patch=None) -> list:
     """The command's arguments with placeholders replaced by real ids on `server`."""
     text = " ".join(command.args)
-    tasks = {name: placeholder_task(server) for name in set(PLACEHOLDER_TASKS.findall(text))}
+    names = set(PLACEHOLDER_TASKS.findall(text))
+    tasks = {name: placeholder_task(server, patch) for name in names}
     main = tasks.get("TASK_ID") or next(iter(tasks.values()), None) or placeholder_task(server)
     values = {
         "WORKSPACE_ID": main["workspaceId"],
@@ -443,8 +462,9 @@ def run_command(runs: Runs, command: Command) -> dict:
     server = _server()
     try:
         cwd = runs.place(f"cli-{command.where}", command.block.doc)
+        patch = round_trip_repo(cwd, command.text)
         make_samples(cwd, " ".join(command.args), jsonl_before(command.block))
-        args = fill(command, server)
+        args = fill(command, server, patch)
         if command.block.doc in AGENT_DOCS or command.path == "scripts/rebyte_cli.py":
             assert cli_script(command, cwd).resolve() == CLI.resolve(), command.path
         result = run_cli(*args, env=doc_env(server.base_url), cwd=str(cwd), timeout=90)
@@ -495,6 +515,8 @@ def test_cli_command_line_runs(runs, command):
         return
     if command.quiet:
         assert not result.stdout.lstrip().startswith("{"), shown
+    elif command.command == "diff" and "--stat" not in command.args:
+        assert result.stdout.startswith("diff --git "), shown  # the patch itself, not JSON
     elif command.command == "batch" or "--json" in command.args:
         assert result.json_lines(), shown
     else:
@@ -525,8 +547,9 @@ def run_script(runs: Runs, block: Block) -> dict:
     try:
         cwd = runs.place(f"sh-{block.where}", block.doc)
         script = script_text(block)
+        patch = round_trip_repo(cwd, script)
         make_samples(cwd, script, jsonl_before(block))
-        task = placeholder_task(server)
+        task = placeholder_task(server, patch)
         env = doc_env(
             server.base_url,
             HOOK_SECRET="whsec_docs_recipe",
@@ -751,6 +774,7 @@ def test_exit_codes_agree_across_skill_md_readme_and_help():
     for code, text in helped.items():
         assert text.strip() in readme[code], f"README.md, exit {code}: help says {text!r}"
     advice = {1: "failed", 3: "key", 4: "not found", 6: "recent", 7: "still running"}
+    advice.update({8: "no patch", 9: "nothing was changed"})
     for code, word in advice.items():
         assert word in exit_table("SKILL.md")[code], f"SKILL.md, exit {code} should say {word!r}"
 

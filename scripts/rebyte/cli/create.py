@@ -64,18 +64,18 @@ def _create_arguments(create: argparse.ArgumentParser) -> None:
         "--computer",
         dest="workspace",
         metavar="ID",
-        help="run in an existing workspace or Agent Computer (skips provisioning)",
+        help="run in this workspace or Agent Computer",
     )
     where.add_argument(
         "--new-computer",
         action="store_true",
-        help="create an Agent Computer, wait until it is ready, then run the task in it",
+        help="run it in a new Agent Computer, once it is ready",
     )
     create.add_argument("--public", action="store_true", help="share it publicly once created")
     create.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
+    add_local_repo_options(create)
     add_wait_options(create)
     add_download_option(create)
-    add_local_repo_options(create)
 
 
 def _follow_up_arguments(follow: argparse.ArgumentParser) -> None:

@@ -63,14 +63,14 @@ def add_prompt_options(parser: argparse.ArgumentParser) -> None:
         dest="files",
         action="append",
         metavar="PATH",
-        help="upload this file and attach it (repeatable); it appears at /code/<name>",
+        help="upload and attach it (repeatable): /code/NAME in the VM",
     )
     parser.add_argument(
         "--file-ref",
         dest="file_refs",
         action="append",
         metavar="ID:FILENAME",
-        help="attach a file uploaded earlier with `upload` (repeatable)",
+        help="attach a file sent with `upload` (repeatable)",
     )
 
 
@@ -107,7 +107,7 @@ def add_download_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--download",
         metavar="DIR",
-        help="with --wait or --watch: download the task's artifacts into DIR once it ends",
+        help="with --wait/--watch: fetch its artifacts into DIR",
     )
 
 

@@ -53,30 +53,22 @@ PLACEHOLDER_SHA = "0" * 40
 
 
 def add_local_repo_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("the local repository round trip")
-    group.add_argument(
+    parser.add_argument(
         "--local-repo",
         metavar="DIR",
-        help="start from this git folder's exact state (uncommitted and untracked files "
-        "too, ignored ones never); its change comes back with `diff` and `apply`",
+        help="send this git folder as it is now; see `diff`, `apply`",
     )
-    group.add_argument(
-        "--attempts",
-        type=whole(1, MAX_ATTEMPTS),
-        metavar="N",
-        help="with --local-repo: N tasks on one upload, to compare with `diff`",
+    parser.add_argument(
+        "--attempts", type=whole(1, MAX_ATTEMPTS), metavar="N", help="N tasks on one snapshot"
     )
-    group.add_argument(
-        "--allow-secrets",
-        action="store_true",
-        help="with --local-repo: send files that look like secrets (.env, keys); "
-        "only when the user says so",
+    parser.add_argument(
+        "--allow-secrets", action="store_true", help="send .env and key files too (ask first)"
     )
-    group.add_argument(
+    parser.add_argument(
         "--max-snapshot-mb",
         type=whole(1, 1024 * 1024),
         metavar="MB",
-        help=f"with --local-repo: the most to send (default {localrepo.DEFAULT_MAX_BYTES >> 20})",
+        help=f"size limit (default {localrepo.DEFAULT_MAX_BYTES >> 20})",
     )
 
 
