@@ -6,7 +6,9 @@ create a task with a skill and the file, show its URL, wait, follow up and
 wait for that prompt, share, list, delete. Then the rest of the API: an Agent
 Computer with a task in it, the files a task leaves (artifacts), a webhook, and
 the local record of what was created. Each step shows the command line it
-runs, then what the CLI printed. The local record goes to a temporary folder.
+runs, then what the CLI printed. Last, the round trip of a local repository: its
+uncommitted state handed to an agent, the change it left seen and applied. The local
+record goes to a temporary folder.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -130,6 +133,53 @@ def the_rest(step, folder: Path, say=print) -> None:
     step("Delete the computer", "computer", "delete", computer["id"], "--yes")
 
 
+def make_project(folder: Path) -> Path:
+    """A small git repository with work not yet committed: what the user has in hand."""
+    project = folder / "project"
+    (project / "src").mkdir(parents=True)
+    identity = ["-c", "user.name=Demo", "-c", "user.email=demo@example.invalid"]
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *identity, *args], cwd=project, check=True, capture_output=True)
+
+    git("init", "-q")
+    (project / "README.md").write_text("# Parser\n\nParses things.\n", encoding="utf-8")
+    (project / "src" / "parser.py").write_text("def parse(text):\n    return text.split()\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "first")
+    with open(project / "src" / "parser.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\ndef parse_lines(text):\n    return text.splitlines()\n")
+    return project
+
+
+def round_trip(step, folder: Path, say=print) -> None:
+    """A local repository to a cloud agent and its change back (needs git)."""
+    if shutil.which("git") is None:
+        say("\n(git is not installed: the local repository round trip is skipped)")
+        return
+    project = make_project(Path(folder))
+    task = step(
+        "Hand the local repository (uncommitted edit included) to an agent",
+        "create",
+        "--local-repo",
+        str(project),
+        "--prompt",
+        "Add a line about parse_lines to the README",
+        "--wait",
+    )
+    step("See the change it left", "diff", task["id"], "--stat")
+    step(
+        "Check it applies (changes nothing)",
+        "apply",
+        task["id"],
+        "--repo",
+        str(project),
+        "--dry-run",
+    )
+    step("Apply it to the local tree", "apply", task["id"], "--repo", str(project))
+    say(f"\nREADME.md now ends: {(project / 'README.md').read_text().splitlines()[-1]!r}")
+
+
 def main() -> int:
     server, base_url = start_server()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REBYTE_")}
@@ -141,6 +191,7 @@ def main() -> int:
             run = lambda title, *args: step(title, *args, env=env)  # noqa: E731
             lifecycle(run, Path(folder))
             the_rest(run, Path(folder))
+            round_trip(run, Path(folder))
     finally:
         server.terminate()
         server.wait(timeout=10)
