@@ -134,7 +134,8 @@ def test_an_executor_that_runs_as_asked_gets_no_note(cli, server):
 
 def test_prompt_rows_with_completed_at_from_the_start_confuse_nothing(cli, server):
     server.configure(submitted_equals_completed=True)
-    task = create_task(cli, "Timestamps equal")
+    # Long enough to be still running when listed on a busy machine (0.3 s was not).
+    task = create_task(cli, "Timestamps equal [duration=3]")
     running = cli("list", "--status", "running", "-q")
     assert task["id"] in running.stdout
     waited = cli("wait", task["id"], "-q")
