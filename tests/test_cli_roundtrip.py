@@ -73,6 +73,7 @@ def test_the_round_trip_brings_back_exactly_the_agents_change(cli, fake_rebyte, 
     before_tree = tree_contents(repo)
     git_files_before = fingerprint(repo)[0]
     task = round_trip_task(cli, repo, "[edit][add][binary][delete][rename]")
+    assert task["snapshot"] == record.find_task(task["id"])["snapshot"]
     assert fingerprint(repo)[0] == git_files_before  # the snapshot only read .git
 
     stat = cli("diff", task["id"], "--stat").json()

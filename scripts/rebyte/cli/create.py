@@ -297,6 +297,7 @@ def create_attempts(client, out: Output, run: Run, plan: dict, attempts: int) ->
                 out.result(tasks if len(tasks) > 1 else tasks[0], [t.get("url") for t in tasks])
             raise
         remember_handoff(task["id"], handoff, attempt if attempts > 1 else None)
+        task = {**task, "snapshot": handoff.snapshot.sha}  # the state it was given
         which = f" (attempt {attempt}/{attempts})" if attempts > 1 else ""
         out.note(f"task {task['id']} is running{which}: {task.get('url')}")
         tasks.append(task)
