@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
+
+from cli_forkserver import ForkServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / "scripts" / "rebyte_cli.py"
 # Set by tests/conftest.py for the session: a folder (outside the checkout) where every CLI
 # run keeps and finds its compiled modules, so that a run does not compile the client again.
 PYCACHE_VARIABLE = "SKILL_TESTS_PYCACHE"
-# What a CLI run imports, compiled once into that folder before the first test.
+# SKILL_TESTS_FORKSERVER=0: every CLI run in an interpreter of its own (slower, for checking).
+FORK_SERVER_VARIABLE = "SKILL_TESTS_FORKSERVER"
+# What a CLI run imports: compiled once into that folder before the first test, and imported
+# by each test process's fork server before it forks its first run.
 WARM_UP = (
     "rebyte_cli rebyte_client rebyte.cli.app rebyte.cli.create rebyte.cli.tasks rebyte.cli.batch "
     "rebyte.cli.artifacts rebyte.cli.computer rebyte.cli.webhook rebyte.record "
@@ -99,17 +108,56 @@ def run_cli(
     timeout: float = 60,
     cwd: Optional[str] = None,
 ) -> CliResult:
-    """Run the CLI to completion; the timeout is a safety net, never the expected path."""
+    """Run the CLI to completion; the timeout is a safety net, never the expected path.
+
+    The run is a child of the fork server (tests/cli_forkserver.py) when one can stand in
+    for a fresh interpreter, else a new `python3 scripts/rebyte_cli.py` process."""
+    env = env if env is not None else cli_env(base_url, api_key)
+    stdin = stdin if stdin is not None else ""
+    server = _fork_server(env)
+    if server is not None:
+        returncode, stdout, stderr = server.run(
+            args, env=env, cwd=cwd, stdin=stdin, timeout=timeout
+        )
+        return CliResult(args, returncode, stdout, stderr)
+    return run_cli_in_new_interpreter(*args, env=env, stdin=stdin, timeout=timeout, cwd=cwd)
+
+
+def run_cli_in_new_interpreter(
+    *args: str, env: Dict[str, str], stdin: str = "", timeout: float = 60,
+    cwd: Optional[str] = None,
+) -> CliResult:
     completed = subprocess.run(
         [sys.executable, str(CLI), *args],
-        input=stdin if stdin is not None else "",
+        input=stdin,
         capture_output=True,
         text=True,
-        env=env if env is not None else cli_env(base_url, api_key),
+        env=env,
         timeout=timeout,
         cwd=cwd,
     )
     return CliResult(args, completed.returncode, completed.stdout, completed.stderr)
+
+
+_FORK_SERVER_LOCK = threading.Lock()
+_fork_servers: List[ForkServer] = []  # this process's, started on the first run
+
+
+def _fork_server(env: Dict[str, str]) -> Optional[ForkServer]:
+    if os.environ.get(FORK_SERVER_VARIABLE, "1") == "0" or not hasattr(os, "fork"):
+        return None
+    with _FORK_SERVER_LOCK:
+        if not _fork_servers or _fork_servers[0].owner != os.getpid():
+            folder = tempfile.mkdtemp(prefix="rebyte-cli-")
+            _fork_servers[:] = [ForkServer(folder, WARM_UP, cli_env(None, None))]
+            atexit.register(_stop_fork_server, _fork_servers[0], folder)
+        server = _fork_servers[0]
+    return server if server.can_run(env) else None
+
+
+def _stop_fork_server(server: ForkServer, folder: str) -> None:
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def start_cli(*args: str, env: Dict[str, str], cwd: Optional[str] = None) -> subprocess.Popen:
