@@ -12,11 +12,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 # In parallel (pytest-xdist): a test file runs whole in one worker, so module fixtures and
-# the audits at the end of a module see all of it. Four workers keep two cores busy: most
-# tests spend their time waiting on a CLI subprocess or a socket, not computing (on two
-# cores, the five files that wait most took 35 s in four workers; in two, their times
-# added up to 105 s). The ten slowest tests are listed.
-XDIST := -n 4 --dist loadfile
+# the audits at the end of a module see all of it. Six workers keep two cores busy: most
+# tests spend their time waiting on a CLI run, a socket or a prompt's duration, not
+# computing, and the CLI runs are forked from a fork server that has imported the CLI
+# already (tests/cli_forkserver.py). The ten slowest tests are listed.
+XDIST := -n 6 --dist loadfile
 test: lint
 	$(PY) -m pytest $(XDIST) --durations=10
 

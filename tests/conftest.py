@@ -35,9 +35,9 @@ def pytest_configure(config):
 # Under pytest-xdist (make test) each file runs whole in one worker; the files that take
 # longest go out first, so that no long one starts last while the other worker sits idle.
 LONG_FILES = (
-    "test_docs.py", "test_reliability.py", "test_fake_server.py", "test_hostile.py",
-    "test_cli_tasks.py", "test_cli_output.py", "test_client_e2e.py", "test_cli_errors.py",
-    "test_cli_computer.py",
+    "test_cli_habits.py", "test_fake_server.py", "test_server_conforms.py",
+    "test_reliability.py", "test_docs.py", "test_hostile.py", "test_client_e2e.py",
+    "test_cli_tasks.py", "test_cli_output.py", "test_cli_errors.py",
 )
 
 
