@@ -47,7 +47,9 @@ lint: $(STAMP)
 	$(PY) -m ruff check scripts tests
 	$(VENV)/bin/vermin --target=3.9- --violations --no-tips --eval-annotations scripts
 
-# The client, the CLI and the local server on the oldest Python supported.
+# The whole suite on the oldest Python supported, but for the two checks of the docs whose
+# tools need a newer Python (openapi-spec-validator 3.10+, skills-ref's agentskills 3.11+).
+PY39_SKIPS := --ignore=tests/test_openapi.py -k "not test_agentskills_validate"
 # python3.9 on the PATH, else one that pyenv has installed.
 PY39 ?= $(shell for p in python3.9 $$(pyenv root 2>/dev/null)/versions/3.9*/bin/python3.9; do \
 	"$$p" -c "" 2>/dev/null && { echo "$$p"; break; }; done)
@@ -60,12 +62,7 @@ $(VENV39)/.installed: requirements.txt requirements-py39.txt
 	touch $@
 
 test-py39: $(VENV39)/.installed
-	$(VENV39)/bin/python -m pytest $(XDIST) tests/test_client.py tests/test_client_core.py \
-		tests/test_client_e2e.py tests/test_client_computers.py tests/test_client_artifacts.py \
-		tests/test_client_webhooks.py tests/test_fake_server.py tests/test_cli_create.py \
-		tests/test_cli_tasks.py tests/test_cli_batch.py tests/test_cli_errors.py \
-		tests/test_cli_output.py tests/test_cli_help.py tests/test_cli_computer.py \
-		tests/test_cli_artifacts.py tests/test_cli_webhook.py
+	$(VENV39)/bin/python -m pytest $(XDIST) $(PY39_SKIPS)
 
 clean:
 	rm -rf $(VENV) $(VENV39) $(AUDIT_VENV) .pytest_cache .ruff_cache
