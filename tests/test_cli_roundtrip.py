@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -137,9 +138,7 @@ def test_diff_prints_the_patch_its_files_and_a_summary(cli, tmp_path):
     assert {"path": fake_agent.BINARY_PATH, "status": "added", "binary": True} in stat["files"]
 
 
-def test_secrets_stop_the_command_with_their_names_and_nothing_is_sent(
-    cli, fake_rebyte, tmp_path
-):
+def test_secrets_stop_the_command_with_their_names_and_nothing_is_sent(cli, fake_rebyte, tmp_path):
     repo = unseen_repo(tmp_path / "project")
     write(repo, {".env.local": "TOKEN=abc\n", "keys/deploy": "-----BEGIN PRIVATE KEY-----\nx\n"})
     state = fingerprint(repo)
@@ -301,3 +300,30 @@ def test_local_repo_options_that_do_not_go_together(cli, fake_rebyte, tmp_path, 
 def test_a_patch_shown_on_a_terminal_cannot_steer_it():
     assert terminal_safe(b"+ok\x1b]0;owned\x07\n\tx\n") == b"+ok\\x1b]0;owned\\x07\n\tx\n"
     assert plain_path("a\nb\tc.txt") == "a\\x0ab\\x09c.txt"
+
+
+def test_git_failing_on_this_machine_during_apply_is_one_line_and_changes_nothing(cli, tmp_path):
+    """A three-way merge needs `git init` in scratch: a git that cannot is the machine's
+    trouble (exit 2, what to look at), not a bug of the CLI (exit 70)."""
+    repo = unseen_repo(tmp_path / "project")
+    task = round_trip_task(cli, repo, "[edit]")
+    readme = repo / "README.txt"
+    readme.write_text(readme.read_text().replace("fourth line", "fourth line (later)"))
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / "git"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do [ "$a" = init ] && { echo "fatal: cannot mkdir: Permission denied"'
+        " >&2; exit 128; }; done\n"
+        f'exec {shutil.which("git")} "$@"\n'
+    )
+    shim.chmod(0o755)
+    before = tree_contents(repo), fingerprint(repo)
+    path = f"{shims}{os.pathsep}{os.environ['PATH']}"
+    failed = cli("apply", task["id"], cwd=str(repo), env_extra={"PATH": path})
+    assert failed.returncode == 2, failed.stderr
+    message = one_error(failed)
+    assert "git init -q failed: fatal: cannot mkdir" in message, message
+    assert "nothing was applied" in message and "git status" in message
+    assert failed.stdout == "" and (tree_contents(repo), fingerprint(repo)) == before

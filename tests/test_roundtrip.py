@@ -24,15 +24,16 @@ def test_a_snapshot_is_uploaded_once_and_named_in_the_prompt(server, client_for,
     write(repo, {"src/app.py": "def main():\n    return 42\n"})  # uncommitted
     snapshot = make_snapshot(repo, tmp_path)
     sent = []
-    handoff = roundtrip.hand_off(
-        client_for(server), snapshot, "Add tests", progress=lambda a, b: sent.append(a)
-    )
+    handoff = roundtrip.hand_off(client_for(server), snapshot, progress=lambda a, b: sent.append(a))
     assert handoff.file["filename"].endswith(".bundle")
     info = server.file_info(handoff.file["id"])
     assert info["size"] == snapshot.bundle_size and sent[-1] == snapshot.bundle_size
-    assert handoff.prompt.startswith("Add tests\n")
-    assert f"/code/{handoff.file['filename']}" in handoff.prompt
-    assert snapshot.sha in handoff.prompt and PATCH_NAME in handoff.prompt
+    for asked in ("Add tests", "Write the docs"):  # one upload, a prompt for each task
+        prompt = handoff.prompt_for(asked)
+        assert prompt.startswith(asked + "\n")
+        assert f"/code/{handoff.file['filename']}" in prompt
+        assert snapshot.sha in prompt and PATCH_NAME in prompt
+    assert len(server.requests("POST", "/v1/files")) == 1
     assert handoff.record_fields()["snapshot"] == snapshot.sha
     [put] = server.requests("PUT", None, listener="upload")
     assert put["headers"].get("Content-Type") == roundtrip.BUNDLE_CONTENT_TYPE
@@ -43,8 +44,8 @@ def test_the_patch_comes_back_and_applies(server, client_for, tmp_path):
     write(repo, {"notes.txt": "local, never committed\n"})
     snapshot = make_snapshot(repo, tmp_path)
     client = client_for(server)
-    handoff = roundtrip.hand_off(client, snapshot, "[add] [edit]")
-    task = client.tasks.create(handoff.prompt, files=[handoff.file])
+    handoff = roundtrip.hand_off(client, snapshot)
+    task = client.tasks.create(handoff.prompt_for("[add] [edit]"), files=[handoff.file])
     patch = run_agent(snapshot.bundle_path, "[add] [edit]", work_dir=tmp_path / "agent")
     server.add_artifact(task["workspaceId"], PATCH_NAME, data=patch)
     fetched = roundtrip.fetch_patch(client, task["workspaceId"])
@@ -98,5 +99,5 @@ def test_the_users_repository_is_untouched_by_the_hand_off(server, client_for, t
     write(repo, {"src/app.py": "changed\n", "new.txt": "untracked\n"})
     git(repo, "add", "src/app.py")
     before = fingerprint(repo)
-    roundtrip.hand_off(client_for(server), make_snapshot(repo, tmp_path), "x")
+    roundtrip.hand_off(client_for(server), make_snapshot(repo, tmp_path))
     assert fingerprint(repo) == before

@@ -242,7 +242,11 @@ def find_task(task_id: str) -> Optional[Dict[str, Any]]:
 
 
 def workspace_of(task_id: str) -> Optional[str]:
-    entry = find_task(task_id)
+    return workspace_in(find_task(task_id))
+
+
+def workspace_in(entry: Optional[Dict[str, Any]]) -> Optional[str]:
+    """The workspace id a record entry (of find_task) holds, if it holds one."""
     workspace = (entry or {}).get("workspaceId")
     return workspace if isinstance(workspace, str) and workspace else None
 

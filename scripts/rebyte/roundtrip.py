@@ -31,16 +31,15 @@ class PatchTooLarge(Exception):
 
 @dataclass
 class Handoff:
-    """A snapshot uploaded for tasks: the file reference to attach, the prompt to send."""
+    """A snapshot uploaded for tasks: the file reference to attach to each of them."""
 
     snapshot: Snapshot
     file: dict
-    prompt: str
 
-    def with_prompt(self, prompt: str) -> Handoff:
-        """The same upload for another task's prompt (a batch's specs share one)."""
-        block = instruction_block(self.file["filename"], self.snapshot.sha)
-        return Handoff(self.snapshot, self.file, prompt + block)
+    def prompt_for(self, prompt: str) -> str:
+        """The prompt with the block that points the agent at this upload (tasks on one
+        snapshot share the upload, each with a prompt of its own)."""
+        return prompt + instruction_block(self.file["filename"], self.snapshot.sha)
 
     def record_fields(self) -> dict:
         """What the local record keeps of it, for diff, apply and follow-ups."""
@@ -65,20 +64,18 @@ class FetchedPatch:
 def hand_off(
     client: Any,
     snapshot: Snapshot,
-    prompt: str,
     *,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> Handoff:
-    """Upload the snapshot's bundle and write the prompt that points the agent at it.
+    """Upload the snapshot's bundle once, for any number of tasks.
 
-    The server may rename an upload (a short suffix), so the block names the file as
-    the upload's answer does.
+    The server may rename an upload (a short suffix), so the prompt's block names the
+    file as the upload's answer does.
     """
     ref = client.files.upload(
         str(snapshot.bundle_path), content_type=BUNDLE_CONTENT_TYPE, progress=progress
     )
-    file = {"id": ref["id"], "filename": ref["filename"]}
-    return Handoff(snapshot, file, prompt + instruction_block(file["filename"], snapshot.sha))
+    return Handoff(snapshot, {"id": ref["id"], "filename": ref["filename"]})
 
 
 def follow_up_prompt(prompt: str, snapshot_sha: str) -> str:

@@ -14,7 +14,6 @@ from .roundtrip import (
     LocalRepo,
     hand_off,
     plan_with_handoff,
-    prompt_to_check,
     remember_handoff,
     take_snapshot,
 )
@@ -158,7 +157,8 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
     try:
         plan = plan_task(
             rc,
-            prompt_to_check(fields["prompt"]) if local else fields["prompt"],
+            fields["prompt"],
+            local_repo=local is not None,
             paths=paths,
             refs=refs,
             executor=fields.get("executor"),
@@ -171,7 +171,7 @@ def normalize_spec(rc, index: int, spec, base_dir: str) -> dict:
     except rc.InputError as error:
         raise UsageError(f"{where}: {error}") from None
     plan.update(public=fields.get("public", False), name=fields.get("name"), local=local)
-    return {**plan, "prompt": fields["prompt"]} if local else plan
+    return plan
 
 
 def _local_repo_of(where: str, fields: dict, base_dir: str):
@@ -202,9 +202,9 @@ def hand_off_snapshots(client, out: Output, specs: list) -> list:
         local = spec.get("local")
         if local is not None and key(local) not in snapshots:
             snapshots[key(local)] = take_snapshot(out, local)
-    uploads = {name: hand_off(client, out, snapshot, "") for name, snapshot in snapshots.items()}
+    uploads = {name: hand_off(client, out, snapshot) for name, snapshot in snapshots.items()}
     return [
-        plan_with_handoff(spec, uploads[key(spec["local"])].with_prompt(spec["prompt"]))
+        plan_with_handoff(spec, uploads[key(spec["local"])])
         if spec.get("local") is not None
         else spec
         for spec in specs

@@ -124,12 +124,8 @@ def upload_all(client, out: Output, paths) -> list:
     for path in paths or ():
         name = os.path.basename(path)
         size = os.path.getsize(path)
-        bar = TransferBar(out, "uploading")  # one per file: closed before "uploaded" is said
-        bar.start(name, size)
-        try:
-            ref = client.files.upload(path, progress=functools.partial(bar.update, name))
-        finally:
-            bar.close()
+        upload = functools.partial(client.files.upload, path)
+        ref = TransferBar(out, "uploading").carry(name, size, upload)
         out.progress(f"uploaded {name} ({format_size(size)}) as {ref['filename']}")
         refs.append({**ref, "path": path})
     return refs
@@ -141,18 +137,25 @@ def attach_files(client, out: Output, paths, refs) -> list:
     return refs + [{"id": ref["id"], "filename": ref["filename"]} for ref in uploaded]
 
 
-def plan_task(rc, prompt: str, *, paths, refs, **options) -> dict:
+def plan_task(rc, prompt: str, *, paths, refs, local_repo: bool = False, **options) -> dict:
     """Check a task whole before anything is uploaded or created; return its plan.
 
-    `options` are create_task's keywords. The plan's `body` is the request as it
-    will be sent, with each file still to upload standing in for its reference.
+    `options` are create_task's keywords. With `local_repo` the prompt is checked as
+    long as it will be once plan_with_handoff adds the round trip's block to it.
     """
     check_upload_paths(rc, paths)
+    checked = prompt_to_check(prompt) if local_repo else prompt
+    body = planned_body(rc, checked, paths, refs, options)
+    return {"prompt": prompt, "paths": list(paths), "refs": refs, "options": options, "body": body}
+
+
+def planned_body(rc, prompt: str, paths, refs, options: dict) -> dict:
+    """The create request as it will be sent, each file still to upload standing in for
+    its reference."""
     planned = refs + [
         {"id": f"<upload of {path}>", "filename": os.path.basename(path)} for path in paths
     ]
-    body = rc.Tasks.body(prompt, files=planned or None, **options)
-    return {"prompt": prompt, "paths": list(paths), "refs": refs, "options": options, "body": body}
+    return rc.Tasks.body(prompt, files=planned or None, **options)
 
 
 def create_planned(client, out: Output, run: Run, plan: dict) -> dict:
@@ -216,7 +219,8 @@ def cmd_create(args, out: Output, run: Run) -> int:
     prompt = read_prompt(opts)
     plan = plan_task(
         rc,
-        prompt_to_check(prompt) if local else prompt,
+        prompt,
+        local_repo=local is not None,
         paths=opts.files or (),
         refs=parse_file_refs(opts.file_refs),
         executor=opts.executor,
@@ -232,8 +236,7 @@ def cmd_create(args, out: Output, run: Run) -> int:
         if local:
             summary, full_prompt, bundle = dry_run_snapshot(out, local, prompt)
             refs = plan["refs"] + [bundle]
-            body = plan_task(rc, full_prompt, paths=plan["paths"], refs=refs, **plan["options"])
-            body = body["body"]
+            body = planned_body(rc, full_prompt, plan["paths"], refs, plan["options"])
         request = client.describe_request("POST", "/tasks", body)
         document = {"dryRun": True, "uploads": plan["paths"], "request": request}
         if summary:
@@ -259,7 +262,7 @@ def cmd_create(args, out: Output, run: Run) -> int:
             client,
             out,
             run,
-            plan_with_handoff(plan, hand_off(client, out, snapshot, prompt)),
+            plan_with_handoff(plan, hand_off(client, out, snapshot)),
             local.attempts,
         )
         if len(tasks) > 1:

@@ -200,6 +200,15 @@ class TransferBar:
             self._drawn_at = now
             self._line.update()
 
+    def carry(self, name: str, total, transfer):
+        """Run `transfer(progress=...)` for one file with its bar shown, closed however it
+        ends (before the caller says it is done)."""
+        self.start(name, total)
+        try:
+            return transfer(progress=lambda done, size: self.update(name, done, size))
+        finally:
+            self.close()
+
     def close(self) -> None:
         if self._line is not None:
             self._line.close()

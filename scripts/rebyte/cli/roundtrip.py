@@ -165,17 +165,12 @@ def dry_run_snapshot(out: Output, wanted: LocalRepo, prompt: str):
     return summary, prompt + localrepo.instruction_block(name, snapshot.sha), ref
 
 
-def hand_off(client, out: Output, snapshot, prompt: str):
+def hand_off(client, out: Output, snapshot):
     """Upload the bundle once (its progress on stderr); the Handoff to create tasks with."""
-    name = snapshot.bundle_path.name
-    bar = TransferBar(out, "uploading")
-    bar.start(name, snapshot.bundle_size)
-    try:
-        handoff = roundtrip.hand_off(
-            client, snapshot, prompt, progress=functools.partial(bar.update, name)
-        )
-    finally:
-        bar.close()
+    upload = functools.partial(roundtrip.hand_off, client, snapshot)
+    handoff = TransferBar(out, "uploading").carry(
+        snapshot.bundle_path.name, snapshot.bundle_size, upload
+    )
     out.progress(
         f"uploaded the snapshot ({format_size(snapshot.bundle_size)}) as {handoff.file['filename']}"
     )
@@ -183,9 +178,11 @@ def hand_off(client, out: Output, snapshot, prompt: str):
 
 
 def plan_with_handoff(plan: dict, handoff) -> dict:
-    """A task's plan (see create.plan_task) sending the handoff's prompt and bundle."""
+    """A task's plan (see create.plan_task, its prompt as the user wrote it) sending the
+    handoff's bundle, and the block that points the agent at it."""
     refs = plan["refs"] + [handoff.file]
-    return {**plan, "prompt": handoff.prompt, "refs": refs, "handoff": handoff}
+    prompt = handoff.prompt_for(plan["prompt"])
+    return {**plan, "prompt": prompt, "refs": refs, "handoff": handoff}
 
 
 def remember_handoff(task_id: str, handoff, attempt: int | None = None) -> None:
@@ -362,7 +359,7 @@ def cmd_apply(args, out: Output, run) -> int:
     root = work_tree_root(opts.repo)  # before anything is fetched
     entry = record.find_task(task_id) or {}
     client = make_client(opts.client)
-    data = _fetch(client, task_id, opts.workspace)
+    data = _fetch(client, task_id, opts.workspace or record.workspace_in(entry))
     snapshot_repo = entry.get("repo")
     if isinstance(snapshot_repo, str) and os.path.realpath(snapshot_repo) != os.path.realpath(root):
         out.warn(f"the snapshot was of {snapshot_repo}; applying to {root}")
@@ -381,6 +378,10 @@ def cmd_apply(args, out: Output, run) -> int:
             f"those files aside and apply again, merge by hand (`{RUN} diff {task_id} > "
             "change.patch && git apply --3way change.patch` leaves conflict markers), or "
             "start a new --local-repo task from the tree as it is now",
+        ) from None
+    except GitFailed as error:  # git itself, on this machine: not the patch, not a bug here
+        raise UsageError(
+            f"{error}; nothing was applied. See what `git status` says in {root}, then apply again"
         ) from None
     files = [change.display for change in done.changes]
     merged = " (a three-way merge with local edits)" if done.three_way else ""
