@@ -197,7 +197,7 @@ def test_the_bundle_commits_nothing_large():
 def test_readme_documents_the_install_this_test_runs():
     readme = read("README.md")
     assert f"npx skills add OWNER/REPO --skill {SKILL_NAME}" in readme
-    assert f"npx skills add file:///path/to/skill-as-a-service --skill {SKILL_NAME}" in readme
+    assert f'npx skills add "file://$PWD" --skill {SKILL_NAME}' in readme
     assert "-a claude-code codex opencode -y" in readme
     assert "What an install copies" in readme and SKILLS_VERSION in readme
 
