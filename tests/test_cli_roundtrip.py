@@ -153,6 +153,24 @@ def test_secrets_stop_the_command_with_their_names_and_nothing_is_sent(cli, fake
     assert dry.json()["localRepo"]["files"] >= 8 and fake_rebyte.requests(listener=None) == []
 
 
+def test_the_skills_own_install_in_the_project_is_not_sent(cli, fake_rebyte, tmp_path):
+    repo = unseen_repo(tmp_path / "project")
+    before = cli("create", "--local-repo", str(repo), "--prompt", "Go", "--dry-run").json()
+    install = repo / ".agents" / "skills" / "skill-as-a-service"
+    shutil.copytree(CLI.parent, install / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(CLI.parent.parent / "SKILL.md", install / "SKILL.md")
+    dry = cli("create", "--local-repo", str(repo), "--prompt", "Go", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    summary = dry.json()["localRepo"]
+    assert summary["leftOut"] == [".agents/skills/skill-as-a-service/"]
+    assert "leftOut" not in before["localRepo"]
+    assert (summary["files"], summary["bytes"]) == (
+        before["localRepo"]["files"], before["localRepo"]["bytes"]
+    )  # fmt: skip
+    assert "left out this skill's own untracked install(s): .agents/skills/" in dry.stderr
+    assert fake_rebyte.requests(listener=None) == []
+
+
 def test_a_conflict_names_the_files_and_changes_nothing(cli, tmp_path):
     repo = unseen_repo(tmp_path / "project")
     task = round_trip_task(cli, repo, "[conflict]")

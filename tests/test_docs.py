@@ -182,6 +182,15 @@ def test_agent_docs_call_the_cli_by_its_path_in_the_skill_folder():
         assert needed in text, f"SKILL.md should say {needed!r}"
 
 
+def test_skill_md_keeps_its_own_files_out_of_the_users_project():
+    """A detached run's output and log go to /tmp, not into a repository a later
+    `--local-repo` snapshot would send; the snapshot's own skip is named as it prints."""
+    text = read("SKILL.md")
+    detached = [line for line in text.splitlines() if "nohup" in line]
+    assert detached and all(re.search(r" > /tmp/\S+ 2> /tmp/\S+ ", line) for line in detached)
+    assert "(`leftOut` in `--dry-run`)" in text
+
+
 def test_relative_links_and_paths_exist():
     for doc in DOCS:
         text = read(doc)

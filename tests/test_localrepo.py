@@ -258,3 +258,57 @@ def test_the_instruction_block(tmp_path):
     assert f"git checkout --detach {sha}" in text
     assert f"git diff --binary --cached {sha} > /code/{PATCH_NAME}" in text
     assert len(text.strip().splitlines()) <= 12
+
+
+def install_skill(repo: Path, folder: str, *, name: str = "skill-as-a-service") -> None:
+    """A copy of this skill's SKILL.md and launcher at `folder`, as `npx skills add` leaves it."""
+    skill_md = (ROOT / "SKILL.md").read_text(encoding="utf-8")
+    if name != "skill-as-a-service":
+        skill_md = skill_md.replace("name: skill-as-a-service", f"name: {name}", 1)
+    write(
+        repo,
+        {
+            f"{folder}/SKILL.md": skill_md,
+            f"{folder}/scripts/rebyte_cli.py": (ROOT / "scripts/rebyte_cli.py").read_bytes(),
+            f"{folder}/references/api.md": b"x" * 6000,
+        },
+    )
+
+
+def test_untracked_installs_of_this_skill_are_left_out(tmp_path):
+    repo = standard_repo(tmp_path / "user")
+    install_skill(repo, ".agents/skills/skill-as-a-service")
+    install_skill(repo, ".claude/skills/rebyte")
+    write(repo, {"notes.txt": "the user's own work\n"})
+    out = tmp_path / "out"
+    out.mkdir()
+
+    snap = make_snapshot(repo, out, max_bytes=4096)
+
+    assert snap.left_out == [".agents/skills/skill-as-a-service/", ".claude/skills/rebyte/"]
+    assert not [p for p in snap.paths if p.startswith((".agents/", ".claude/"))]
+    assert "notes.txt" in snap.paths and snap.total_bytes < 4096
+    clone = clone_bundle(snap.bundle_path, tmp_path / "clone")
+    assert not (clone / ".agents").exists() and (clone / "notes.txt").is_file()
+
+
+def test_only_a_whole_untracked_install_of_this_very_skill_is_left_out(tmp_path):
+    repo = standard_repo(tmp_path / "user")
+    install_skill(repo, "skills/other", name="some-other-skill")
+    install_skill(repo, "tracked/skills/skill-as-a-service")
+    git(repo, "add", "tracked/skills/skill-as-a-service/references/api.md")
+    git(repo, "commit", "-q", "-m", "track one file of the install")
+    write(repo, {"tracked/skills/skill-as-a-service/references/api.md": "edited\n"})
+    write(repo, {"card/SKILL.md": "---\nname: skill-as-a-service\n---\n"})
+
+    snap = make_snapshot(repo, tmp_path)
+
+    assert snap.left_out == []
+    assert {
+        "skills/other/SKILL.md",
+        "skills/other/scripts/rebyte_cli.py",
+        "tracked/skills/skill-as-a-service/SKILL.md",
+        "tracked/skills/skill-as-a-service/scripts/rebyte_cli.py",
+        "card/SKILL.md",
+    } <= set(snap.paths)
+    assert "tracked/skills/skill-as-a-service/references/api.md" in snap.changed

@@ -41,6 +41,7 @@ __all__ = [
     "make_snapshot",
     "instruction_block",
     "looks_secret",
+    "own_installs",
 ]
 
 PATCH_NAME = "rebyte-change.patch"
@@ -105,6 +106,8 @@ class Snapshot:
     paths: List[str] = field(repr=False)
     changed: List[str] = field(default_factory=list)
     """Paths whose content differs from HEAD (added, modified or deleted)."""
+    left_out: List[str] = field(default_factory=list)
+    """Untracked installs of this skill ("dir/") that were not sent."""
 
 
 def _mib(n: int) -> str:
@@ -183,6 +186,43 @@ def looks_secret(root: Path, path: str) -> bool:
     return name.endswith(".json") and bool(_SERVICE_ACCOUNT.search(start))
 
 
+# --------------------------------------------------------------------------- own installs
+
+SKILL_NAME = "skill-as-a-service"
+_SKILL_NAME_LINE = re.compile(rb"^name:\s*[\"']?skill-as-a-service[\"']?\s*$", re.M)
+_LAUNCHER = "scripts/rebyte_cli.py"
+
+
+def own_installs(root: Path, tracked: Iterable[str], untracked: Iterable[str]) -> List[str]:
+    """Untracked folders ("dir/") holding an install of this skill, which a snapshot leaves out.
+
+    `npx skills add` copies the skill into each agent's folder (`.agents/skills/...`,
+    `.claude/skills/...`), often inside the very project it is used on; those copies are
+    our own files, not the user's work, and would otherwise make up most of a bundle. A
+    folder counts only when nothing in it is tracked, its SKILL.md names this skill and
+    it holds the launcher, so the user's own code is never dropped.
+    """
+    untracked = set(untracked)
+    candidates = {
+        path[: -len("SKILL.md")]
+        for path in untracked
+        if path.endswith("/SKILL.md") and path[: -len("SKILL.md")] + _LAUNCHER in untracked
+    }
+    if not candidates:
+        return []
+    tracked_in = {prefix for path in tracked for prefix in candidates if path.startswith(prefix)}
+    found = [
+        prefix
+        for prefix in sorted(candidates - tracked_in)
+        if _SKILL_NAME_LINE.search(_read_start(root / prefix / "SKILL.md", _SNIFF_BYTES))
+    ]
+    return [p for p in found if not any(p != q and p.startswith(q) for q in found)]
+
+
+def _exclusions(prefixes: Iterable[str]) -> List[str]:
+    return [f":(exclude,literal){prefix}" for prefix in prefixes]
+
+
 # --------------------------------------------------------------------------- the snapshot
 
 
@@ -232,12 +272,16 @@ def _open_repository(repo_dir: PathLike) -> Tuple[Path, str, Path]:
     return root, head.stdout.decode().strip(), objects
 
 
-def _candidate_sizes(scratch: _Scratch, root: Path) -> List[Tuple[str, int]]:
+def _candidate_sizes(scratch: _Scratch, root: Path) -> Tuple[List[Tuple[str, int]], List[str]]:
     """(path, bytes) of what would be sent, before anything is hashed: HEAD's files
-    (those still present) and untracked files git does not ignore."""
+    (those still present) and untracked files git does not ignore, except this skill's
+    own installs; and those installs' folders."""
     tracked = scratch.user.out(["ls-files", "-z", "-s"]).split(b"\0")
     untracked = split_z(scratch.user.out(["ls-files", "-z", "-o", "--exclude-standard"]))
     paths = [os.fsdecode(e.split(b"\t", 1)[1]) for e in tracked if e and e[:6] != b"160000"]
+    left_out = own_installs(root, paths, untracked)
+    if left_out:
+        untracked = [p for p in untracked if not p.startswith(tuple(left_out))]
     sizes = []
     for path in paths + untracked:
         try:
@@ -246,7 +290,7 @@ def _candidate_sizes(scratch: _Scratch, root: Path) -> List[Tuple[str, int]]:
             continue  # deleted since HEAD, or an untracked nested repository ("dir/")
         if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
             sizes.append((path, info.st_size))
-    return sizes
+    return sizes, left_out
 
 
 def _check_size(sizes: List[Tuple[str, int]], max_bytes: int) -> int:
@@ -257,13 +301,14 @@ def _check_size(sizes: List[Tuple[str, int]], max_bytes: int) -> int:
     return total
 
 
-def _stage_everything(scratch: _Scratch) -> List[Tuple[str, str]]:
-    """Fill the scratch index with the working tree; (mode, path) of every entry.
+def _stage_everything(scratch: _Scratch, left_out: List[str]) -> List[Tuple[str, str]]:
+    """Fill the scratch index with the working tree, but for `left_out` folders; (mode,
+    path) of every entry.
 
     read-tree + refresh first, so unchanged files are compared, not written again.
     """
     scratch.user.run(["update-index", "-q", "--refresh"], check=False)
-    scratch.user.run(["add", "-A", "--", "."])
+    scratch.user.run(["add", "-A", "--", ".", *_exclusions(left_out)])
     entries = []
     for entry in scratch.user.out(["ls-files", "-z", "-s"]).split(b"\0"):
         if entry:
@@ -303,9 +348,9 @@ def make_snapshot(
 
     Refuses (InputError subclasses, nothing written to dest_dir): no git, not a working
     folder, no commit yet, a shallow clone, secrets among the files (unless
-    `allow_secrets`), more than `max_bytes` of files. Ignored files are never included;
-    submodules stay gitlinks; symlinks are sent as git stores them. The user's
-    repository is only read.
+    `allow_secrets`), more than `max_bytes` of files. Ignored files are never included,
+    nor untracked installs of this skill (`left_out`); submodules stay gitlinks; symlinks
+    are sent as git stores them. The user's repository is only read.
     """
     dest = Path(dest_dir)
     if not dest.is_dir():
@@ -314,8 +359,9 @@ def make_snapshot(
     scratch = _Scratch(root, objects_dir)
     try:
         scratch.user.run(["read-tree", head])
-        total = _check_size(_candidate_sizes(scratch, root), max_bytes)
-        entries = _stage_everything(scratch)
+        sizes, left_out = _candidate_sizes(scratch, root)
+        total = _check_size(sizes, max_bytes)
+        entries = _stage_everything(scratch, left_out)
         if not allow_secrets:
             found = [p for mode, p in entries if mode != "160000" and looks_secret(root, p)]
             if found:
@@ -335,6 +381,7 @@ def make_snapshot(
         total_bytes=total,
         paths=[p for _, p in entries],
         changed=changed,
+        left_out=left_out,
     )
 
 

@@ -143,6 +143,10 @@ def take_snapshot(out: Output, wanted: LocalRepo, folder: str | None = None):
         f"({format_size(snapshot.total_bytes)}), {len(snapshot.changed)} changed since HEAD; "
         f"bundle {format_size(snapshot.bundle_size)}"
     )
+    if snapshot.left_out:
+        out.progress(
+            "left out this skill's own untracked install(s): " + ", ".join(snapshot.left_out)
+        )
     return snapshot
 
 
@@ -161,6 +165,8 @@ def dry_run_snapshot(out: Output, wanted: LocalRepo, prompt: str):
         "changed": snapshot.changed,
         "attempts": wanted.attempts,
     }
+    if snapshot.left_out:
+        summary["leftOut"] = snapshot.left_out
     ref = {"id": f"<upload of {name}>", "filename": name}
     return summary, prompt + localrepo.instruction_block(name, snapshot.sha), ref
 
