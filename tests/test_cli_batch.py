@@ -149,11 +149,15 @@ def test_batch_where_some_creates_fail_reports_every_created_task(
     lines = {line["index"]: line for line in result.json_lines()}
     assert len(lines) == 4
     assert lines[0]["stage"] == "error" and lines[0]["exitCode"] == 5
+    assert "rate limited: try again" in lines[0]["error"]
     assert lines[1]["stage"] == "error" and "executor" in lines[1]["error"]
     reported = {lines[i]["id"] for i in (2, 3) if lines[i]["stage"] == "created"}
     on_server = {task["id"] for task in api_get(fake_rebyte, api_key, "/tasks")[1]["data"]}
     assert reported == on_server and len(on_server) == 2
-    assert len(result.stderr_lines) >= 2  # each failure said on stderr
+    failures = [line for line in result.stderr_lines if "task spec #" in line]
+    assert [line.split("task spec ")[1].split(":")[0] for line in failures] == [
+        "#1 (index 0)", "#2 (index 1)"
+    ]  # fmt: skip
 
 
 def test_batch_create_that_may_exist_is_reported(cli, fake_rebyte, api_key, tmp_path):
@@ -165,6 +169,7 @@ def test_batch_create_that_may_exist_is_reported(cli, fake_rebyte, api_key, tmp_
     assert result.returncode == 6, result.stderr
     lines = {line["index"]: line for line in result.json_lines()}
     assert lines[0]["stage"] == "error" and "may have been created" in lines[0]["error"]
+    assert "recent" in lines[0]["error"]  # how to check before creating it again
     assert lines[1]["stage"] == "created"
     assert len(fake_rebyte.requests("POST", "/v1/tasks")) == 2  # the ambiguous one not resent
 

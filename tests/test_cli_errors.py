@@ -192,6 +192,22 @@ def test_unreachable_server_exits_6(api_key):
     assert "--base-url" in one_error(result)
 
 
+def test_a_create_that_never_connected_says_nothing_was_sent(api_key):
+    result = run_cli("create", "--prompt", "x", env=cli_env(closed_port_url(), api_key))
+    assert result.returncode == 6, result.stderr
+    message = one_error(result)
+    assert "nothing was sent" in message and "try again" in message
+    assert "may have been created" not in message
+
+
+def test_a_create_cut_off_after_sending_never_says_nothing_was_sent(cli, fake_rebyte):
+    fake_rebyte.inject("POST", "/v1/tasks", "reset")
+    result = cli("create", "--prompt", "x")
+    assert result.returncode == 6, result.stderr
+    message = one_error(result)
+    assert "may have been created" in message and "nothing was sent" not in message
+
+
 def test_create_answered_502_is_not_retried_and_may_exist(cli, fake_rebyte):
     fake_rebyte.inject("POST", "/v1/tasks", "502")
     result = cli("create", "--prompt", "x")

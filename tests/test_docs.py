@@ -191,6 +191,15 @@ def test_skill_md_keeps_its_own_files_out_of_the_users_project():
     assert "(`leftOut` in `--dry-run`)" in text
 
 
+def test_skill_md_names_every_record_state_and_how_batch_lines_count():
+    text = " ".join(read("SKILL.md").split())
+    recent = text.split("rebyte_cli.py recent")[1].split("Never start it twice")[0]
+    for state in ("`created`", "`pending`", "`failed`"):
+        assert state in recent, state
+    assert "`index` counts from 0 (stderr's `task spec #1` is index 0)" in text
+    assert "not in file order" in text
+
+
 def test_relative_links_and_paths_exist():
     for doc in DOCS:
         text = read(doc)

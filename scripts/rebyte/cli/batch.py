@@ -7,7 +7,7 @@ import json
 import os
 
 from .create import create_planned, plan_task, prompt_bytes_cap, split_skills
-from .errors import UsageError, exit_code_for, worst_exit
+from .errors import UsageError, exit_code_for, explain, worst_exit
 from .options import add_wait_options, command, commands, options, whole
 from .output import RUN, Output, one_line, tab_line
 from .roundtrip import (
@@ -268,8 +268,9 @@ def cmd_batch(args, out: Output, run: Run) -> int:
             out.progress(f"created task {task['id']} ({index + 1}/{len(specs)}): {task.get('url')}")
             say(index, "created", without_answer(task))
         else:
-            out.error(f"task spec #{index + 1}: {error}")
-            say(index, "error", error=one_line(str(error)), exitCode=exit_code_for(rc, error))
+            message = one_line(explain(rc, error))
+            out.error(f"task spec #{index + 1} (index {index}): {message}")
+            say(index, "error", error=message, exitCode=exit_code_for(rc, error))
 
     outcomes = run_concurrently(
         create, range(len(specs)), concurrency=concurrency, on_done=reported
@@ -290,7 +291,7 @@ def cmd_batch(args, out: Output, run: Run) -> int:
         if out.quiet:
             shown["url"] = task.get("url") or made.get("url")  # printed when there is no answer
         if error is not None:
-            shown["error"] = one_line(str(error))
+            shown["error"] = one_line(explain(rc, error))
             codes.append(exit_code_for(rc, error))
         else:
             codes.append(outcome_code(task))

@@ -97,7 +97,8 @@ def explain(rc, error: BaseException) -> str:
             return text
         return f"{error.message}; {advice.format(id=error.resource_id or 'ID')}"
     if isinstance(error, rc.APIConnectionError):
-        return f"{text}; check the network and --base-url, then try again"
+        unsent = "" if error.maybe_sent else ": nothing was sent"
+        return f"{text}{unsent}; check the network and --base-url, then try again"
     if isinstance(error, rc.ServerError):
         return f"{text}; the server failed: try again later"
     return text
