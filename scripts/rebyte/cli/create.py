@@ -232,18 +232,7 @@ def cmd_create(args, out: Output, run: Run) -> int:
     )
     client = make_client(opts.client)
     if opts.dry_run:
-        body, summary = plan["body"], None
-        if local:
-            summary, full_prompt, bundle = dry_run_snapshot(out, local, prompt)
-            refs = plan["refs"] + [bundle]
-            body = planned_body(rc, full_prompt, plan["paths"], refs, plan["options"])
-        request = client.describe_request("POST", "/tasks", body)
-        document = {"dryRun": True, "uploads": plan["paths"], "request": request}
-        if summary:
-            document["localRepo"] = summary
-        if opts.new_computer:
-            document["computerRequest"] = client.describe_request("POST", "/agent-computers", {})
-        out.result(document)
+        out.result(dry_run_document(rc, client, out, opts, plan, local, prompt))
         return EXIT_OK
     # The snapshot before anything is sent: its refusals (secrets, size) cost nothing.
     snapshot = take_snapshot(out, local) if local else None
@@ -275,6 +264,23 @@ def cmd_create(args, out: Output, run: Run) -> int:
     return finish_with_wait(
         client, out, run, task, prompt_id=None, asked=asked or None, **wait_options
     )
+
+
+def dry_run_document(rc, client, out: Output, opts, plan: dict, local, prompt: str) -> dict:
+    """What `create --dry-run` prints: the requests it would send, and the snapshot's summary
+    with `--local-repo` (made in a scratch folder, so the body carries the real prompt)."""
+    body, summary = plan["body"], None
+    if local:
+        summary, full_prompt, bundle = dry_run_snapshot(out, local, prompt)
+        refs = plan["refs"] + [bundle]
+        body = planned_body(rc, full_prompt, plan["paths"], refs, plan["options"])
+    request = client.describe_request("POST", "/tasks", body)
+    document = {"dryRun": True, "uploads": plan["paths"], "request": request}
+    if summary:
+        document["localRepo"] = summary
+    if opts.new_computer:
+        document["computerRequest"] = client.describe_request("POST", "/agent-computers", {})
+    return document
 
 
 def share_publicly(client, out: Output, task: dict) -> dict:
