@@ -53,6 +53,8 @@ class _Loops:
         `state_of(obj)`. `on_pending(deadline)` runs once, after the first poll that
         is not done (to wait some other way), and the next poll follows at once.
         """
+        # Over 60 lines: one loop keeps the deadline, the backoff, the pending hook and the
+        # last state together; split, every piece would need all of them.
         timeout = _check_positive(timeout, "wait timeout", InputError)
         interval = _check_positive(poll_interval, "poll interval", InputError)
         max_interval = max(

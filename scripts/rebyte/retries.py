@@ -58,6 +58,8 @@ class _Retries:
         `answer_limit()` is a moving end for an attempt (an upload's: its last
         byte plus the read timeout). An attempt given up on sees `abandoned` set.
         """
+        # Over 60 lines: the policy in one reading order (attempt, classify, pause or give
+        # up); its parts are helpers already (_backoff, _past, _retry_after_seconds).
         if self.total_timeout is not None:
             own_deadline = self._clock() + self.total_timeout
             deadline = own_deadline if deadline is None else min(deadline, own_deadline)

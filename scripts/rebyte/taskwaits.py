@@ -142,6 +142,8 @@ class _TaskWaits(_Resource):
         `{"eventType": "polling"}` says so, then one `{"eventType": "status"}` per
         change, then the `done` item as above.
         """
+        # Over 60 lines: one generator, whose reconnects, de-duplication, deadline and polling
+        # fallback share one stream's state; the inner helpers keep each step short.
         path = self._client._path("/tasks/{task_id}/events", task_id=task_id)
         deadline = None
         if timeout is not None:

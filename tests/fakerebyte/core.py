@@ -85,6 +85,7 @@ class FakeRebyte(Tasks, TaskViews, Files, Artifacts, Agent, Computers, Webhooks,
         unknown_field: bool = False,
         agent_timeout: float = 30.0,
     ):
+        # Long: one argument per knob, each stored as given; the listeners start in start().
         knobs = {name: value for name, value in locals().items() if name in _KNOBS}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # wakes event streams
