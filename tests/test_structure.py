@@ -211,3 +211,23 @@ def test_the_map_names_every_module():
         if path.name != "__init__.py" and path.name not in text
     ]
     assert missing == []
+
+
+def handlers() -> Iterator[Tuple[str, ast.FunctionDef]]:
+    for path in sorted((SCRIPTS / "rebyte" / "cli").glob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("cmd_"):
+                yield f"{path.name}:{node.name}", node
+
+
+def test_each_handler_makes_its_options_first_and_reads_args_no_further():
+    found = dict(handlers())
+    assert len(found) >= 25
+    for where, handler in found.items():
+        assert handler.args.args[0].arg == "args", where
+        body = handler.body
+        if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]
+        assert re.fullmatch(r"opts = \w+\.of\(args\)", ast.unparse(body[0])), where
+        uses = [n for n in ast.walk(handler) if isinstance(n, ast.Name) and n.id == "args"]
+        assert len(uses) == 1, f"{where} reads args below its first line"
