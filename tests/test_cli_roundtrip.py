@@ -76,6 +76,10 @@ def test_the_round_trip_brings_back_exactly_the_agents_change(cli, fake_rebyte, 
     task = round_trip_task(cli, repo, "[edit][add][binary][delete][rename]")
     assert task["snapshot"] == record.find_task(task["id"])["snapshot"]
     assert fingerprint(repo)[0] == git_files_before  # the snapshot only read .git
+    recent = cli("recent", "--offline").json()["data"]
+    assert [e["prompt"] for e in recent if e.get("id") == task["id"]] == [
+        f"Improve it [edit][add][binary][delete][rename] {QUICK}"
+    ]  # the user's words, not the block the CLI adds
 
     stat = cli("diff", task["id"], "--stat").json()
     by_status = {}

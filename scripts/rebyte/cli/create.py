@@ -173,7 +173,7 @@ def create_planned(client, out: Output, run: Run, plan: dict) -> dict:
     else:
         out.progress("creating the task (provisioning its VM can take a while)")
     host = api_host(client)
-    fingerprint = record.prompt_fingerprint(plan["prompt"])
+    fingerprint = record.prompt_fingerprint(plan.get("asked") or plan["prompt"])
     warn_if_repeated(out, host, fingerprint["promptHash"])
     options = plan["options"]
     with run.sending("create"):

@@ -185,10 +185,11 @@ def hand_off(client, out: Output, snapshot):
 
 def plan_with_handoff(plan: dict, handoff) -> dict:
     """A task's plan (see create.plan_task, its prompt as the user wrote it) sending the
-    handoff's bundle, and the block that points the agent at it."""
+    handoff's bundle, and the block that points the agent at it; `asked` keeps the
+    user's prompt for the local record."""
     refs = plan["refs"] + [handoff.file]
     prompt = handoff.prompt_for(plan["prompt"])
-    return {**plan, "prompt": prompt, "refs": refs, "handoff": handoff}
+    return {**plan, "prompt": prompt, "asked": plan["prompt"], "refs": refs, "handoff": handoff}
 
 
 def remember_handoff(task_id: str, handoff, attempt: int | None = None) -> None:
