@@ -200,6 +200,19 @@ def test_skill_md_names_every_record_state_and_how_batch_lines_count():
     assert "not in file order" in text
 
 
+def test_waits_are_limited_with_wait_timeout_in_every_example():
+    """`--timeout` is each API call's limit everywhere but on `wait` and `computer wait`,
+    where it doubles as the wait's: examples use the one name that means the same on all."""
+    lines = [line for block in SHELL_BLOCKS for _, line in cli_mentions(block)]
+    lines += [line for doc in AGENT_DOCS for line in read(doc).splitlines() if "`" in line]
+    waits = [line for line in lines if re.search(r"rebyte_cli\.py (computer )?wait ", line)]
+    assert len(waits) >= 5
+    assert [line for line in waits if re.search(r"(^|\s)--timeout\b", line)] == []
+    for command in (("wait",), ("computer", "wait")):
+        done = run_cli(*command, "--help")
+        assert "--wait-timeout" in done.stdout.split("examples:")[-1], command
+
+
 def test_relative_links_and_paths_exist():
     for doc in DOCS:
         text = read(doc)

@@ -206,7 +206,7 @@ COMMANDS = commands(
         _wait_arguments,
         cmd_wait,
         help="wait until computers are ready",
-        examples=[f"{_RUN} wait COMPUTER_ID --timeout 300"],
+        examples=[f"{_RUN} wait COMPUTER_ID --wait-timeout 300"],
         timeout=False,
     ),
     command(

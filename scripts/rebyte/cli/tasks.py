@@ -390,7 +390,7 @@ COMMANDS = commands(
         ["wait"],
         _wait_arguments,
         cmd_wait,
-        examples=[f"{RUN} wait TASK_ID TASK_ID_2 --timeout 1800"],
+        examples=[f"{RUN} wait TASK_ID TASK_ID_2 --wait-timeout 1800"],
         timeout=False,
         quiet="the agent's answer (the task's URL when there is none, nothing on a\n"
         "  timeout); with several tasks, one line each:\n"
