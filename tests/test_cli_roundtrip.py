@@ -73,8 +73,10 @@ def test_the_round_trip_brings_back_exactly_the_agents_change(cli, fake_rebyte, 
     repo = unseen_repo(tmp_path / "project")
     before_tree = tree_contents(repo)
     git_files_before = fingerprint(repo)[0]
+    dry = cli("create", "--local-repo", str(repo), "--prompt", "Improve it", "--dry-run").json()
     task = round_trip_task(cli, repo, "[edit][add][binary][delete][rename]")
     assert task["snapshot"] == record.find_task(task["id"])["snapshot"]
+    assert task["snapshot"] == dry["localRepo"]["snapshot"]  # the dry run named what was sent
     assert fingerprint(repo)[0] == git_files_before  # the snapshot only read .git
     recent = cli("recent", "--offline").json()["data"]
     assert [e["prompt"] for e in recent if e.get("id") == task["id"]] == [

@@ -312,3 +312,15 @@ def test_only_a_whole_untracked_install_of_this_very_skill_is_left_out(tmp_path)
         "card/SKILL.md",
     } <= set(snap.paths)
     assert "tracked/skills/skill-as-a-service/references/api.md" in snap.changed
+
+
+def test_the_same_folder_state_is_the_same_snapshot(tmp_path):
+    repo = busy_repo(tmp_path)
+    first = make_snapshot(repo, tmp_path)
+    head_date = git(repo, "show", "-s", "--format=%ct %cI", "HEAD").decode().split()
+    clone = clone_bundle(first.bundle_path, tmp_path / "clone")
+    snap_date = git(clone, "show", "-s", "--format=%ct %cI %at", first.sha).decode().split()
+    assert snap_date == head_date + [head_date[0]]  # dated as HEAD, not now
+    assert make_snapshot(repo, tmp_path).sha == first.sha
+    write(repo, {"README.md": "changed again\n"})
+    assert make_snapshot(repo, tmp_path).sha != first.sha

@@ -23,7 +23,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Tuple, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 from .errors import InputError
 from .gitrun import GitMissing, GitRunner, NotARepository, split_z, work_tree_root
@@ -318,9 +318,26 @@ def _stage_everything(scratch: _Scratch, left_out: List[str]) -> List[Tuple[str,
 
 
 def _commit(scratch: _Scratch, head: str) -> str:
+    """The snapshot commit, dated as HEAD was committed: the same folder state gives the
+    same commit, so a dry run names the snapshot that the real run sends."""
     tree = scratch.user.line(["write-tree"])
-    done = scratch.user.run(["commit-tree", "-p", head, tree], input=SNAPSHOT_MESSAGE)
+    when = _committed_at(scratch, head)
+    dated = scratch.user
+    if when:
+        dated = dated.with_env({"GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when})
+    done = dated.run(["commit-tree", "-p", head, tree], input=SNAPSHOT_MESSAGE)
     return done.stdout.decode().strip()
+
+
+_COMMITTER = re.compile(rb"^committer [^\n]*> (\d+) ([+-]\d{4})$", re.M)
+
+
+def _committed_at(scratch: _Scratch, commit: str) -> Optional[str]:
+    """The commit's committer date as GIT_*_DATE takes it ("@SECONDS +ZONE"), read from the
+    raw object so that no setting of the user's changes it; None if it cannot be read."""
+    header = scratch.user.out(["cat-file", "commit", commit]).split(b"\n\n", 1)[0]
+    found = _COMMITTER.search(header)
+    return f"@{int(found[1])} {found[2].decode()}" if found else None
 
 
 def _changed_paths(scratch: _Scratch, head: str) -> List[str]:
