@@ -61,6 +61,25 @@ def test_a_computer_create_is_recorded(cli, local_record_in_tmp):
     assert lines[1]["id"] == result.json()["id"]
 
 
+def test_recent_says_which_of_its_tasks_and_computers_were_deleted(cli, local_record_in_tmp):
+    kept, gone = create_task(cli, "Keep me"), create_task(cli, "Delete me")
+    computer = cli("computer", "create", "--name", "box").json()
+    assert cli("delete", gone["id"], "--yes").returncode == 0
+    assert cli("computer", "delete", computer["id"], "--yes").returncode == 0
+    assert cli("delete", "no-such-task", "--yes").returncode == 4  # not noted: not deleted
+    shown = {e["id"]: e for e in cli("recent", "--offline").json()["data"]}
+    assert shown[gone["id"]]["deleted"] is True and shown[gone["id"]]["state"] == "created"
+    assert shown[computer["id"]]["deleted"] is True and shown[computer["id"]]["kind"] == "computer"
+    assert "deleted" not in shown[kept["id"]] and "no-such-task" not in shown
+    notes = [line for line in record_lines(local_record_in_tmp) if line["event"] == "note"]
+    assert [(n["kind"], n["id"]) for n in notes] == [
+        ("task", gone["id"]), ("computer", computer["id"])
+    ]  # fmt: skip
+    plain = cli("recent", "--offline", "-q").stdout.splitlines()
+    states = {line.split("\t")[2]: line.split("\t")[1] for line in plain}
+    assert states == {kept["id"]: "created", gone["id"]: "deleted", computer["id"]: "deleted"}
+
+
 def test_the_record_can_be_turned_off(cli, local_record_in_tmp):
     create_task_result = cli("create", "--prompt", "x", env_extra={"REBYTE_RECORD": "off"})
     assert create_task_result.returncode == 0

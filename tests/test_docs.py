@@ -194,7 +194,7 @@ def test_skill_md_keeps_its_own_files_out_of_the_users_project():
 def test_skill_md_names_every_record_state_and_how_batch_lines_count():
     text = " ".join(read("SKILL.md").split())
     recent = text.split("rebyte_cli.py recent")[1].split("Never start it twice")[0]
-    for state in ("`created`", "`pending`", "`failed`"):
+    for state in ("`created`", "`pending`", "`failed`", "`deleted: true`"):
         assert state in recent, state
     assert "`index` counts from 0 (stderr's `task spec #1` is index 0)" in text
     assert "not in file order" in text

@@ -198,9 +198,10 @@ def failed(ref: str, kind: str) -> None:
     append({"kind": kind, "event": "failed", "ref": ref})
 
 
-def note(task_id: str, **fields: Any) -> None:
-    """More about a task this machine knows (a follow-up, a snapshot it was given)."""
-    append({"kind": "task", "event": "note", "id": task_id, **_present(fields)})
+def note(item_id: str, kind: str = "task", **fields: Any) -> None:
+    """More about a task (or computer) this machine knows: a follow-up, the snapshot it was
+    given, that it was deleted."""
+    append({"kind": kind, "event": "note", "id": item_id, **_present(fields)})
 
 
 def creates() -> List[Dict[str, Any]]:

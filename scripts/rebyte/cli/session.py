@@ -152,12 +152,17 @@ def delete_many(rc, out: Output, ids, delete, noun: str) -> int:
     """`delete(id)` for each id, the others going on when one fails; print what was deleted.
 
     One id: its error is raised (one line, its exit code). Several: each failure is
-    reported in its entry and on stderr, and the worst exit code is returned.
+    reported in its entry and on stderr, and the worst exit code is returned. A task or
+    computer deleted is noted in the local record.
     """
+    from rebyte import record
+
     documents, errors = [], []
     for item_id in ids:
         try:
             delete(item_id)
+            if noun in ("task", "computer"):  # `recent` then says it is gone
+                record.note(item_id, kind=noun, deleted=True)
             documents.append({"id": item_id, "deleted": True})
         except rc.RebyteError as error:
             if len(ids) == 1:

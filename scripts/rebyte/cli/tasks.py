@@ -314,7 +314,7 @@ def cmd_recent(args, out: Output, run: Run) -> int:
         plain.append(
             tab_line(
                 entry.get("at"),
-                entry.get("state"),
+                "deleted" if entry.get("deleted") else entry.get("state"),
                 entry.get("id") or "-",
                 entry.get("url") or "-",
                 entry.get("prompt") or entry.get("name") or "-",
@@ -337,7 +337,9 @@ def cmd_recent(args, out: Output, run: Run) -> int:
 
 
 # What `recent` shows of a create: the record's bookkeeping (ref, hash, answer time) stays in.
-RECENT_FIELDS = ("at", "state", "kind", "id", "url", "workspaceId", "prompt", "name", "batch")
+RECENT_FIELDS = (
+    "at", "state", "kind", "id", "url", "workspaceId", "prompt", "name", "batch", "deleted"
+)  # fmt: skip
 
 
 def _shown_create(entry: dict) -> dict:
