@@ -324,3 +324,16 @@ def test_the_same_folder_state_is_the_same_snapshot(tmp_path):
     assert make_snapshot(repo, tmp_path).sha == first.sha
     write(repo, {"README.md": "changed again\n"})
     assert make_snapshot(repo, tmp_path).sha != first.sha
+
+
+def test_a_run_snapshotting_the_same_state_at_the_same_time_does_not_trip_over_it(tmp_path):
+    repo = standard_repo(tmp_path / "user")
+    out = tmp_path / "out"
+    out.mkdir()
+    first = make_snapshot(repo, out)
+    held = out / (first.bundle_path.name + ".lock")
+    held.write_bytes(b"")  # another run's git is writing that very bundle right now
+    again = make_snapshot(repo, out)
+    assert again.bundle_path == first.bundle_path and again.sha == first.sha
+    git(repo, "bundle", "verify", "-q", str(again.bundle_path))
+    assert sorted(p.name for p in out.iterdir()) == sorted([first.bundle_path.name, held.name])

@@ -346,11 +346,21 @@ def _changed_paths(scratch: _Scratch, head: str) -> List[str]:
 
 
 def _write_bundle(scratch: _Scratch, sha: str, dest_dir: Path) -> Path:
-    """The bundle (HEAD -> BUNDLE_REF -> the snapshot, with its whole history) in dest_dir."""
+    """The bundle (HEAD -> BUNDLE_REF -> the snapshot, with its whole history) in dest_dir.
+
+    Written under a name of its own, then moved into place: two runs snapshotting the
+    same state at once make the same bundle, and neither may trip over the other's lock.
+    """
     scratch.bare.run(["update-ref", BUNDLE_REF, sha])
     scratch.bare.run(["symbolic-ref", "HEAD", BUNDLE_REF])
     bundle = dest_dir / f"rebyte-snapshot-{sha[:12]}.bundle"
-    scratch.bare.run(["bundle", "create", "-q", str(bundle), "HEAD", BUNDLE_REF])
+    part = dest_dir / f".{bundle.name}.{os.getpid()}-{os.urandom(4).hex()}.part"
+    try:
+        scratch.bare.run(["bundle", "create", "-q", str(part), "HEAD", BUNDLE_REF])
+        os.replace(part, bundle)
+    finally:
+        if part.exists():
+            part.unlink()
     return bundle
 
 
