@@ -142,7 +142,7 @@ def test_no_module_imports_itself_round_a_circle():
 
 
 def calls(tree: ast.AST) -> Iterator[str]:
-    """The names called bare (`eval(...)`), and `import_module` however it is reached."""
+    """The names of functions called by bare name, and `import_module` however reached."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
