@@ -188,7 +188,6 @@ def looks_secret(root: Path, path: str) -> bool:
 
 # --------------------------------------------------------------------------- own installs
 
-SKILL_NAME = "skill-as-a-service"
 _SKILL_NAME_LINE = re.compile(rb"^name:\s*[\"']?skill-as-a-service[\"']?\s*$", re.M)
 _LAUNCHER = "scripts/rebyte_cli.py"
 
