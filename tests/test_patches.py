@@ -16,12 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "scripts") not in sys.path:
     sys.path.insert(0, str(ROOT / "scripts"))
 
+from rebyte.applying import PatchConflict, apply_patch  # noqa: E402
 from rebyte.localrepo import make_snapshot  # noqa: E402
 from rebyte.patches import (  # noqa: E402
     FileChange,
-    PatchConflict,
     PatchRefused,
-    apply_patch,
     check_safe,
     parse_patch,
     stat,

@@ -10,8 +10,8 @@ import pytest
 from fake_agent import run_agent
 from git_repos import fingerprint, git, standard_repo, tree_contents, write
 from rebyte import roundtrip
+from rebyte.applying import apply_patch
 from rebyte.localrepo import PATCH_NAME, make_snapshot
-from rebyte.patches import apply_patch
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 state handed to cloud agents, and their change taken back as a patch.
 
 The library does the work (rebyte/localrepo.py makes the snapshot, rebyte/roundtrip.py
-uploads it and fetches the patch, rebyte/patches.py checks and applies it); this module
-says what happened, and maps each outcome to its exit code: 8 when there is no patch,
-9 on a conflict, 5 for a patch refused as unsafe or too large (server data, as an
-unsafe artifact name is).
+uploads it and fetches the patch, rebyte/patches.py checks it and rebyte/applying.py
+applies it); this module says what happened, and maps each outcome to its exit code:
+8 when there is no patch, 9 on a conflict, 5 for a patch refused as unsafe or too large
+(server data, as an unsafe artifact name is).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from rebyte import localrepo, patches, record, roundtrip
+from rebyte import applying, localrepo, patches, record, roundtrip
 from rebyte.gitrun import GitFailed, work_tree_root
 
 from .errors import (
@@ -373,12 +373,12 @@ def cmd_apply(args, out: Output, run) -> int:
     bundle = entry.get("bundle")
     bundle = bundle if isinstance(bundle, str) and os.path.isfile(bundle) else None
     try:
-        done = patches.apply_patch(root, data, dry_run=opts.dry_run, snapshot_bundle=bundle)
+        done = applying.apply_patch(root, data, dry_run=opts.dry_run, snapshot_bundle=bundle)
     except patches.PatchRefused as refused:
         raise TaskOutcome(
             EXIT_API, f"task {task_id}: {refused}; nothing was applied (tell the user)"
         ) from None
-    except patches.PatchConflict as conflict:
+    except applying.PatchConflict as conflict:
         raise TaskOutcome(
             EXIT_CONFLICT,
             f"task {task_id}: {conflict}. Tell the user; they can set the local edits to "
