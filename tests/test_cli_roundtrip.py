@@ -262,6 +262,39 @@ def test_a_follow_up_asks_for_the_whole_change_again(cli, fake_rebyte, tmp_path)
     assert names == ["README.txt", fake_agent.ADDED_PATH]  # the first prompt's edit too
 
 
+def test_apply_after_a_follow_up_takes_only_what_is_new(cli, fake_rebyte, tmp_path):
+    repo = unseen_repo(tmp_path / "project")
+    task = round_trip_task(cli, repo, "[edit]")
+    assert cli("apply", task["id"], cwd=str(repo)).returncode == 0
+    readme = (repo / "README.txt").read_bytes()
+    follow = cli("follow-up", task["id"], "--prompt", f"Again [edit] [add] {QUICK}", "--wait")
+    assert follow.returncode == 0, follow.stderr
+    whole = cli("diff", task["id"]).stdout
+    assert whole.count(fake_agent.EDIT_LINE.strip()) == 2  # the whole change, both edits
+
+    applied = cli("apply", task["id"], cwd=str(repo))
+
+    assert applied.returncode == 0, applied.stderr
+    document = applied.json()
+    assert document["status"] == "applied" and document["sinceEarlierApply"] is True
+    assert sorted(document["files"]) == sorted(["README.txt", fake_agent.ADDED_PATH])
+    assert "what is new since it was last applied" in applied.stderr
+    assert (repo / "README.txt").read_bytes() == readme + fake_agent.EDIT_LINE.encode()
+    assert (repo / fake_agent.ADDED_PATH).read_text() == fake_agent.ADDED_TEXT
+    again = cli("apply", task["id"], cwd=str(repo))
+    assert again.returncode == 0 and again.json()["status"] == "already-applied"
+
+
+def test_an_apply_that_cannot_keep_its_patch_still_applies_and_says_so(cli, tmp_path):
+    repo = unseen_repo(tmp_path / "project")
+    task = round_trip_task(cli, repo, "[edit]")
+    blocked = Path(record.record_dir()) / "applied"  # this test's own state folder
+    blocked.write_text("a file where the folder should be")
+    applied = cli("apply", task["id"], cwd=str(repo))
+    assert applied.returncode == 0 and applied.json()["status"] == "applied"
+    assert "could not keep the applied patch" in applied.stderr
+
+
 def test_a_batch_spec_takes_a_local_repo(cli, fake_rebyte, tmp_path):
     repo = unseen_repo(tmp_path / "project")
     specs = tmp_path / "specs.jsonl"

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from fake_agent import run_agent
+from fake_agent import ADDED_PATH, ADDED_TEXT, EDIT_LINE, run_agent
 from git_repos import fingerprint, git, standard_repo, tree_contents, write
 from rebyte import roundtrip
-from rebyte.applying import apply_patch
+from rebyte.applying import PatchConflict, apply_patch
 from rebyte.localrepo import PATCH_NAME, make_snapshot
 
 
@@ -101,3 +101,82 @@ def test_the_users_repository_is_untouched_by_the_hand_off(server, client_for, t
     before = fingerprint(repo)
     roundtrip.hand_off(client_for(server), make_snapshot(repo, tmp_path))
     assert fingerprint(repo) == before
+
+
+def follow_up_patches(repo: Path, tmp_path: Path, first: str, second: str):
+    """The snapshot, the first patch, and the whole change after a follow-up in the same
+    clone (as a real agent leaves it)."""
+    snapshot = make_snapshot(repo, tmp_path)
+    agent = tmp_path / "agent"
+    return (
+        snapshot,
+        run_agent(snapshot.bundle_path, first, work_dir=agent),
+        run_agent(snapshot.bundle_path, second, work_dir=agent),
+    )
+
+
+def test_after_a_follow_up_only_what_is_new_is_applied(tmp_path):
+    repo = standard_repo(tmp_path / "repo")
+    snapshot, first, whole = follow_up_patches(repo, tmp_path, "[edit]", "[edit] [add]")
+    bundle = snapshot.bundle_path
+    assert apply_patch(repo, first, snapshot_bundle=bundle).status == "applied"
+    write(repo, {"src/app.py": "edited here meanwhile\n"})
+    readme = (repo / "README.md").read_bytes()
+    with pytest.raises(PatchConflict):  # the whole change, merged with its own first part
+        apply_patch(repo, whole, snapshot_bundle=bundle, dry_run=True)
+    earlier = (first, snapshot.sha)
+
+    done = apply_patch(repo, whole, snapshot_bundle=bundle, earlier=earlier)
+
+    assert done.status == "applied" and done.since_earlier and not done.three_way
+    assert (repo / "README.md").read_bytes() == readme + EDIT_LINE.encode()
+    assert (repo / ADDED_PATH).read_text() == ADDED_TEXT
+    assert (repo / "src/app.py").read_text() == "edited here meanwhile\n"
+    assert sorted(c.path for c in done.changes) == sorted(["README.md", ADDED_PATH])
+    again = apply_patch(repo, whole, snapshot_bundle=bundle, earlier=earlier)
+    assert again.status == "already-applied"
+
+
+def test_an_earlier_apply_undone_by_the_user_takes_the_whole_change(tmp_path):
+    repo = standard_repo(tmp_path / "repo")
+    snapshot, first, whole = follow_up_patches(repo, tmp_path, "[edit]", "[edit]")
+    apply_patch(repo, first, snapshot_bundle=snapshot.bundle_path)
+    git(repo, "checkout", "--", "README.md")
+    done = apply_patch(
+        repo, whole, snapshot_bundle=snapshot.bundle_path, earlier=(first, snapshot.sha)
+    )
+    assert done.status == "applied" and not done.since_earlier
+    assert (repo / "README.md").read_bytes().endswith(EDIT_LINE.encode() * 2)
+
+
+def test_a_local_edit_where_the_follow_up_writes_is_merged_or_refused_whole(tmp_path):
+    repo = standard_repo(tmp_path / "repo")
+    snapshot, first, whole = follow_up_patches(repo, tmp_path, "[edit]", "[conflict]")
+    apply_patch(repo, first, snapshot_bundle=snapshot.bundle_path)
+    readme = (repo / "README.md").read_text().splitlines(keepends=True)
+    write(repo, {"README.md": "".join(["My own first line\n"] + readme[1:])})
+    before = tree_contents(repo)
+    with pytest.raises(PatchConflict) as conflict:
+        apply_patch(
+            repo, whole, snapshot_bundle=snapshot.bundle_path, earlier=(first, snapshot.sha)
+        )
+    assert conflict.value.files == ["README.md"] and tree_contents(repo) == before
+
+
+def test_applied_patches_are_kept_private_and_few(local_record_in_tmp, monkeypatch):
+    monkeypatch.setattr(roundtrip, "KEPT_APPLIED", 3)
+    assert roundtrip.applied_before("task-0", "abc") is None  # nothing kept yet
+    for n in range(5):
+        written = Path(roundtrip._applied_path(f"task-{n}"))
+        roundtrip.keep_applied(f"task-{n}", f"patch {n}\n".encode())
+        os.utime(written, (1000 + n, 1000 + n))  # one second apart, the newest last
+    folder = local_record_in_tmp / "applied"
+    roundtrip.keep_applied("task-4", b"patch 4\n")  # pruning runs again, on those times
+    kept = sorted(p.read_text() for p in folder.iterdir())
+    assert kept == ["patch 2\n", "patch 3\n", "patch 4\n"]
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in folder.iterdir())
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert roundtrip.applied_before("task-4", "abc") == (b"patch 4\n", "abc")
+    assert roundtrip.applied_before("task-4", None) is None
+    monkeypatch.setattr(roundtrip, "MAX_PATCH_BYTES", 3)
+    assert roundtrip.applied_before("task-4", "abc") is None

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from .errors import RebyteError
 from .gitrun import GitRunner, split_z, work_tree_root
@@ -56,6 +56,9 @@ class ApplyResult:
     three_way: bool
     changes: List[FileChange]
     stat: PatchStat
+    since_earlier: bool = False
+    """Only what is new since an earlier patch of the same task was applied (`changes`
+    and `stat` are then of that part)."""
 
     @property
     def changed(self) -> bool:
@@ -148,9 +151,10 @@ class _ScratchMerge:
 def _three_way(
     root: Path, tmp: Path, patch_file: Path, changes: Sequence[FileChange],
     snapshot_bundle: Optional[Path], first_failure: bytes,
+    scratch: Optional[_ScratchMerge] = None,
 ) -> Path:  # fmt: skip
     """The merged change as a patch file that applies to the working tree as it is."""
-    scratch = _ScratchMerge(root, tmp, snapshot_bundle)
+    scratch = scratch or _ScratchMerge(root, tmp, snapshot_bundle)
     paths = sorted({p for c in changes for p in (c.old_path, c.new_path) if p is not None})
     base = scratch.base_tree(paths)
     merged = scratch.merge(patch_file, first_failure)
@@ -159,29 +163,102 @@ def _three_way(
     return merged_file
 
 
+def _since_earlier(
+    root: Path, tmp: Path, bundle: Path, snapshot: str, earlier: bytes, patch_file: Path
+) -> Tuple[_ScratchMerge, Path]:
+    """The change from the earlier patch's result to the latest's, both made on the
+    snapshot commit, as a patch file; and the scratch that holds both results' files."""
+    scratch = _ScratchMerge(root, tmp, bundle)
+    earlier_file = tmp / "earlier.patch"
+    earlier_file.write_bytes(earlier)
+    trees = []
+    for name, patch in (("earlier", earlier_file), ("latest", patch_file)):
+        index = scratch.git.with_env({"GIT_INDEX_FILE": str(tmp / f"{name}.index")})
+        index.run(["read-tree", snapshot])
+        done = _git_apply(index, patch, "--cached")
+        if done.returncode != 0:
+            detail = f"the {name} patch does not fit the snapshot it was made against"
+            raise PatchConflict(_failed_files(done.stderr), detail, merged=False)
+        trees.append(index.line(["write-tree"]))
+    delta = tmp / "since-earlier.patch"
+    delta.write_bytes(scratch.diff(*trees))
+    return scratch, delta
+
+
+@dataclass
+class _Plan:
+    """What apply_patch writes: `patch_file` (None: it is all here already)."""
+
+    patch_file: Optional[Path]
+    changes: List[FileChange]
+    three_way: bool = False
+    since_earlier: bool = False
+
+
+def _plan(
+    runner: GitRunner, root: Path, tmp: Path, patch_file: Path, changes: List[FileChange],
+    bundle: Optional[Path], earlier: Optional[Tuple[bytes, str]],
+) -> _Plan:  # fmt: skip
+    """The patch as it is; else, after an earlier apply of the same task, only what is new
+    since; else a three-way merge of either with the local edits."""
+    forward = _git_apply(runner, patch_file, "--check")
+    if forward.returncode == 0:
+        return _Plan(patch_file, changes)
+    if _git_apply(runner, patch_file, "--check", "--reverse").returncode == 0:
+        return _Plan(None, changes)
+    scratch, since = None, False
+    if earlier is not None and bundle is not None:
+        scratch, patch_file = _since_earlier(root, tmp, bundle, earlier[1], earlier[0], patch_file)
+        changes, since = parse_patch(patch_file.read_bytes()), True
+        if not changes:
+            return _Plan(None, [], since_earlier=True)
+        check_safe(root, changes)
+        forward = _git_apply(runner, patch_file, "--check")
+        if forward.returncode == 0:
+            return _Plan(patch_file, changes, since_earlier=True)
+        if _git_apply(runner, patch_file, "--check", "--reverse").returncode == 0:
+            return _Plan(None, changes, since_earlier=True)
+    merged = _three_way(root, tmp, patch_file, changes, bundle, forward.stderr, scratch)
+    if not merged.read_bytes().strip():  # the merge adds nothing to what is here
+        return _Plan(None, changes, three_way=True, since_earlier=since)
+    check = _git_apply(runner, merged, "--check")
+    if check.returncode != 0:
+        raise PatchConflict(
+            _failed_files(check.stderr), "the merged patch does not apply", merged=True
+        )
+    return _Plan(merged, changes, three_way=True, since_earlier=since)
+
+
+def _stat_of(changes: List[FileChange]) -> PatchStat:
+    return PatchStat(
+        changes, sum(c.added_lines for c in changes), sum(c.deleted_lines for c in changes)
+    )
+
+
 def apply_patch(
     repo_root: PathLike,
     data: bytes,
     *,
     dry_run: bool = False,
     snapshot_bundle: Optional[PathLike] = None,
+    earlier: Optional[Tuple[bytes, str]] = None,
 ) -> ApplyResult:
     """Apply a git patch to the working tree of `repo_root` (never to its index).
 
     Safety first (PatchRefused), then a plain apply; if that no longer fits, a
     three-way merge made in scratch (the snapshot bundle, when given, supplies the
-    files the patch was made against). All or nothing: PatchConflict names the files
-    and leaves the folder as it was. `dry_run` says what would happen, changing nothing.
+    files the patch was made against). `earlier` (patch, snapshot commit): a patch of
+    the same task applied here before; when the whole change no longer fits, only what
+    it adds to that one is applied (a follow-up's work). All or nothing: PatchConflict
+    names the files and leaves the folder as it was. `dry_run` says what would happen,
+    changing nothing.
     """
     root = work_tree_root(Path(repo_root))
     changes = parse_patch(data)
-    summary = PatchStat(
-        changes, sum(c.added_lines for c in changes), sum(c.deleted_lines for c in changes)
-    )
     if not changes:
         if data.strip():
             raise PatchRefused([("patch", "not a git patch: no `diff --git` section in it")])
-        return ApplyResult("empty", False, [], summary)
+        return ApplyResult("empty", False, [], _stat_of([]))
     check_safe(root, changes)
     runner = GitRunner(root)
     bundle = Path(snapshot_bundle) if snapshot_bundle is not None else None
@@ -190,23 +267,15 @@ def apply_patch(
         patch_file = tmp / "change.patch"
         patch_file.write_bytes(data)
         git_sees(runner, patch_file, changes)
-        forward = _git_apply(runner, patch_file, "--check")
-        three_way = forward.returncode != 0
-        if three_way:
-            if _git_apply(runner, patch_file, "--check", "--reverse").returncode == 0:
-                return ApplyResult("already-applied", False, changes, summary)
-            patch_file = _three_way(root, tmp, patch_file, changes, bundle, forward.stderr)
-            if not patch_file.read_bytes().strip():  # the merge adds nothing to what is here
-                return ApplyResult("already-applied", True, changes, summary)
-            check = _git_apply(runner, patch_file, "--check")
-            if check.returncode != 0:
-                files = _failed_files(check.stderr)
-                raise PatchConflict(files, "the merged patch does not apply", merged=True)
+        plan = _plan(runner, root, tmp, patch_file, changes, bundle, earlier)
+        shown = (plan.changes, _stat_of(plan.changes))
+        if plan.patch_file is None:
+            return ApplyResult("already-applied", plan.three_way, *shown, plan.since_earlier)
         if dry_run:
-            return ApplyResult("would-apply", three_way, changes, summary)
-        done = _git_apply(runner, patch_file)
+            return ApplyResult("would-apply", plan.three_way, *shown, plan.since_earlier)
+        done = _git_apply(runner, plan.patch_file)
         if done.returncode != 0:  # changed under us since the check; git applies all or none
             raise PatchConflict(
                 _failed_files(done.stderr), "the patch stopped applying", merged=False
             )
-    return ApplyResult("applied", three_way, changes, summary)
+    return ApplyResult("applied", plan.three_way, *shown, plan.since_earlier)

@@ -4,8 +4,8 @@ change back as a patch.
 The state travels as a git bundle of a snapshot commit (see localrepo.py), uploaded
 once through the files API and attached to each task; the prompt gets a fixed block
 that says where the bundle is and where to leave the patch (`PATCH_NAME` in the
-workspace). The patch comes back through the artifacts endpoints, and patches.py
-checks and applies it. A library: no printing; the CLI words the outcomes.
+workspace). The patch comes back through the artifacts endpoints; patches.py checks
+it and applying.py applies it. A library: no printing; the CLI words the outcomes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from .localrepo import CLONE_DIR, PATCH_NAME, Snapshot, instruction_block
 
@@ -23,6 +23,9 @@ BUNDLE_CONTENT_TYPE = "application/x-git-bundle"
 KEPT_BUNDLES = 5
 # A patch is read whole (to check and apply it); one larger than this is refused.
 MAX_PATCH_BYTES = 64 * 1024 * 1024
+# Patches kept once applied, one per task: a later apply of the task's follow-up takes
+# only what is new since. The oldest go past this many.
+KEPT_APPLIED = 20
 
 
 class PatchTooLarge(Exception):
@@ -127,12 +130,52 @@ def bundle_folder() -> str:
 
 def prune_bundles(folder: str, keep: int = KEPT_BUNDLES) -> None:
     """Drop all but the `keep` newest bundles of the folder."""
-    bundles = [
-        os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".bundle")
-    ]
-    bundles.sort(key=os.path.getmtime, reverse=True)
-    for stale in bundles[keep:]:
+    _prune(folder, ".bundle", keep)
+
+
+def _prune(folder: str, suffix: str, keep: int) -> None:
+    kept = [os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(suffix)]
+    kept.sort(key=os.path.getmtime, reverse=True)
+    for stale in kept[keep:]:
         try:
             os.unlink(stale)
         except OSError:
             pass
+
+
+def _applied_path(task_id: str) -> str:
+    import hashlib
+
+    from .record import record_dir
+
+    folder = os.path.join(record_dir(), "applied")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return os.path.join(folder, hashlib.sha256(task_id.encode()).hexdigest()[:32] + ".patch")
+
+
+def keep_applied(task_id: str, data: bytes) -> None:
+    """Keep the task's patch as applied here (private to the user, written whole or not
+    at all); the newest KEPT_APPLIED tasks' are kept."""
+    path = _applied_path(task_id)
+    part = f"{path}.{os.getpid()}.part"
+    descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(part, path)
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
+    _prune(os.path.dirname(path), ".patch", KEPT_APPLIED)
+
+
+def applied_before(task_id: str, snapshot: Optional[str]) -> Optional[Tuple[bytes, str]]:
+    """(the task's patch as last applied here, its snapshot commit), if both are known."""
+    if not isinstance(snapshot, str) or not snapshot:
+        return None
+    try:
+        with open(_applied_path(task_id), "rb") as handle:
+            data = handle.read(MAX_PATCH_BYTES + 1)
+    except OSError:
+        return None
+    return (data, snapshot) if len(data) <= MAX_PATCH_BYTES else None

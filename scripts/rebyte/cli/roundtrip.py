@@ -372,8 +372,11 @@ def cmd_apply(args, out: Output, run) -> int:
         out.warn(f"the snapshot was of {snapshot_repo}; applying to {root}")
     bundle = entry.get("bundle")
     bundle = bundle if isinstance(bundle, str) and os.path.isfile(bundle) else None
+    earlier = roundtrip.applied_before(task_id, entry.get("snapshot"))
     try:
-        done = applying.apply_patch(root, data, dry_run=opts.dry_run, snapshot_bundle=bundle)
+        done = applying.apply_patch(
+            root, data, dry_run=opts.dry_run, snapshot_bundle=bundle, earlier=earlier
+        )
     except patches.PatchRefused as refused:
         raise TaskOutcome(
             EXIT_API, f"task {task_id}: {refused}; nothing was applied (tell the user)"
@@ -383,16 +386,22 @@ def cmd_apply(args, out: Output, run) -> int:
             EXIT_CONFLICT,
             f"task {task_id}: {conflict}. Tell the user; they can set the local edits to "
             f"those files aside and apply again, merge by hand (`{RUN} diff {task_id} > "
-            "change.patch && git apply --3way change.patch` leaves conflict markers), or "
+            "/tmp/rebyte-change.patch && git apply --3way /tmp/rebyte-change.patch` leaves "
+            "conflict markers), or "
             "start a new --local-repo task from the tree as it is now",
         ) from None
     except GitFailed as error:  # git itself, on this machine: not the patch, not a bug here
         raise UsageError(
             f"{error}; nothing was applied. See what `git status` says in {root}, then apply again"
         ) from None
+    if done.status in ("applied", "already-applied") and not opts.dry_run and entry.get("snapshot"):
+        remember_applied(out, task_id, data)
     files = [change.display for change in done.changes]
     merged = " (a three-way merge with local edits)" if done.three_way else ""
-    out.note(f"{_SAID[done.status].format(id=task_id, root=root)}: {done.stat.summary()}{merged}")
+    said = _SAID[done.status].format(id=task_id, root=root)
+    if done.since_earlier:
+        said += ", what is new since it was last applied"
+    out.note(f"{said}: {done.stat.summary()}{merged}")
     document = {
         "id": task_id,
         "status": done.status,
@@ -402,9 +411,22 @@ def cmd_apply(args, out: Output, run) -> int:
         "insertions": done.stat.insertions,
         "deletions": done.stat.deletions,
     }
+    if done.since_earlier:
+        document["sinceEarlierApply"] = True
     changing = done.status in ("applied", "would-apply")
     out.result(document, [plain_path(name) for name in files] if changing else [])
     return EXIT_OK
+
+
+def remember_applied(out: Output, task_id: str, data: bytes) -> None:
+    """Keep the patch as applied, so that after a follow-up only what is new is applied."""
+    try:
+        roundtrip.keep_applied(task_id, data)
+    except OSError as error:
+        out.warn(
+            f"could not keep the applied patch ({error.strerror or error}): after a "
+            "follow-up, apply will merge the whole change three-way"
+        )
 
 
 COMMANDS = commands(
