@@ -148,17 +148,17 @@ def _applied_path(task_id: str) -> str:
 
     from .record import record_dir
 
-    folder = os.path.join(record_dir(), "applied")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    return os.path.join(folder, hashlib.sha256(task_id.encode()).hexdigest()[:32] + ".patch")
+    name = hashlib.sha256(task_id.encode()).hexdigest()[:32] + ".patch"
+    return os.path.join(record_dir(), "applied", name)
 
 
 def keep_applied(task_id: str, data: bytes) -> None:
     """Keep the task's patch as applied here (private to the user, written whole or not
     at all); the newest KEPT_APPLIED tasks' are kept."""
     path = _applied_path(task_id)
-    part = f"{path}.{os.getpid()}.part"
-    descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    descriptor, part = tempfile.mkstemp(dir=folder, prefix=".applied-")  # mode 0600
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -166,7 +166,7 @@ def keep_applied(task_id: str, data: bytes) -> None:
     finally:
         if os.path.exists(part):
             os.unlink(part)
-    _prune(os.path.dirname(path), ".patch", KEPT_APPLIED)
+    _prune(folder, ".patch", KEPT_APPLIED)
 
 
 def applied_before(task_id: str, snapshot: Optional[str]) -> Optional[Tuple[bytes, str]]:
