@@ -180,3 +180,15 @@ def test_applied_patches_are_kept_private_and_few(local_record_in_tmp, monkeypat
     assert roundtrip.applied_before("task-4", None) is None
     monkeypatch.setattr(roundtrip, "MAX_PATCH_BYTES", 3)
     assert roundtrip.applied_before("task-4", "abc") is None
+
+
+def test_a_kept_patch_that_no_longer_replays_falls_back_to_the_whole_change(tmp_path):
+    repo = standard_repo(tmp_path / "repo")
+    snapshot, _, whole = follow_up_patches(repo, tmp_path, "[edit]", "[edit]")
+    local = (repo / "README.md").read_text().replace("line four", "line 4, edited here")
+    write(repo, {"README.md": local})  # in the patch's context: it no longer fits as it is
+    stale = b"diff --git a/nowhere b/nowhere\n--- a/nowhere\n+++ b/nowhere\n@@ -1 +1 @@\n-x\n+y\n"
+    broken = (stale, snapshot.sha)  # a kept patch that does not apply to the snapshot
+    done = apply_patch(repo, whole, snapshot_bundle=snapshot.bundle_path, earlier=broken)
+    assert done.status == "applied" and done.three_way and not done.since_earlier
+    assert (repo / "README.md").read_text() == local + EDIT_LINE * 2

@@ -164,25 +164,24 @@ def _three_way(
 
 
 def _since_earlier(
-    root: Path, tmp: Path, bundle: Path, snapshot: str, earlier: bytes, patch_file: Path
-) -> Tuple[_ScratchMerge, Path]:
+    scratch: _ScratchMerge, tmp: Path, earlier: Tuple[bytes, str], patch_file: Path
+) -> Optional[Path]:
     """The change from the earlier patch's result to the latest's, both made on the
-    snapshot commit, as a patch file; and the scratch that holds both results' files."""
-    scratch = _ScratchMerge(root, tmp, bundle)
+    snapshot commit in `scratch` (which keeps both results' files), as a patch file.
+    None when either does not apply to the snapshot: the whole change is merged then."""
+    earlier_patch, snapshot = earlier
     earlier_file = tmp / "earlier.patch"
-    earlier_file.write_bytes(earlier)
+    earlier_file.write_bytes(earlier_patch)
     trees = []
     for name, patch in (("earlier", earlier_file), ("latest", patch_file)):
         index = scratch.git.with_env({"GIT_INDEX_FILE": str(tmp / f"{name}.index")})
         index.run(["read-tree", snapshot])
-        done = _git_apply(index, patch, "--cached")
-        if done.returncode != 0:
-            detail = f"the {name} patch does not fit the snapshot it was made against"
-            raise PatchConflict(_failed_files(done.stderr), detail, merged=False)
+        if _git_apply(index, patch, "--cached").returncode != 0:
+            return None
         trees.append(index.line(["write-tree"]))
     delta = tmp / "since-earlier.patch"
     delta.write_bytes(scratch.diff(*trees))
-    return scratch, delta
+    return delta
 
 
 @dataclass
@@ -206,10 +205,13 @@ def _plan(
         return _Plan(patch_file, changes)
     if _git_apply(runner, patch_file, "--check", "--reverse").returncode == 0:
         return _Plan(None, changes)
-    scratch, since = None, False
+    scratch, delta = None, None
     if earlier is not None and bundle is not None:
-        scratch, patch_file = _since_earlier(root, tmp, bundle, earlier[1], earlier[0], patch_file)
-        changes, since = parse_patch(patch_file.read_bytes()), True
+        scratch = _ScratchMerge(root, tmp, bundle)
+        delta = _since_earlier(scratch, tmp, earlier, patch_file)
+    since = delta is not None
+    if delta is not None:
+        patch_file, changes = delta, parse_patch(delta.read_bytes())
         if not changes:
             return _Plan(None, [], since_earlier=True)
         check_safe(root, changes)
@@ -227,12 +229,6 @@ def _plan(
             _failed_files(check.stderr), "the merged patch does not apply", merged=True
         )
     return _Plan(merged, changes, three_way=True, since_earlier=since)
-
-
-def _stat_of(changes: List[FileChange]) -> PatchStat:
-    return PatchStat(
-        changes, sum(c.added_lines for c in changes), sum(c.deleted_lines for c in changes)
-    )
 
 
 def apply_patch(
@@ -258,7 +254,7 @@ def apply_patch(
     if not changes:
         if data.strip():
             raise PatchRefused([("patch", "not a git patch: no `diff --git` section in it")])
-        return ApplyResult("empty", False, [], _stat_of([]))
+        return ApplyResult("empty", False, [], PatchStat.of([]))
     check_safe(root, changes)
     runner = GitRunner(root)
     bundle = Path(snapshot_bundle) if snapshot_bundle is not None else None
@@ -268,7 +264,7 @@ def apply_patch(
         patch_file.write_bytes(data)
         git_sees(runner, patch_file, changes)
         plan = _plan(runner, root, tmp, patch_file, changes, bundle, earlier)
-        shown = (plan.changes, _stat_of(plan.changes))
+        shown = (plan.changes, PatchStat.of(plan.changes))
         if plan.patch_file is None:
             return ApplyResult("already-applied", plan.three_way, *shown, plan.since_earlier)
         if dry_run:

@@ -86,6 +86,12 @@ class PatchStat:
     insertions: int
     deletions: int
 
+    @classmethod
+    def of(cls, changes: List[FileChange]) -> PatchStat:
+        return cls(
+            changes, sum(c.added_lines for c in changes), sum(c.deleted_lines for c in changes)
+        )
+
     def summary(self) -> str:
         def count(n: int, word: str) -> str:
             return f"{n} {word}{'' if n == 1 else 's'}"
@@ -290,12 +296,7 @@ def parse_patch(data: bytes) -> List[FileChange]:
 
 def stat(data: bytes) -> PatchStat:
     """Per-file +/- line counts (binary files count none) and the totals."""
-    changes = parse_patch(data)
-    return PatchStat(
-        changes,
-        sum(c.added_lines for c in changes),
-        sum(c.deleted_lines for c in changes),
-    )
+    return PatchStat.of(parse_patch(data))
 
 
 # --------------------------------------------------------------------------- safety
